@@ -1,0 +1,396 @@
+"""Simulation and reconstruction internals for the MR image-quality dataset (`data.recon`).
+
+Pipeline of one image pair (see `simulate_pair`):
+
+1. anatomy: one slice of the MNI ICBM152 2009a nonlinear symmetric T1 template bundled with
+   nilearn (1 mm, skull-stripped), rotated (+-8 deg), zoomed to a 240 mm field of view
+   (0.75 mm pixels at 320 px, +-5 %), with a synthetic skull/scalp shell, fine texture,
+   a smooth bias field and a smooth background phase (`head_phantom`);
+2. 8 birdcage coil maps (`sigpy.mri.birdcage_maps`, RSS-normalised), orthonormal 2-D FFT,
+   complex Gaussian k-space noise with sigma = (60th percentile of tissue signal) / SNR;
+3. reference: root-sum-of-squares of the fully sampled coil images;
+4. accelerated: 1-D Cartesian variable-density mask (R = 4, fully sampled centre), TGV^2
+   regularised parallel-imaging compressed-sensing (PI-CS) reconstruction (`tgv_pics`).
+
+Template: MNI ICBM152 2009a (Fonov et al. 2009, 2011; Collins et al. 1999).
+"Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological
+Institute, McGill University. Permission to use, copy, modify, and distribute this software
+and its documentation for any purpose and without fee is hereby granted, provided that the
+above copyright notice appear in all copies. The authors and McGill University make no
+representations about the suitability of this software for any purpose. It is provided
+"as is" without express or implied warranty."
+
+References:
+    Fonov V, Evans AC, McKinstry RC, Almli CR, Collins DL. Unbiased nonlinear average
+        age-appropriate brain templates from birth to adulthood. NeuroImage 47:S102, 2009.
+    Fonov V, Evans AC, Botteron K, Almli CR, McKinstry RC, Collins DL. Unbiased average
+        age-appropriate atlases for pediatric studies. NeuroImage 54(1):313-327, 2011.
+    Collins DL, Zijdenbos AP, Baare WFC, Evans AC. ANIMAL+INSECT: improved cortical structure
+        segmentation. IPMI 1999, LNCS 1613:210-223.
+    Knoll F, Bredies K, Pock T, Stollberger R. Second order total generalized variation (TGV)
+        for MRI. Magn Reson Med 65(2):480-491, 2011.
+    Knoll F, Clason C, Bredies K, Uecker M, Stollberger R. Parallel imaging with nonlinear
+        reconstruction using variational penalties. Magn Reson Med 67(1):34-41, 2012.
+    Chambolle A, Pock T. A first-order primal-dual algorithm for convex problems with
+        applications to imaging. J Math Imaging Vis 40(1):120-145, 2011.
+    Bredies K, Kunisch K, Pock T. Total generalized variation. SIAM J Imaging Sci 3(3), 2010.
+    Lustig M, Donoho D, Pauly JM. Sparse MRI. Magn Reson Med 58(6):1182-1195, 2007.
+    Roemer PB et al. The NMR phased array. Magn Reson Med 16(2):192-225, 1990 (RSS).
+
+All arrays are numpy; complex arrays are complex64 and every scalar multiplying them is a
+Python float (numpy 2 / NEP 50: an np.float64 scalar would upcast them to complex128).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import scipy.fft as sfft
+from scipy import ndimage as ndi
+
+FOV_MM = 240.0  # field of view: 320 px x 0.75 mm
+N_COILS = 8
+SNR_RANGE = (12.0, 60.0)  # log-uniform, per image
+LAM_RANGE = (0.003, 0.015)  # TGV alpha_1, log-uniform, per image (alpha_0 = 2 alpha_1)
+TGV_ITERS = 150
+TGV_L2 = 12.0  # bound on ||A||^2 used for the step sizes (Knoll et al. 2011)
+CENTER_FRACTION = 24.0 / 320.0  # fully sampled centre lines / phase-encode lines
+ORIENTATIONS = ("sagittal", "coronal", "axial")  # template axis 0, 1, 2
+
+
+# ---------------------------------------------------------------- template
+
+@functools.lru_cache(maxsize=1)
+def load_template() -> np.ndarray:
+    """MNI152 2009a T1 template, float32 (197, 233, 189) in [0, 1], 1 mm isotropic (RAS)."""
+    from nilearn.datasets import load_mni152_template
+
+    return np.asarray(load_mni152_template(resolution=1).get_fdata(), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def candidate_slices() -> tuple[tuple[int, int], ...]:
+    """All (axis, index) template slices with >= 2000 mm^2 of brain (about 440 slices)."""
+    t = load_template() > 0.05
+    out = []
+    for axis in range(3):
+        area = t.sum(axis=tuple(a for a in range(3) if a != axis))
+        out += [(axis, int(i)) for i in np.flatnonzero(area >= 2000)]
+    return tuple(out)
+
+
+def slice_for_pair(index: int, seed: int = 0) -> tuple[int, int]:
+    """(axis, index) of the template slice of pair `index`: a fixed permutation per `seed`,
+    so pairs 0..len(candidate_slices())-1 all use different slices."""
+    cands = candidate_slices()
+    perm = np.random.default_rng([int(seed), 2009]).permutation(len(cands))
+    return cands[int(perm[index % len(cands)])]
+
+
+def template_slice(axis: int, index: int) -> np.ndarray:
+    """2-D float32 slice in radiological display orientation (superior/anterior up)."""
+    t = load_template()
+    s = np.take(t, index, axis=axis)  # axial (x, y); coronal (x, z); sagittal (y, z)
+    return np.ascontiguousarray(s.T[::-1])
+
+
+# ---------------------------------------------------------------- phantom
+
+def smooth_field(shape: tuple[int, int], sigma_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian random field, float32, zero mean and unit std, correlation length sigma_px."""
+    f = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), max(sigma_px, 0.5), mode="wrap")
+    return (f - f.mean()) / (f.std() + 1e-12)
+
+
+# (name, thickness mm, T1w intensity) from the brain outwards
+SHELL_LAYERS = (
+    ("CSF", 1.2, 0.12),
+    ("inner table", 1.5, 0.04),
+    ("diploe", 2.5, 0.45),
+    ("outer table", 1.5, 0.04),
+    ("galea/muscle", 1.5, 0.35),
+    ("subcutaneous fat", 3.0, 0.95),
+    ("skin", 1.5, 0.55),
+)
+
+
+def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Complex object (image_size, image_size) complex64, magnitude ~[0, 1.1], and its meta.
+
+    Template slice -> rotation/zoom into a 240 mm FOV -> skull/scalp shell from the distance
+    to a smoothed brain hull (layer thickness modulated by a smooth field) -> texture
+    (multiplicative fields, 0.7 mm 3.5 %, 1.9 mm 3 %) -> quadratic bias (about +-12 %) ->
+    smooth background phase.
+    """
+    n = int(image_size)
+    sl = template_slice(axis, index)
+    zoom = float(rng.uniform(0.95, 1.05))
+    px_mm = FOV_MM / n  # output pixel size
+    step = px_mm / zoom  # template mm per output pixel
+    theta = math.radians(float(rng.uniform(-8.0, 8.0)))
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    brain_in = sl > 0.05
+    c_in = np.array(ndi.center_of_mass(brain_in)) + rng.uniform(-3.0, 3.0, 2)
+    c_out = np.array([(n - 1) / 2.0, (n - 1) / 2.0])
+    mat = rot * step
+    off = c_in - mat @ c_out
+    if step > 1.0:  # anti-alias: blur the 1 mm template to the output pixel size
+        sl = ndi.gaussian_filter(sl, 0.42 * math.sqrt(step * step - 1.0))
+    brain = ndi.affine_transform(sl, mat, offset=off, output_shape=(n, n), order=1, mode="constant")
+    brain = np.clip(brain, 0.0, 1.0).astype(np.float32)
+    mask = ndi.binary_fill_holes(brain > 0.08)
+    hull = ndi.binary_fill_holes(ndi.gaussian_filter(mask.astype(np.float32), 4.0 / px_mm) > 0.3) | mask
+
+    # shell: soft layers in distance from the hull (mm), thickness modulated per position
+    d_mm = ndi.distance_transform_edt(~hull).astype(np.float32) * px_mm
+    mod = np.exp(0.25 * smooth_field((n, n), 12.0 / px_mm, rng))
+    d_eff = d_mm / mod
+    scale = rng.uniform(0.8, 1.25, len(SHELL_LAYERS))
+    edges = np.cumsum([t for _, t, _ in SHELL_LAYERS] * scale)
+    vals = np.array([v for _, _, v in SHELL_LAYERS]) * rng.uniform(0.9, 1.1, len(SHELL_LAYERS))
+    w = min(0.4, 0.5 * px_mm)  # half width of the partial-volume ramp, mm
+    xp, fp = [0.0], [vals[0]]
+    for k, e in enumerate(edges):
+        nxt = vals[k + 1] if k + 1 < len(vals) else 0.0
+        xp += [float(e) - w, float(e) + w]
+        fp += [vals[k], nxt]
+    shell = np.interp(d_eff, xp, fp).astype(np.float32)
+    csf = float(vals[0])
+    obj = np.where(mask, np.maximum(brain, 0.6 * csf), np.where(hull, csf, shell)).astype(np.float32)
+    obj = ndi.gaussian_filter(obj, 0.3)  # partial volume at the brain/CSF boundary
+
+    # texture, bias field, phase
+    obj *= 1.0 + 0.035 * smooth_field((n, n), 0.7 / px_mm, rng) + 0.03 * smooth_field((n, n), 1.9 / px_mm, rng)
+    yy, xx = np.mgrid[-1.0:1.0:n * 1j, -1.0:1.0:n * 1j].astype(np.float32)
+    b = rng.uniform(-1.0, 1.0, 5)
+    bias = 1.0 + 0.06 * (b[0] * xx + b[1] * yy) + 0.06 * (b[2] * xx * xx + b[3] * yy * yy + b[4] * xx * yy)
+    obj = np.clip(obj * bias, 0.0, None)
+    p = rng.uniform(-1.0, 1.0, 5)
+    phase = math.pi * (0.5 * p[0] * xx + 0.5 * p[1] * yy + 0.3 * p[2] * xx * xx + 0.3 * p[3] * yy * yy) + math.pi * p[4]
+    x = (obj * np.exp(1j * phase)).astype(np.complex64)
+    meta = {
+        "orientation": ORIENTATIONS[axis],
+        "slice": int(index),
+        "rotation_deg": math.degrees(theta),
+        "zoom": zoom,
+        "pixel_mm": px_mm,
+    }
+    return x, meta
+
+
+# ---------------------------------------------------------------- acquisition
+
+@functools.lru_cache(maxsize=8)
+def coil_maps(image_size: int, n_coils: int = N_COILS) -> np.ndarray:
+    """Birdcage coil sensitivities (n_coils, N, N) complex64 with sum_c |S_c|^2 = 1
+    (`sigpy.mri.birdcage_maps`, radius 1.3 x half-FOV)."""
+    from sigpy.mri import birdcage_maps
+
+    s = birdcage_maps((n_coils, image_size, image_size), r=1.3, dtype=np.complex64)
+    s.setflags(write=False)
+    return s
+
+
+def fft2c(x: np.ndarray) -> np.ndarray:
+    """Orthonormal 2-D DFT over the last two axes, DC at index [0, 0] (unshifted)."""
+    return sfft.fft2(x, norm="ortho", workers=1)
+
+
+def ifft2c(k: np.ndarray) -> np.ndarray:
+    """Inverse of `fft2c` (its adjoint: the transform is unitary)."""
+    return sfft.ifft2(k, norm="ortho", workers=1)
+
+
+def default_n_center(n_lines: int) -> int:
+    """Fully sampled centre lines: 24 at 320 lines, scaled with n_lines, at least 2."""
+    return max(2, int(round(CENTER_FRACTION * n_lines)))
+
+
+def undersampling_mask(n_lines: int, acceleration: int = 4, n_center: int | None = None,
+                       rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """1-D Cartesian variable-density phase-encode mask, bool (n_lines,), centred (k = 0 at
+    index n_lines // 2). Exactly round(n_lines / acceleration) lines are sampled: the
+    n_center central lines plus the rest drawn without replacement with pdf ~ (1 - |k|)^2,
+    |k| in [0, 1] (polynomial variable density, Lustig et al. 2007).
+
+    Raises:
+        ValueError: if acceleration < 1 or n_center exceeds the number of sampled lines.
+    """
+    if acceleration < 1:
+        raise ValueError(f"acceleration must be >= 1, got {acceleration}")
+    n_lines = int(n_lines)
+    n_samp = int(round(n_lines / acceleration))
+    n_center = default_n_center(n_lines) if n_center is None else int(n_center)
+    if not 0 <= n_center <= n_samp:
+        raise ValueError(f"n_center={n_center} must be in [0, {n_samp}] (lines sampled at R={acceleration})")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    mask = np.zeros(n_lines, dtype=bool)
+    c0 = n_lines // 2 - n_center // 2
+    mask[c0:c0 + n_center] = True
+    rest = np.flatnonzero(~mask)
+    k = np.abs(rest - n_lines // 2) / (n_lines / 2.0)
+    pdf = (1.0 - np.clip(k, 0.0, 1.0)) ** 2 + 1e-6
+    pick = rng.choice(rest, size=n_samp - n_center, replace=False, p=pdf / pdf.sum())
+    mask[pick] = True
+    return mask
+
+
+# ---------------------------------------------------------------- TGV^2 PI-CS solver
+
+def _dfwd(u: np.ndarray, axis: int) -> np.ndarray:
+    """Forward difference, zero in the last row/column (Neumann boundary)."""
+    d = np.zeros_like(u)
+    n = u.shape[axis]
+    sl = [slice(None)] * u.ndim
+    a, b = list(sl), list(sl)
+    a[axis], b[axis] = slice(0, n - 1), slice(1, n)
+    d[tuple(a)] = u[tuple(b)] - u[tuple(a)]
+    return d
+
+
+def _dfwd_t(p: np.ndarray, axis: int) -> np.ndarray:
+    """Adjoint of `_dfwd` (= minus the backward-difference divergence)."""
+    out = np.zeros_like(p)
+    n = p.shape[axis]
+    sl = [slice(None)] * p.ndim
+    a, b = list(sl), list(sl)
+    a[axis], b[axis] = slice(0, n - 1), slice(1, n)
+    out[tuple(a)] -= p[tuple(a)]
+    out[tuple(b)] += p[tuple(a)]
+    return out
+
+
+_R2 = 1.0 / math.sqrt(2.0)  # Python float (pitfall: np.float64 would upcast complex64)
+
+
+def grad(u: np.ndarray) -> np.ndarray:
+    """Discrete gradient (2, H, W) of u (H, W): forward differences (rows, columns)."""
+    return np.stack([_dfwd(u, 0), _dfwd(u, 1)])
+
+
+def grad_t(p: np.ndarray) -> np.ndarray:
+    """Adjoint of `grad` (= -div), (H, W)."""
+    return _dfwd_t(p[0], 0) + _dfwd_t(p[1], 1)
+
+
+def sym_grad(v: np.ndarray) -> np.ndarray:
+    """Symmetrised gradient E v (3, H, W) of a vector field v (2, H, W) with backward
+    differences D- = -D+^T: (D-_0 v0, D-_1 v1, (D-_1 v0 + D-_0 v1)/sqrt 2). The sqrt 2 makes
+    the Euclidean norm of the 3 components the Frobenius norm of the symmetric 2x2 tensor."""
+    return np.stack([-_dfwd_t(v[0], 0), -_dfwd_t(v[1], 1),
+                     (-_dfwd_t(v[0], 1) - _dfwd_t(v[1], 0)) * _R2])
+
+
+def sym_grad_t(q: np.ndarray) -> np.ndarray:
+    """Adjoint of `sym_grad`, (2, H, W)."""
+    return np.stack([-_dfwd(q[0], 0) - _dfwd(q[2], 1) * _R2,
+                     -_dfwd(q[1], 1) - _dfwd(q[2], 0) * _R2])
+
+
+def sense_op(u: np.ndarray, maps: np.ndarray, mask2d: np.ndarray) -> np.ndarray:
+    """K u = M F (S u): (H, W) image -> (C, H, W) masked coil k-space (unshifted)."""
+    return fft2c(maps * u) * mask2d
+
+
+def sense_op_t(k: np.ndarray, maps: np.ndarray, mask2d: np.ndarray) -> np.ndarray:
+    """K^H k = sum_c conj(S_c) F^H (M k_c): (C, H, W) -> (H, W)."""
+    return np.sum(np.conj(maps) * ifft2c(k * mask2d), axis=0)
+
+
+def _proj(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Pointwise projection onto {|p| <= alpha}, |p| the Euclidean norm over axis 0."""
+    norm = np.sqrt(np.sum(p.real ** 2 + p.imag ** 2, axis=0))
+    return p / np.maximum(1.0, norm / alpha)
+
+
+def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: float,
+             n_iter: int = TGV_ITERS, alpha0_ratio: float = 2.0) -> np.ndarray:
+    """TGV^2-regularised PI-CS reconstruction (Knoll et al. 2011, 2012) with the
+    Chambolle-Pock primal-dual algorithm (Chambolle & Pock 2011, Alg. 1, theta = 1):
+
+        u* = argmin_{u, v} 1/2 ||K u - f||_2^2 + alpha1 ||grad u - v||_1 + alpha0 ||E v||_1,
+
+    K = M F S (mask, orthonormal FFT, coil maps), alpha1 = lam, alpha0 = alpha0_ratio * lam,
+    step sizes sigma = tau = 1/sqrt(12).
+
+    Args:
+        kspace: f, (C, H, W) complex64, unshifted, zero where not sampled.
+        mask2d: sampling mask broadcastable to (C, H, W) (e.g. (H, 1)), bool or 0/1.
+        maps: coil sensitivities (C, H, W) complex64 with sum_c |S_c|^2 <= 1.
+        lam: alpha1 in the units of |u| (the object is ~1 in white matter).
+        n_iter: iterations.
+
+    Returns:
+        u: (H, W) complex64.
+    """
+    f = np.asarray(kspace, dtype=np.complex64)
+    m = np.asarray(mask2d, dtype=np.float32)
+    s = np.asarray(maps, dtype=np.complex64)
+    a1, a0 = float(lam), float(alpha0_ratio * lam)
+    sig = tau = 1.0 / math.sqrt(TGV_L2)
+    u = sense_op_t(f, s, m).astype(np.complex64)
+    v = np.zeros((2,) + u.shape, np.complex64)
+    p = np.zeros_like(v)
+    q = np.zeros((3,) + u.shape, np.complex64)
+    r = np.zeros_like(f)
+    ub, vb = u.copy(), v.copy()
+    for _ in range(int(n_iter)):
+        p = _proj(p + sig * (grad(ub) - vb), a1)
+        q = _proj(q + sig * sym_grad(vb), a0)
+        r = (r + sig * (sense_op(ub, s, m) - f)) * (1.0 / (1.0 + sig))
+        u_new = u - tau * (grad_t(p) + sense_op_t(r, s, m))
+        v_new = v - tau * (sym_grad_t(q) - p)
+        ub, vb = 2.0 * u_new - u, 2.0 * v_new - v
+        u, v = u_new, v_new
+    return u
+
+
+def operator_norm_sq(shape: tuple[int, int], maps: np.ndarray, mask2d: np.ndarray, n_iter: int = 60,
+                     seed: int = 0) -> float:
+    """Power-iteration estimate of ||A||^2, A(u, v) = (grad u - v, E v, K u) (the operator the
+    step sizes must satisfy sigma tau ||A||^2 <= 1)."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(shape).astype(np.complex64)
+    v = rng.standard_normal((2,) + tuple(shape)).astype(np.complex64)
+    m = np.asarray(mask2d, dtype=np.float32)
+    val = 0.0
+    for _ in range(n_iter):
+        nrm = math.sqrt(float(np.vdot(u, u).real + np.vdot(v, v).real))
+        u, v = u / nrm, v / nrm
+        p, q, k = grad(u) - v, sym_grad(v), sense_op(u, maps, m)
+        u2 = grad_t(p) + sense_op_t(k, maps, m)
+        v2 = -p + sym_grad_t(q)
+        val = float(np.vdot(u, u2).real + np.vdot(v, v2).real)
+        u, v = u2, v2
+    return val
+
+
+# ---------------------------------------------------------------- one pair
+
+def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, acceleration: int = 4,
+                      n_iter: int = TGV_ITERS) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Unscaled (reference RSS, |TGV recon|) float32 (N, N) and meta for pair `index`
+    (rng seed = seed + index). See `data.recon.simulate_pair`."""
+    n = int(image_size)
+    rng = np.random.default_rng(int(seed) + int(index))
+    axis, sl = slice_for_pair(index, seed)
+    x, meta = head_phantom(axis, sl, n, rng)
+    snr = float(math.exp(rng.uniform(math.log(SNR_RANGE[0]), math.log(SNR_RANGE[1]))))
+    lam = float(math.exp(rng.uniform(math.log(LAM_RANGE[0]), math.log(LAM_RANGE[1]))))
+    maps = coil_maps(n)
+    k = fft2c(maps * x)
+    mag = np.abs(x)
+    tissue = mag[mag > 0.05]
+    sigma = float(np.percentile(tissue, 60)) / snr if tissue.size else 1.0 / snr
+    noise = rng.standard_normal((2,) + k.shape, dtype=np.float32)
+    k = (k + (sigma * _R2) * (noise[0] + 1j * noise[1])).astype(np.complex64)
+    ref = np.sqrt(np.sum(np.abs(ifft2c(k)) ** 2, axis=0)).astype(np.float32)  # RSS (Roemer 1990)
+    mask = undersampling_mask(n, acceleration, rng=rng)  # phase encode along rows (axis 0)
+    m2 = np.fft.ifftshift(mask).astype(np.float32)[:, None]
+    u = tgv_pics(k * m2, m2, maps, lam, n_iter=n_iter)
+    acc = np.abs(u).astype(np.float32)
+    meta.update(index=int(index), seed=int(seed) + int(index), snr=snr, lam=lam, noise_sigma=sigma,
+                acceleration=int(acceleration), n_center=default_n_center(n), n_coils=int(maps.shape[0]),
+                tgv_iters=int(n_iter), mask=mask)
+    return ref, acc, meta

@@ -1,0 +1,379 @@
+"""The grading plugin: points, per-test seeds, devices, the score table and ``results.json``.
+
+Loaded by the repository's ``conftest.py`` (``pytest_plugins``), so a plain ``pytest`` run grades
+too. What it adds to pytest:
+
+* ``@pytest.mark.points(n)`` on a graded test; ``labNN`` markers added from the file name, so
+  ``pytest -m lab02`` grades one lab; ``@pytest.mark.cuda`` for GPU-only checks;
+  ``@pytest.mark.hidden`` for tests whose result students see only after publication.
+* options ``--solutions`` / ``--labs-dir DIR`` (which implementation is graded, see
+  :mod:`grader.impl`), ``--grader-seed N``, ``--device {all,cpu,cuda}`` and ``--grade-json PATH``.
+* an autouse fixture that seeds ``random``, NumPy and torch before every test from the grader
+  seed and the test id (order-independent), and a ``device`` fixture (``cpu``, plus ``cuda``).
+* a report: one table per lab (earned / possible) and one line per failed check that says why in
+  words; the JSON report (Gradescope's format) is rewritten after every test, so it survives a
+  crash or a hang of student code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+import traceback
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import impl
+
+DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
+NO_GPU = "not graded here (no GPU)"
+_LAB_FILE = re.compile(r"test_(lab\d\d)_")
+
+
+@dataclass
+class Check:
+    """One graded test's outcome, as it goes into the report."""
+
+    nodeid: str
+    lab: str
+    name: str
+    max_score: float
+    score: float = 0.0
+    status: str = "pending"  # passed | failed | not graded
+    output: str = ""
+    visibility: str = "visible"
+    duration: float = 0.0
+
+
+@dataclass
+class Report:
+    """The whole grading run; written as Gradescope ``results.json``."""
+
+    checks: dict[str, Check] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    seed: int = DEFAULT_SEED
+    device: str = "cpu"
+    impl: str = "labs"
+    json_path: Path | None = None
+
+    def labs(self) -> list[str]:
+        return sorted({c.lab for c in self.checks.values()})
+
+    def totals(self, lab: str | None = None) -> tuple[float, float]:
+        graded = [c for c in self.checks.values() if c.status != "not graded" and (lab is None or c.lab == lab)]
+        return sum(c.score for c in graded), sum(c.max_score for c in graded)
+
+    def to_gradescope(self) -> dict:
+        import torch
+
+        score, max_score = self.totals()
+        tests = []
+        for c in self.checks.values():
+            graded = c.status != "not graded"
+            tests.append(
+                {
+                    "name": f"{c.lab}: {c.name}",
+                    "score": c.score if graded else 0.0,
+                    "max_score": c.max_score if graded else 0.0,
+                    "status": "passed" if c.status == "passed" else "failed",
+                    "output": c.output if graded else f"{NO_GPU} ({c.max_score:g} points when graded on a GPU)",
+                    "visibility": c.visibility,
+                }
+            )
+        extra = {
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "device": self.device,
+            "cuda_available": bool(torch.cuda.is_available()),
+            "grader_seed": self.seed,
+            "graded_implementation": self.impl,
+        }
+        return {
+            "score": round(score, 4),
+            "max_score": round(max_score, 4),
+            "execution_time": round(time.time() - self.started, 2),
+            "output": (
+                f"Graded {self.impl} with grader seed {self.seed} on {self.device} "
+                f"(torch {torch.__version__})."
+            ),
+            "tests": tests,
+            "extra_data": extra,
+        }
+
+    def write_json(self) -> None:
+        """Write the JSON report atomically (temp file + rename), so it is never half written."""
+        if self.json_path is None:
+            return
+        self.json_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.json_path.with_name(f".{self.json_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_gradescope(), indent=2))
+        os.replace(tmp, self.json_path)
+
+
+_REPORT_KEY = pytest.StashKey[Report]()
+
+
+# --------------------------------------------------------------------------- options and markers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader", "mri-dl-labs grading")
+    group.addoption(
+        "--solutions",
+        action="store_true",
+        help="grade the reference solutions in solutions/ instead of the stubs in labs/ "
+        "(same as LABS_IMPL=solutions)",
+    )
+    group.addoption(
+        "--labs-dir",
+        default=None,
+        metavar="DIR",
+        help="grade the labNN_*.py files in DIR (LABS_IMPL=DIR does the same)",
+    )
+    group.addoption("--grader-seed", type=int, default=None, help=f"grader seed (default {DEFAULT_SEED})")
+    group.addoption(
+        "--device",
+        choices=("all", "cpu", "cuda"),
+        default="all",
+        help="run device-parametrised checks on cpu, cuda or both (default: all; cuda only with a GPU)",
+    )
+    group.addoption("--grade-json", default=None, metavar="PATH", help="write a Gradescope results.json here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "points(n): points this graded check is worth",
+        "cuda: needs a CUDA GPU; skipped and reported as 'not graded here (no GPU)' without one",
+        "hidden: graded, but students see the result only after the grades are published",
+        *(f"{lab}: graded check of {name}.py" for lab, name in impl.LABS.items()),
+    ):
+        config.addinivalue_line("markers", line)
+
+    if config.getoption("solutions"):
+        chosen = "solutions"
+    else:
+        chosen = config.getoption("labs_dir") or impl.env_impl() or "labs"
+    impl.set_impl_dir(impl.resolve_impl(chosen))
+
+    seed = config.getoption("grader_seed")
+    if seed is None:
+        seed = int(os.environ.get("GRADER_SEED", DEFAULT_SEED))
+    json_path = config.getoption("grade_json")
+    report = Report(seed=seed, impl=impl.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
+    report.device = _device_summary(config.getoption("device"))
+    config.stash[_REPORT_KEY] = report
+
+    # Small models on 2 cores: one thread is 3-8x faster than two under load (see README).
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _device_summary(choice: str) -> str:
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if choice == "cpu" or not has_cuda:
+        return "cpu" if choice != "cuda" else "cuda requested, none available"
+    return "cuda" if choice == "cuda" else "cpu+cuda"
+
+
+def _lab_of(item: pytest.Item) -> str | None:
+    match = _LAB_FILE.search(item.path.name)
+    return match.group(1) if match else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    device_choice = config.getoption("device")
+    report = config.stash[_REPORT_KEY]
+    kept, dropped = [], []
+    for item in items:
+        lab = _lab_of(item)
+        if lab:
+            item.add_marker(getattr(pytest.mark, lab))
+        param_device = getattr(getattr(item, "callspec", None), "params", {}).get("device")
+        if device_choice != "all" and param_device is not None and param_device != device_choice:
+            dropped.append(item)
+            continue
+        if item.get_closest_marker("cuda") and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason=NO_GPU))
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    for item in items:
+        points = item.get_closest_marker("points")
+        lab = _lab_of(item)
+        if points is None or lab is None:
+            continue
+        hidden = item.get_closest_marker("hidden") is not None
+        report.checks[item.nodeid] = Check(
+            nodeid=item.nodeid,
+            lab=lab,
+            name=item.name,
+            max_score=float(points.args[0]),
+            visibility="after_published" if hidden else "visible",
+        )
+    report.write_json()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def seed_for_test(grader_seed: int, nodeid: str) -> int:
+    """The seed of one test: a stable mix of the grader seed and the test id (order-independent)."""
+    return (grader_seed * 1_000_003 + zlib.crc32(nodeid.encode())) % 2**31
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything(request: pytest.FixtureRequest) -> int:
+    """Seed ``random``, NumPy and torch (CPU and CUDA) before every test."""
+    import torch
+
+    seed = seed_for_test(request.config.stash[_REPORT_KEY].seed, request.node.nodeid)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return seed
+
+
+@pytest.fixture
+def grader_seed(request: pytest.FixtureRequest) -> int:
+    """The per-test seed (see :func:`seed_for_test`): use it to draw test data."""
+    return seed_for_test(request.config.stash[_REPORT_KEY].seed, request.node.nodeid)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request: pytest.FixtureRequest) -> str:
+    """``"cpu"``, and ``"cuda"`` (GPU machines only): the device a student function must use."""
+    return request.param
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _impl_frame(tb) -> str:
+    """``file, line N, in func`` of the deepest traceback frame inside the graded lab folder."""
+    frames = [f for f in traceback.extract_tb(tb) if impl._is_impl_file(f.filename)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (at {impl._display(f.filename)}, line {f.lineno}, in {f.name})"
+
+
+def explain(excinfo: pytest.ExceptionInfo) -> str:
+    """One line, in words, of why a check failed: no traceback."""
+    exc = excinfo.value
+    if isinstance(exc, impl.LabImportError):
+        return str(exc)
+    if isinstance(exc, NotImplementedError):
+        detail = str(exc).strip()
+        return "not implemented yet" + (f" ({detail})" if detail else "")
+    if isinstance(exc, AssertionError):
+        text = str(exc).split("\nassert ")[0].strip()
+        return text or "a check failed (no message)"
+    text = str(exc)
+    if excinfo.typename == "Failed" and text.startswith("Timeout"):
+        seconds = re.search(r"Timeout \(?>?([\d.]+)s", text)
+        limit = f" of {seconds.group(1)} s" if seconds else ""
+        return (
+            f"took longer than its time budget{limit} and was stopped: look for an infinite loop, "
+            "or too many epochs / too large a batch loop"
+        )
+    if isinstance(exc, SystemExit):
+        return f"your code called sys.exit({exc.code!r}) while being graded: return a value instead"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{excinfo.typename}: {first}{_impl_frame(excinfo.tb)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    report = item.config.stash[_REPORT_KEY]
+    check = report.checks.get(item.nodeid)
+    if check is None:
+        return
+    if rep.skipped and call.when in ("setup", "call"):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        check.status = "not graded" if NO_GPU in reason else "failed"
+        check.output = NO_GPU if NO_GPU in reason else f"skipped: {reason}"
+        check.score = 0.0
+    elif rep.failed:
+        if check.status != "failed":  # the first failing phase says why
+            check.status = "failed"
+            check.score = 0.0
+            check.output = explain(call.excinfo) if call.excinfo else "failed"
+    elif rep.passed and call.when == "call":
+        check.status = "passed"
+        check.score = check.max_score
+        check.output = ""
+    check.duration += rep.duration
+    if call.when == "teardown":
+        if check.status == "pending":
+            check.status = "failed"
+            check.output = "did not run"
+        report.write_json()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    report = session.config.stash.get(_REPORT_KEY, None)
+    if report is not None:
+        for check in report.checks.values():
+            if check.status == "pending":  # deselected or interrupted
+                check.status, check.output = "failed", "did not run"
+        report.write_json()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    report = config.stash.get(_REPORT_KEY, None)
+    if report is None or not report.checks:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section(f"grade ({report.impl}, grader seed {report.seed}, device {report.device})")
+    write(f"{'lab':<8}{'earned':>8}{'possible':>10}   not graded here (no GPU)")
+    for lab in report.labs():
+        earned, possible = report.totals(lab)
+        skipped = sum(c.max_score for c in report.checks.values() if c.lab == lab and c.status == "not graded")
+        extra = f"{skipped:g} pts" if skipped else "-"
+        write(f"{lab:<8}{earned:>8g}{possible:>10g}   {extra}")
+    earned, possible = report.totals()
+    write(f"{'total':<8}{earned:>8g}{possible:>10g}")
+    failed = [c for c in report.checks.values() if c.status == "failed"]
+    if failed:
+        write("")
+        write("What to look at:")
+        shown_import: set[str] = set()
+        for c in failed:
+            if c.output.startswith("could not import") or c.output.startswith(("labs/", "solutions/")) and "missing" in c.output:
+                if c.lab in shown_import:
+                    continue
+                shown_import.add(c.lab)
+                write(f"  {c.lab}: all checks: {c.output}")
+                continue
+            text = c.output if c.visibility == "visible" else "failed (hidden check: details after publication)"
+            write(f"  {c.lab} {c.name} [{c.max_score:g} pts]: {text}")
+    not_graded = [c for c in report.checks.values() if c.status == "not graded"]
+    if not_graded:
+        write("")
+        write(f"{NO_GPU}: " + ", ".join(f"{c.lab} {c.name}" for c in not_graded))
+    if report.json_path:
+        write("")
+        write(f"report written to {report.json_path}")
+
+
+def asdict_check(check: Check) -> dict:
+    """A check as a plain dict (for tools that post-process the report)."""
+    return asdict(check)

@@ -1,0 +1,164 @@
+"""Grading of lab 1: autograd and linear regression (labs/lab01_autograd.py).
+
+Rubric (10 points on a CPU machine, +1 on a GPU):
+    graph forward 1, hand-derived gradients 2, autograd gradients 1, model and loss 1,
+    one epoch equals per-sample gradient descent 2, fit recovers k = 2, d = 1 2,
+    no hard-coded device 1, cuda result equals cpu 1 (GPU only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
+from grader.impl import lab_fixture
+
+lab = lab_fixture("lab01")
+
+X = (1.0, 2.0, 3.0, 4.0, 5.0)
+Y = (3.0, 5.0, 7.0, 9.0, 11.0)
+
+
+def _points(rng: np.random.Generator, n: int = 5) -> list[tuple[float, float]]:
+    return [(float(a), float(b)) for a, b in rng.uniform(-3.0, 3.0, size=(n, 2))]
+
+
+def _autograd(a: float, b: float) -> tuple[float, float]:
+    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    b_t = torch.tensor(b, dtype=torch.float64, requires_grad=True)
+    ((a_t + b_t) * (b_t + 1.0)).backward()
+    return a_t.grad.item(), b_t.grad.item()
+
+
+def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False) -> tuple[float, float]:
+    """The grader's own per-sample gradient descent on (X, Y), optionally without zeroing."""
+    gk = gd = 0.0
+    for _ in range(epochs):
+        for x, y in zip(X, Y):
+            r = k * x + d - y
+            gk, gd = (gk + 2 * r * x, gd + 2 * r) if accumulate else (2 * r * x, 2 * r)
+            k, d = k - lr * gk, d - lr * gd
+    return k, d
+
+
+@pytest.mark.points(1)
+def test_graph_forward_values(lab, grader_seed):
+    for a, b in _points(np.random.default_rng(grader_seed)):
+        got = lab.graph_forward(a, b)
+        assert len(got) == 3, f"graph_forward(a, b) must return (c, d, e), got {len(got)} values"
+        c, d, e = (as_float(v, n) for v, n in zip(got, ("c", "d", "e")))
+        for name, value, want in (("c = a + b", c, a + b), ("d = b + 1", d, b + 1), ("e = c * d", e, (a + b) * (b + 1))):
+            assert abs(value - want) < 1e-9, f"graph_forward({a:.3f}, {b:.3f}): {name} is {value}, expected {want}"
+
+
+@pytest.mark.points(2)
+def test_graph_backward_matches_autograd(lab, grader_seed):
+    for a, b in _points(np.random.default_rng(grader_seed)):
+        got = lab.graph_backward(a, b)
+        assert len(got) == 2, f"graph_backward(a, b) must return (de_da, de_db), got {len(got)} values"
+        de_da, de_db = as_float(got[0], "de_da"), as_float(got[1], "de_db")
+        want_a, want_b = _autograd(a, b)
+        assert abs(de_da - want_a) < 1e-9, (
+            f"graph_backward({a:.3f}, {b:.3f}): de/da is {de_da:.6f}, autograd gives {want_a:.6f}; "
+            "a reaches e only through c = a + b"
+        )
+        hint = ""
+        if abs(de_db + want_b) < 1e-9:
+            hint = " (the sign is flipped)"
+        elif abs(de_db - (b + 1)) < 1e-9 or abs(de_db - (a + b)) < 1e-9:
+            hint = " (only one path counted: b reaches e through both c and d, and the two add up)"
+        assert abs(de_db - want_b) < 1e-9, (
+            f"graph_backward({a:.3f}, {b:.3f}): de/db is {de_db:.6f}, autograd gives {want_b:.6f}{hint}"
+        )
+
+
+@pytest.mark.points(1)
+def test_graph_autograd_matches(lab, grader_seed):
+    for a, b in _points(np.random.default_rng(grader_seed)):
+        got = lab.graph_autograd(a, b)
+        want = _autograd(a, b)
+        for name, value, w in zip(("de/da", "de/db"), got, want):
+            value = as_float(value, name)
+            assert abs(value - w) < 1e-5, (
+                f"graph_autograd({a:.3f}, {b:.3f}): {name} is {value:.6f}, expected {w:.6f}; "
+                "build e from leaf tensors with requires_grad=True and call e.backward()"
+            )
+
+
+@pytest.mark.points(1)
+def test_linear_model_and_squared_error(lab, grader_seed):
+    g = torch.Generator().manual_seed(grader_seed)
+    x = torch.randn(7, generator=g)
+    k, d = torch.randn((), generator=g), torch.randn((), generator=g)
+    y_pred = lab.linear_model(x, k, d)
+    assert tuple(y_pred.shape) == (7,), f"linear_model(x, k, d) must keep the shape of x (7,), got {tuple(y_pred.shape)}"
+    assert torch.allclose(y_pred, k * x + d), "linear_model(x, k, d) must return k * x + d"
+    y = torch.randn(7, generator=g)
+    loss = lab.squared_error(y_pred, y)
+    want = ((y_pred - y) ** 2).sum()
+    assert torch.as_tensor(loss).numel() == 1, "squared_error must return a single number (a 0-d tensor)"
+    assert torch.allclose(torch.as_tensor(loss, dtype=want.dtype), want, rtol=1e-5), (
+        f"squared_error: got {float(loss):.6f}, expected the sum of (y_pred - y)^2 = {want.item():.6f}"
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(30)
+def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
+    rng = np.random.default_rng(grader_seed)
+    for epochs in (1, 3):
+        k0, d0 = (float(v) for v in rng.uniform(-1, 1, 2))
+        lr = 0.004
+        k, d, losses = lab.fit_linear_regression(X, Y, lr=lr, epochs=epochs, k0=k0, d0=d0, device="cpu")
+        k, d = as_float(k, "k"), as_float(d, "d")
+        want_k, want_d = _per_sample_gd(k0, d0, lr, epochs)
+        if abs(k - want_k) > 1e-4 or abs(d - want_d) > 1e-4:
+            acc_k, acc_d = _per_sample_gd(k0, d0, lr, epochs, accumulate=True)
+            if abs(k - acc_k) < 1e-4 and abs(d - acc_d) < 1e-4:
+                why = "the gradients are not zeroed after each update, so they accumulate (k.grad.zero_())"
+            else:
+                why = "expected one update k -= lr * dL/dk, d -= lr * dL/dd per sample, in order"
+            pytest.fail(
+                f"fit_linear_regression(epochs={epochs}, lr={lr}, k0={k0:.3f}, d0={d0:.3f}) gave "
+                f"k={k:.5f}, d={d:.5f}; per-sample gradient descent gives k={want_k:.5f}, d={want_d:.5f}: {why}"
+            )
+        assert np.shape(losses) == (epochs,), (
+            f"fit_linear_regression must return one mean loss per epoch, shape ({epochs},), got {np.shape(losses)}"
+        )
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(60)
+def test_fit_recovers_line(lab, device):
+    k, d, losses = lab.fit_linear_regression(X, Y, device=device)
+    k, d = as_float(k, "k"), as_float(d, "d")
+    losses = np.asarray(losses, dtype=np.float64)
+    assert losses.shape == (1000,), f"expected 1000 per-epoch losses with the default epochs, got shape {losses.shape}"
+    assert abs(k - 2.0) < 1e-2 and abs(d - 1.0) < 1e-2, (
+        f"fit_linear_regression on {device} gave k={k:.4f}, d={d:.4f}; the data lie on y = 2x + 1 "
+        "(should be within 0.01 after 1000 epochs at lr 0.005)"
+    )
+    assert losses[-1] < 1e-6, f"final mean loss is {losses[-1]:.2e}, should be below 1e-6 (about 1e-9)"
+    assert losses[-1] < losses[0], "the loss did not decrease over the epochs"
+
+
+@pytest.mark.points(1)
+def test_no_hard_coded_device(lab):
+    assert_no_hard_coded_device(lab.fit_linear_regression, "fit_linear_regression")
+    with cuda_reported_unavailable():
+        k, _, _ = lab.fit_linear_regression(X, Y, epochs=2, device="cpu")
+    as_float(k, "k")
+
+
+@pytest.mark.cuda
+@pytest.mark.points(1)
+@pytest.mark.timeout(120)
+def test_fit_cuda_matches_cpu(lab):
+    k_cpu, d_cpu, l_cpu = lab.fit_linear_regression(X, Y, epochs=50, device="cpu")
+    k_gpu, d_gpu, l_gpu = lab.fit_linear_regression(X, Y, epochs=50, device="cuda")
+    assert abs(as_float(k_gpu, "k") - as_float(k_cpu, "k")) < 1e-4 and abs(as_float(d_gpu, "d") - as_float(d_cpu, "d")) < 1e-4, (
+        f"cuda result (k={k_gpu}, d={d_gpu}) differs from cpu (k={k_cpu}, d={d_cpu})"
+    )
+    assert np.allclose(np.asarray(l_gpu), np.asarray(l_cpu), rtol=1e-3, atol=1e-6), "per-epoch losses differ between cuda and cpu"
