@@ -77,8 +77,8 @@ B_VALUE = 1000.0  # s/mm^2
 N_B0 = 6
 #: Compartment eigenvalues (l1, l2, l3), um^2/ms, and T1w.
 TISSUES = {
-    "thalamus": ((1.40, 1.05, 0.87), 960.0),
-    "cc": ((0.70, 0.13, 0.09), 1130.0),
+    "thalamus": ((1.43, 1.08, 0.90), 970.0),
+    "cc": ((0.68, 0.11, 0.075), 1160.0),
     "wm": ((0.86, 0.40, 0.30), 930.0),
     "csf": ((3.0, 3.0, 3.0), 300.0),
     "cortex": ((0.90, 0.78, 0.72), 700.0),
@@ -86,9 +86,9 @@ TISSUES = {
 }
 #: Main compartment of each class and its partial-volume partners with their max fraction.
 CLASS_MIX = (
-    ("thalamus", (("ic", 0.35), ("csf", 0.10))),
-    ("cc", (("csf", 0.20), ("wm", 0.40))),
-    ("wm", (("cortex", 0.35), ("cc", 0.25), ("csf", 0.08))),
+    ("thalamus", (("ic", 0.48), ("csf", 0.14))),
+    ("cc", (("csf", 0.27), ("wm", 0.55))),
+    ("wm", (("cortex", 0.48), ("cc", 0.34), ("csf", 0.11))),
 )
 #: Ellipsoids (centre row, column, slice; radii) on the 145 x 174 x 145 HCP 1.25 mm grid.
 REGIONS = (
@@ -96,7 +96,8 @@ REGIONS = (
     (((118, 72, 78), (7, 13, 7)),),  # genu of the CC, midline anterior
     (((120, 36, 62), (9, 7, 10)), ((120, 108, 62), (9, 7, 10))),  # inferior frontal WM, L/R
 )
-SIGMA_COMMON, SIGMA_EIG = 0.08, 0.05  # lognormal sigmas per unit of spread
+SIGMA_COMMON, SIGMA_EIG = 0.10, 0.06  # lognormal sigmas per unit of spread
+SUBJECT_SD = 0.06  # subject-level scale of each tissue's diffusivities
 SIM_DEFAULTS = {"spread": 2.0, "pv": 1.6, "snr": (20.0, 40.0)}
 
 
@@ -261,7 +262,7 @@ def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, fit=True) -> Sim
     t1_gain = rng.normal(1.0, 0.05)
     names = list(TISSUES)
     # Subject-level scale of each tissue's diffusivities, N(1, 0.04).
-    subj_scale = dict(zip(names, rng.normal(1.0, 0.04, size=len(names))))
+    subj_scale = dict(zip(names, rng.normal(1.0, SUBJECT_SD, size=len(names))))
     coords, labels, signals, t1w, fracs = [], [], [], [], []
     for label, ((main, partners), n) in enumerate(zip(CLASS_MIX, counts)):
         comps = [main] + [p for p, _ in partners]

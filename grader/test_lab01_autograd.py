@@ -32,15 +32,22 @@ def _autograd(a: float, b: float) -> tuple[float, float]:
     return a_t.grad.item(), b_t.grad.item()
 
 
-def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False) -> tuple[float, float]:
-    """The grader's own per-sample gradient descent on (X, Y), optionally without zeroing."""
+def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False):
+    """The grader's own per-sample gradient descent on (X, Y), optionally without zeroing.
+
+    Returns (k, d, mean loss of each epoch, each sample's loss taken before its update).
+    """
     gk = gd = 0.0
+    losses = []
     for _ in range(epochs):
+        total = 0.0
         for x, y in zip(X, Y):
             r = k * x + d - y
+            total += r * r
             gk, gd = (gk + 2 * r * x, gd + 2 * r) if accumulate else (2 * r * x, 2 * r)
             k, d = k - lr * gk, d - lr * gd
-    return k, d
+        losses.append(total / len(X))
+    return k, d, np.array(losses)
 
 
 @pytest.mark.points(1)
@@ -113,9 +120,9 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
         lr = 0.004
         k, d, losses = lab.fit_linear_regression(X, Y, lr=lr, epochs=epochs, k0=k0, d0=d0, device="cpu")
         k, d = as_float(k, "k"), as_float(d, "d")
-        want_k, want_d = _per_sample_gd(k0, d0, lr, epochs)
+        want_k, want_d, want_losses = _per_sample_gd(k0, d0, lr, epochs)
         if abs(k - want_k) > 1e-4 or abs(d - want_d) > 1e-4:
-            acc_k, acc_d = _per_sample_gd(k0, d0, lr, epochs, accumulate=True)
+            acc_k, acc_d, _ = _per_sample_gd(k0, d0, lr, epochs, accumulate=True)
             if abs(k - acc_k) < 1e-4 and abs(d - acc_d) < 1e-4:
                 why = "the gradients are not zeroed after each update, so they accumulate (k.grad.zero_())"
             else:
@@ -126,6 +133,12 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
             )
         assert np.shape(losses) == (epochs,), (
             f"fit_linear_regression must return one mean loss per epoch, shape ({epochs},), got {np.shape(losses)}"
+        )
+        losses = np.asarray(losses, dtype=np.float64)
+        assert np.allclose(losses, want_losses, rtol=1e-4), (
+            f"per-epoch losses {np.round(losses, 5)} differ from the mean over the 5 samples of the loss "
+            f"before each update, {np.round(want_losses, 5)}"
+            + (": the sum was not divided by the number of samples" if np.allclose(losses, want_losses * len(X), rtol=1e-4) else "")
         )
 
 
