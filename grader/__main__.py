@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="devices for device checks (default all)")
     parser.add_argument("--json", default="grader-results.json", metavar="PATH", help="results.json path (default %(default)s)")
     parser.add_argument("--grader-seed", type=int, default=None, metavar="N", help="grader seed (default fixed)")
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="S",
+        help="time budget in seconds of checks without their own budget (default 60, from pytest.ini)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's per-test output and tracebacks")
     return parser
 
@@ -61,6 +65,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         argv += ["--labs-dir", args.labs_dir]
     if args.lab:
         argv += ["-m", " or ".join(f"lab{n:02d}" for n in sorted(set(args.lab)))]
+    if args.timeout is not None:
+        argv += ["--timeout", str(args.timeout)]
     if args.grader_seed is not None:
         argv += ["--grader-seed", str(args.grader_seed)]
     return argv

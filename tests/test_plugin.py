@@ -1,0 +1,95 @@
+"""The grading plugin itself: points, report, isolation of broken or hanging student code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grader.plugin import seed_for_test
+from grader.impl import REPO_ROOT
+from tests.planted import grade_variant
+
+SOL1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()
+SOL2 = (REPO_ROOT / "solutions" / "lab02_backprop.py").read_text()
+
+
+def _grade(tmp_path, files, *args):
+    impl = tmp_path / "impl"
+    impl.mkdir()
+    for name, text in files.items():
+        (impl / name).write_text(text)
+    out = tmp_path / "results.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("LABS_IMPL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "--labs-dir", str(impl), "--json", str(out), "--lab", "1", "--lab", "2", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def _lab_score(report, lab):
+    tests = [t for t in report["tests"] if t["name"].startswith(lab)]
+    return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+
+
+def test_syntax_error_costs_only_that_lab(tmp_path):
+    broken = SOL2.replace("def sigmoid(z: np.ndarray) -> np.ndarray:", "def sigmoid(z: np.ndarray) -> np.ndarray\n", 1)
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": SOL1, "lab02_backprop.py": broken})
+    earned1, possible1 = _lab_score(report, "lab01")
+    earned2, possible2 = _lab_score(report, "lab02")
+    assert earned1 == possible1 > 0
+    assert earned2 == 0 < possible2
+    line = next(l for l in stdout.splitlines() if "lab02: all checks" in l)
+    assert "SyntaxError" in line and "line " in line and "lab02_backprop.py" in line
+
+
+def test_missing_lab_file_is_reported(tmp_path):
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": SOL1})
+    assert _lab_score(report, "lab02")[0] == 0
+    assert "lab02_backprop.py is missing" in stdout
+
+
+@pytest.mark.timeout(280)
+def test_hanging_and_exiting_functions_cost_only_their_checks(tmp_path):
+    hang = SOL1.replace('    c = a + b\n    d = b + 1.0\n    e = c * d\n', "    while True:\n        pass\n", 1)
+    exiting = hang.replace(
+        '    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n',
+        "    import sys\n    sys.exit(3)\n", 1,
+    )
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": exiting, "lab02_backprop.py": SOL2}, "--timeout", "3")
+    # The infinite loop also breaks graph_backward (it calls graph_forward); sys.exit breaks graph_autograd.
+    by_name = {t["name"]: t for t in report["tests"]}
+    assert "time budget" in by_name["lab01: test_graph_forward_values"]["output"]
+    assert "sys.exit" in by_name["lab01: test_graph_autograd_matches"]["output"]
+    assert by_name["lab01: test_fit_recovers_line[cpu]"]["score"] > 0
+    earned2, possible2 = _lab_score(report, "lab02")
+    assert earned2 == possible2 > 0
+
+
+def test_report_format_and_gpu_checks(tmp_path):
+    results = grade_variant({"lab01_autograd.py": SOL1}, tmp_path, "test_lab01_autograd.py")
+    report = json.loads((tmp_path / "results.json").read_text())
+    for key in ("score", "max_score", "execution_time", "tests", "extra_data"):
+        assert key in report
+    assert {"torch_version", "device", "grader_seed"} <= set(report["extra_data"])
+    for t in report["tests"]:
+        assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
+        assert t["status"] in ("passed", "failed") and t["visibility"] in ("visible", "after_published")
+    import torch
+
+    if not torch.cuda.is_available():
+        gpu = [t for name, t in results.items() if "cuda" in name]
+        assert gpu and all(t["max_score"] == 0 and "not graded here (no GPU)" in t["output"] for t in gpu)
+    assert report["score"] == report["max_score"] > 0
+
+
+def test_seed_is_stable_and_depends_on_grader_seed_and_test():
+    assert seed_for_test(1, "a::b") == seed_for_test(1, "a::b")
+    assert seed_for_test(1, "a::b") != seed_for_test(2, "a::b")
+    assert seed_for_test(1, "a::b") != seed_for_test(1, "a::c")
