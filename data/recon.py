@@ -393,7 +393,7 @@ def prepare(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE
     Args:
         n_pairs: number of pairs (>= 3).
         image_size: H = W in pixels.
-        workers: processes (multiprocessing, spawn); 1 = in this process.
+        workers: processes (multiprocessing; fork on Linux, else spawn); 1 = in this process.
         seed: base seed (pair rng seed = seed + index).
         root: output folder; default `sim_root(n_pairs, image_size, seed)`.
         progress: show a tqdm progress bar.
@@ -435,7 +435,12 @@ def prepare(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE
                 _write_pair(j)
                 bar.update(1)
         else:
-            with mp.get_context("spawn").Pool(min(int(workers), len(jobs))) as pool:
+            # fork where available: no `if __name__ == "__main__"` guard needed in scripts,
+            # and the workers inherit the template, slice list and coil maps loaded here
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            if method == "fork":
+                mrsim.candidate_slices(), mrsim.coil_maps(image_size)
+            with mp.get_context(method).Pool(min(int(workers), len(jobs))) as pool:
                 for _ in pool.imap_unordered(_write_pair, jobs, chunksize=1):
                     bar.update(1)
         bar.close()

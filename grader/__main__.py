@@ -1,9 +1,14 @@
 """``python -m grader``: grade the labs and print the score table.
 
-Runs the graded tests in ``grader/`` in-process through pytest with the grading plugin, prints
-one table per lab and one line per failed check, and writes a Gradescope ``results.json``
-(default ``grader-results.json``). The exit code is 0 whatever the score; it is non-zero only
-when the grader itself broke (usage error, internal error, nothing collected).
+Runs the graded tests in ``grader/`` through pytest with the grading plugin, prints one table
+per lab and one line per failed check, and writes a Gradescope ``results.json`` (default
+``grader-results.json``). The exit code is 0 whatever the score; it is non-zero only when the
+grader itself broke (usage error, internal error, nothing collected).
+
+Each lab is graded in its own pytest process, so student code that kills its process
+(``os._exit()``, a segfault, running out of memory) costs only the check that was running: the
+remaining checks of that lab are graded in a fresh process. ``--in-process`` runs everything in
+this process instead (faster by a few seconds, no crash isolation).
 
 Examples::
 
@@ -11,6 +16,7 @@ Examples::
     python -m grader --lab 2              # only lab 2
     python -m grader --solutions          # instructors: grade the reference solutions
     python -m grader --device cuda        # only the device-parametrised checks on the GPU
+    python -m grader release DEST         # instructors: write and check the student repository
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, metavar="S",
         help="time budget in seconds of checks without their own budget (default 60, from pytest.ini)",
     )
+    parser.add_argument("--in-process", action="store_true", help="one pytest run in this process (no crash isolation)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's per-test output and tracebacks")
     return parser
 
@@ -72,12 +79,111 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _lab_files(args: argparse.Namespace) -> list[Path]:
+    wanted = {f"lab{n:02d}" for n in args.lab} if args.lab else None
+    files = sorted((REPO_ROOT / "grader").glob("test_lab*.py")) + sorted((REPO_ROOT / "grader" / "hidden").glob("test_lab*.py"))
+    return [f for f in files if wanted is None or f.name[5:10] in wanted]
+
+
+def _crash_message(code: int) -> str:
+    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    return (
+        f"this check ended the grading process ({how}: os._exit(), a crash, or running out of memory); "
+        "the lab's other checks were graded in a new process"
+    )
+
+
+def grade_isolated(args: argparse.Namespace) -> int:
+    """Grade each lab file in its own pytest process; merge and print the reports."""
+    import json
+    import subprocess
+    import tempfile
+    import time
+
+    from grader.plugin import render_report
+
+    started = time.time()
+    common = [a for a in pytest_args(args)[1:]]  # everything but the test path
+    i = common.index("--grade-json")
+    del common[i : i + 2]
+    merged: list[dict] = []
+    extra: dict = {}
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    files = _lab_files(args)
+    if not files:
+        print("python -m grader: no graded test files match --lab", file=sys.stderr)
+        return 4
+    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+        for path in files:
+            lab = path.name[5:10]
+            lab_started = time.time()
+            done: dict[str, dict] = {}
+            for attempt in range(100):
+                out = Path(tmp) / f"{path.stem}-{attempt}.json"
+                deselect = [f"--deselect={t['extra_data']['nodeid']}" for t in done.values()]
+                cmd = [sys.executable, "-m", "pytest", str(path), "--grade-json", str(out), *common, *deselect]
+                proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+                if proc.returncode not in (0, 1, 5) and args.verbose:
+                    print(proc.stdout[-5000:], proc.stderr[-5000:])
+                if not out.is_file():
+                    if proc.returncode in (0, 1, 5):
+                        break
+                    print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
+                    print(f"python -m grader: grading {path.name} failed before any check ran", file=sys.stderr)
+                    return 3
+                results = json.loads(out.read_text())
+                extra = results.get("extra_data", extra)
+                crashed = proc.returncode not in (0, 1, 5)
+                for t in results["tests"]:
+                    state = t["extra_data"]["state"]
+                    if state == "running" and crashed:
+                        t.update(score=0.0, status="failed", output=_crash_message(proc.returncode))
+                        t["extra_data"]["state"] = "failed"
+                        done[t["name"]] = t
+                    elif state not in ("pending", "running"):
+                        done[t["name"]] = t
+                if not crashed:
+                    break
+                print(f"  {lab}: a check ended the grading process; going on in a new process")
+            tests = list(done.values())
+            merged += tests
+            earned, possible = sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+            print(f"graded {lab} ({path.name}): {earned:g}/{possible:g} points in {time.time() - lab_started:.1f} s")
+    score = sum(t["score"] for t in merged)
+    results = {
+        "score": round(score, 4),
+        "max_score": round(sum(t["max_score"] for t in merged), 4),
+        "execution_time": round(time.time() - started, 2),
+        "output": f"Graded with grader seed {extra.get('grader_seed')} on {extra.get('device')}.",
+        "tests": merged,
+        "extra_data": extra,
+    }
+    json_path = Path(args.json).resolve()
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+    tmp_path.write_text(json.dumps(results, indent=2))
+    os.replace(tmp_path, json_path)
+    title = f" grade ({extra.get('graded_implementation')}, grader seed {extra.get('grader_seed')}, device {extra.get('device')}) "
+    print(f"{title:=^90}")
+    for line in render_report(results):
+        print(line)
+    print(f"\nreport written to {json_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "release":
+        from grader import release
+
+        return release.main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+    if not args.in_process:
+        return grade_isolated(args)
     import pytest
 
     code = pytest.main(pytest_args(args))

@@ -87,6 +87,7 @@ class Report:
                     "status": "passed" if c.status == "passed" else "failed",
                     "output": c.output if graded else f"{NO_GPU} ({c.max_score:g} points when graded on a GPU)",
                     "visibility": c.visibility,
+                    "extra_data": {"nodeid": c.nodeid, "points_if_graded": c.max_score, "state": c.status},
                 }
             )
         extra = {
@@ -120,6 +121,7 @@ class Report:
 
 
 _REPORT_KEY = pytest.StashKey[Report]()
+_current_report: Report | None = None
 
 
 # --------------------------------------------------------------------------- options and markers
@@ -171,6 +173,8 @@ def pytest_configure(config: pytest.Config) -> None:
     report = Report(seed=seed, impl=impl.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
     report.device = _device_summary(config.getoption("device"))
     config.stash[_REPORT_KEY] = report
+    global _current_report
+    _current_report = report
 
     # Small models on 2 cores: one thread is 3-8x faster than two under load (see README).
     import torch
@@ -213,6 +217,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Register the graded checks that will run (after -m / -k / --device deselection)."""
+    report = session.config.stash[_REPORT_KEY]
+    items = session.items
     for item in items:
         points = item.get_closest_marker("points")
         lab = _lab_of(item)
@@ -298,6 +308,15 @@ def explain(excinfo: pytest.ExceptionInfo) -> str:
     return f"{excinfo.typename}: {first}{_impl_frame(excinfo.tb)}"
 
 
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    """Mark the check as running in the JSON report: if student code kills the process
+    (``os._exit()``, a segfault), ``python -m grader`` knows which check did it."""
+    report = _current_report
+    if report is not None and nodeid in report.checks:
+        report.checks[nodeid].status = "running"
+        report.write_json()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -322,9 +341,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         check.output = ""
     check.duration += rep.duration
     if call.when == "teardown":
-        if check.status == "pending":
+        if check.status in ("pending", "running"):
             check.status = "failed"
-            check.output = "did not run"
+            check.output = check.output or "did not run"
         report.write_json()
 
 
@@ -332,46 +351,58 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report = session.config.stash.get(_REPORT_KEY, None)
     if report is not None:
         for check in report.checks.values():
-            if check.status == "pending":  # deselected or interrupted
+            if check.status in ("pending", "running"):  # interrupted
                 check.status, check.output = "failed", "did not run"
         report.write_json()
+
+
+def render_report(results: dict) -> list[str]:
+    """The score table and the "what to look at" lines, from a ``results.json`` dict.
+
+    Used by the plugin at the end of a pytest run and by ``python -m grader`` after merging the
+    per-lab runs, so both print the same report.
+    """
+    tests = results["tests"]
+    extra = results.get("extra_data", {})
+    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}   not graded here (no GPU)"]
+    labs = sorted({t["name"].split(":", 1)[0] for t in tests})
+    for lab in labs:
+        mine = [t for t in tests if t["name"].startswith(lab + ":")]
+        earned, possible = sum(t["score"] for t in mine), sum(t["max_score"] for t in mine)
+        skipped = sum(t.get("extra_data", {}).get("points_if_graded", 0) for t in mine if t["max_score"] == 0)
+        lines.append(f"{lab:<8}{earned:>8g}{possible:>10g}   {f'{skipped:g} pts' if skipped else '-'}")
+    lines.append(f"{'total':<8}{results['score']:>8g}{results['max_score']:>10g}")
+    failed = [t for t in tests if t["max_score"] > 0 and t["score"] < t["max_score"]]
+    if failed:
+        lines += ["", "What to look at:"]
+        whole_lab: set[str] = set()
+        for t in failed:
+            lab, name = t["name"].split(": ", 1)
+            if t["output"].startswith("could not import") or " is missing: " in t["output"]:
+                if lab not in whole_lab:
+                    whole_lab.add(lab)
+                    lines.append(f"  {lab}: all checks: {t['output']}")
+                continue
+            pts = f"{t['max_score']:g} pt" + ("s" if t["max_score"] != 1 else "")
+            lines.append(f"  {lab} {name} [{pts}]: {t['output']}")
+    not_graded = [t["name"].replace(":", "") for t in tests if t["max_score"] == 0 and NO_GPU in t["output"]]
+    if not_graded:
+        lines += ["", f"{NO_GPU}: " + ", ".join(not_graded)]
+    for problem in extra.get("integrity", {}).get("problems", []):
+        lines += ["", f"WARNING: {problem}"]
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report = config.stash.get(_REPORT_KEY, None)
     if report is None or not report.checks:
         return
-    write = terminalreporter.write_line
     terminalreporter.section(f"grade ({report.impl}, grader seed {report.seed}, device {report.device})")
-    write(f"{'lab':<8}{'earned':>8}{'possible':>10}   not graded here (no GPU)")
-    for lab in report.labs():
-        earned, possible = report.totals(lab)
-        skipped = sum(c.max_score for c in report.checks.values() if c.lab == lab and c.status == "not graded")
-        extra = f"{skipped:g} pts" if skipped else "-"
-        write(f"{lab:<8}{earned:>8g}{possible:>10g}   {extra}")
-    earned, possible = report.totals()
-    write(f"{'total':<8}{earned:>8g}{possible:>10g}")
-    failed = [c for c in report.checks.values() if c.status == "failed"]
-    if failed:
-        write("")
-        write("What to look at:")
-        shown_import: set[str] = set()
-        for c in failed:
-            if c.output.startswith("could not import") or c.output.startswith(("labs/", "solutions/")) and "missing" in c.output:
-                if c.lab in shown_import:
-                    continue
-                shown_import.add(c.lab)
-                write(f"  {c.lab}: all checks: {c.output}")
-                continue
-            text = c.output if c.visibility == "visible" else "failed (hidden check: details after publication)"
-            write(f"  {c.lab} {c.name} [{c.max_score:g} pts]: {text}")
-    not_graded = [c for c in report.checks.values() if c.status == "not graded"]
-    if not_graded:
-        write("")
-        write(f"{NO_GPU}: " + ", ".join(f"{c.lab} {c.name}" for c in not_graded))
+    for line in render_report(report.to_gradescope()):
+        terminalreporter.write_line(line)
     if report.json_path:
-        write("")
-        write(f"report written to {report.json_path}")
+        terminalreporter.write_line("")
+        terminalreporter.write_line(f"report written to {report.json_path}")
 
 
 def asdict_check(check: Check) -> dict:

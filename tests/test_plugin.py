@@ -56,20 +56,23 @@ def test_missing_lab_file_is_reported(tmp_path):
 
 
 @pytest.mark.timeout(280)
-def test_hanging_and_exiting_functions_cost_only_their_checks(tmp_path):
-    hang = SOL1.replace('    c = a + b\n    d = b + 1.0\n    e = c * d\n', "    while True:\n        pass\n", 1)
-    exiting = hang.replace(
-        '    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n',
-        "    import sys\n    sys.exit(3)\n", 1,
+def test_hanging_exiting_and_crashing_functions_cost_only_their_checks(tmp_path):
+    bad = SOL1.replace("    c = a + b\n    d = b + 1.0\n    e = c * d\n", "    while True:\n        pass\n", 1)
+    bad = bad.replace(
+        "    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n", "    import os\n    os._exit(7)\n", 1
     )
-    stdout, report = _grade(tmp_path, {"lab01_autograd.py": exiting, "lab02_backprop.py": SOL2}, "--timeout", "3")
-    # The infinite loop also breaks graph_backward (it calls graph_forward); sys.exit breaks graph_autograd.
+    bad = bad.replace("    return k * x + d\n", "    import sys\n    sys.exit(3)\n", 1)
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": bad, "lab02_backprop.py": SOL2}, "--timeout", "3")
     by_name = {t["name"]: t for t in report["tests"]}
+    # graph_backward calls the hanging graph_forward; fit_linear_regression calls linear_model.
     assert "time budget" in by_name["lab01: test_graph_forward_values"]["output"]
-    assert "sys.exit" in by_name["lab01: test_graph_autograd_matches"]["output"]
-    assert by_name["lab01: test_fit_recovers_line[cpu]"]["score"] > 0
+    assert "time budget" in by_name["lab01: test_graph_backward_matches_autograd"]["output"]
+    assert "ended the grading process" in by_name["lab01: test_graph_autograd_matches"]["output"]
+    assert "sys.exit(3)" in by_name["lab01: test_linear_model_and_squared_error"]["output"]
+    assert by_name["lab01: test_fit_recovers_line[cpu]"]["score"] == 0
     earned2, possible2 = _lab_score(report, "lab02")
     assert earned2 == possible2 > 0
+    assert "lab01 test_graph_autograd_matches [1 pt]: this check ended the grading process" in stdout
 
 
 def test_report_format_and_gpu_checks(tmp_path):

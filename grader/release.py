@@ -1,0 +1,179 @@
+"""``python -m grader release DEST``: write the student repository, and check it.
+
+The release holds what students get: the stubs in ``labs/``, the public graded tests and the
+grading plugin in ``grader/`` (without ``grader/hidden/``), the ``data/`` code (no caches, no
+real data), ``conftest.py``, ``pytest.ini``, the README, requirements, Makefile and ``docs/``.
+It never holds ``solutions/``, hidden tests, the grader's own tests, benchmarks or caches.
+
+The release check (run by the command, and by ``tests/test_release.py``):
+
+1. no file in the release contains a function body of ``solutions/`` or a hidden test's name;
+2. grading the release gives 0 points, every check saying "not implemented";
+3. the release with ``solutions/`` copied over ``labs/`` gets full marks on the public tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from grader.impl import REPO_ROOT
+
+INCLUDE = ["labs", "grader", "data", "docs", "conftest.py", "pytest.ini", "README.md", "requirements.txt", "Makefile"]
+EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden", "MNIST", "dti", "recon_classification",
+                 "release.py", "stubs.py", "gradescope.py"}  # instructor tools stay home
+EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in EXCLUDE_NAMES or Path(n).suffix in EXCLUDE_SUFFIXES}
+
+
+def write_release(dest: Path) -> Path:
+    """Copy the student-facing files to ``dest`` (which must not exist or be empty).
+
+    Raises:
+        FileExistsError: ``dest`` exists and is not empty.
+    """
+    dest = Path(dest).resolve()
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} exists and is not empty: choose a new folder for the release")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in INCLUDE:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=_ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    # The student Makefile's `make test` grades labs/ (there are no solutions/ or tests/ there).
+    makefile = dest / "Makefile"
+    if makefile.is_file():
+        makefile.write_text(makefile.read_text().replace("-m pytest --solutions grader tests", "-m pytest grader"))
+    return dest
+
+
+def _function_bodies(source: str) -> dict[str, str]:
+    """{qualified name: normalised body} of every function with a real body (docstring dropped)."""
+    bodies = {}
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = list(node.body)
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+                body = body[1:]
+            if not body or all(isinstance(s, (ast.Raise, ast.Pass)) for s in body):
+                continue
+            text = "\n".join(ast.unparse(s) for s in body)
+            bodies[node.name] = text
+    return bodies
+
+
+def _hidden_test_names() -> set[str]:
+    names = set()
+    for path in (REPO_ROOT / "grader" / "hidden").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                names.add(node.name)
+    return names
+
+
+def leaks(dest: Path) -> list[str]:
+    """Solution bodies or hidden test names found in the release (empty list: clean)."""
+    problems = []
+    solution_bodies = {}
+    for sol in sorted((REPO_ROOT / "solutions").glob("lab*.py")):
+        for name, body in _function_bodies(sol.read_text()).items():
+            if name != "main" and len(body.splitlines()) >= 1:
+                solution_bodies[(sol.name, name)] = body
+    kept = set()
+    for stub in (REPO_ROOT / "labs").glob("lab*.py"):  # functions marked `# keep` are meant to ship
+        for name, body in _function_bodies(stub.read_text()).items():
+            kept.add(body)
+    hidden = _hidden_test_names()
+    if (dest / "solutions").exists():
+        problems.append("solutions/ is in the release")
+    if (dest / "grader" / "hidden").exists():
+        problems.append("grader/hidden/ is in the release")
+    for path in dest.rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        for name in hidden:
+            if name in text:
+                problems.append(f"{path.relative_to(dest)} names the hidden test {name}")
+        if path.suffix == ".py":
+            try:
+                release_bodies = set(_function_bodies(text).values())
+            except SyntaxError:
+                continue
+            for (sol_file, func), body in solution_bodies.items():
+                if body in release_bodies and body not in kept:
+                    problems.append(f"{path.relative_to(dest)} contains the solution body of {sol_file}:{func}()")
+    return problems
+
+
+def _grade(folder: Path, labs_dir: Path | None = None) -> dict:
+    out = Path(tempfile.mkdtemp()) / "results.json"
+    # Reuse this checkout's data cache so that checking never writes a cache into the release.
+    from data.cache import cache_dir
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MRI_DL_LABS_CACHE=str(cache_dir()))
+    env.pop("LABS_IMPL", None)
+    cmd = [sys.executable, "-m", "grader", "--json", str(out), "--device", "cpu"]
+    if labs_dir is not None:
+        cmd += ["--labs-dir", str(labs_dir)]
+    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not out.is_file():
+        raise RuntimeError(f"grading {folder} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def check_release(dest: Path) -> list[str]:
+    """Run the release check on ``dest``; returns the problems found (empty list: all good)."""
+    dest = Path(dest).resolve()
+    problems = leaks(dest)
+    stub_report = _grade(dest)
+    if stub_report["score"] != 0:
+        problems.append(f"the release's stubs score {stub_report['score']} instead of 0")
+    for t in stub_report["tests"]:
+        if t["max_score"] > 0 and "not implemented" not in t["output"]:
+            problems.append(f"against the stubs, {t['name']} does not say 'not implemented': {t['output'][:200]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        overlay = Path(tmp) / "release"
+        shutil.copytree(dest, overlay)
+        for sol in (REPO_ROOT / "solutions").glob("lab*.py"):
+            shutil.copy2(sol, overlay / "labs" / sol.name)
+        full = _grade(overlay)
+        if full["score"] != full["max_score"]:
+            lost = [t["name"] for t in full["tests"] if t["score"] < t["max_score"]]
+            problems.append(f"with the solutions over labs/, the release scores {full['score']}/{full['max_score']}: {lost}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m grader release", description="Write and check the student release.")
+    parser.add_argument("dest", type=Path, help="new folder for the student repository")
+    parser.add_argument("--no-check", action="store_true", help="only write it, skip the release check")
+    args = parser.parse_args(argv)
+    try:
+        dest = write_release(args.dest)
+    except FileExistsError as exc:
+        print(f"python -m grader release: {exc}", file=sys.stderr)
+        return 2
+    print(f"release written to {dest}")
+    if args.no_check:
+        return 0
+    print("checking: no solution code or hidden test names; stubs score 0; solutions score full marks ...")
+    problems = check_release(dest)
+    for p in problems:
+        print(f"  PROBLEM: {p}")
+    print("release check passed" if not problems else f"release check FAILED ({len(problems)} problems)")
+    return 0 if not problems else 1

@@ -1,0 +1,352 @@
+"""Lab 5: a CNN that tells fully sampled MR images from 4x accelerated PI-CS reconstructions.
+
+Source: F. Knoll, "How to jump-start your deep learning research", ISMRM 2018 educational
+lecture, part "Classification of image quality of accelerated reconstructions": 320x320 brain
+images, 260 fully sampled references (label 0) and 260 PI-CS (TGV) reconstructions from R = 4
+undersampled k-space (label 1), 2/3 for training and 1/3 for validation. Three models show
+over- and underfitting:
+
+* ``fc``:   4 x [3x3 conv, 4 filters, ReLU, 2x2 max-pool], flatten, dense 16 + ReLU,
+  dense 1 + sigmoid: 26117 parameters at 320x320 (the dense layers hold 25633 of them);
+* ``gap1``: one 3x3 conv with 4 filters + ReLU, global average pooling, dense 1 + sigmoid:
+  45 parameters;
+* ``gap4``: the four conv blocks of ``fc``, global average pooling, dense 1 + sigmoid:
+  489 parameters.
+
+All three are trained with Adam on the binary cross-entropy, batch size 10. Global average
+pooling (M. Lin, Q. Chen, S. Yan, "Network in network", ICLR 2014) replaces the large dense
+layer by the mean of each feature map, so the parameter count no longer grows with the image.
+
+The images: simulated from the MNI152 template (``data.recon``): the reference is the
+root-sum-of-squares of 8 fully sampled coils, the accelerated image a TGV-regularised
+parallel-imaging compressed-sensing reconstruction (F. Knoll, K. Bredies, T. Pock,
+R. Stollberger, MRM 65:480-491, 2011) from 1/4 of the phase-encode lines.
+
+Run the whole lab with ``python -m labs.lab05_cnn`` (the full 520-image set; needs
+``python -m data prepare recon`` once) or ``python -m labs.lab05_cnn --quick`` (a small
+simulated subset, about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+VARIANTS = ("fc", "gap1", "gap4")
+#: Trainable parameters of each variant at 320x320 (lecture slides).
+LECTURE_PARAMETERS = {"fc": 26117, "gap1": 45, "gap4": 489}
+N_FILTERS = 4  # filters of every conv layer
+N_HIDDEN = 16  # units of the hidden dense layer of "fc"
+FIGURES = Path("figures/lab05")
+
+
+# --------------------------------------------------------------------------- Task 5.1: the models
+
+
+def global_average_pool(x: torch.Tensor) -> torch.Tensor:
+    """Global average pooling: the mean of every feature map over its spatial positions.
+
+    out[n, c] = 1 / (H W) sum_{i, j} x[n, c, i, j]   (Lin et al. 2014, "Network in network").
+
+    Write it by hand (a mean over the spatial dimensions), not with ``F.adaptive_avg_pool2d``.
+
+    Args:
+        x: (N, C, H, W) float tensor.
+
+    Returns:
+        (N, C) tensor, same dtype and device as ``x``.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement global_average_pool()")
+
+
+class QualityCNN(nn.Module):
+    """The lecture's image-quality classifiers: ``fc``, ``gap1`` or ``gap4`` (see the module docstring).
+
+    Layers, in this order (every conv: 3x3 kernel, 4 filters, stride 1, padding 1 = "same", with bias;
+    every max-pool: 2x2, stride 2; ReLU after every conv and after the hidden dense layer):
+
+    * ``fc``:   [conv(1->4), ReLU, pool], 3 x [conv(4->4), ReLU, pool], flatten,
+      dense(4 (H/16)(W/16) -> 16), ReLU, dense(16 -> 1), sigmoid;
+    * ``gap1``: conv(1->4), ReLU, global average pool, dense(4 -> 1), sigmoid;
+    * ``gap4``: the four conv blocks of ``fc``, global average pool, dense(4 -> 1), sigmoid.
+
+    H/16 is the size after four pools, rounded down at every pool: 320 -> 20, 64 -> 4.
+    Use :func:`global_average_pool` for the global average pooling.
+
+    Args:
+        variant: "fc", "gap1" or "gap4".
+        image_size: H = W of the input images (the dense layer of "fc" depends on it).
+    """
+
+    def __init__(self, variant: str = "fc", image_size: int = 320):
+        # TODO: your code here
+        raise NotImplementedError("labs/lab05_cnn.py: implement __init__()")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probability that each image is the accelerated reconstruction.
+
+        Args:
+            x: (N, 1, H, W) float32 images.
+
+        Returns:
+            (N, 1) probabilities sigmoid(z) in (0, 1), z the output of the last dense layer.
+        """
+        # TODO: your code here
+        raise NotImplementedError("labs/lab05_cnn.py: implement forward()")
+
+
+def build_cnn(variant: str = "fc", image_size: int = 320) -> nn.Module:
+    """Build one of the lecture's three classifiers (:class:`QualityCNN`).
+
+    Args:
+        variant: "fc" (26117 parameters at 320x320), "gap1" (45) or "gap4" (489).
+        image_size: H = W of the input images, >= 16 for "fc" and "gap4" (four 2x2 pools).
+
+    Returns:
+        The model, in training mode: input (N, 1, H, W), output (N, 1) probabilities.
+
+    Raises:
+        ValueError: an unknown variant (the message names the allowed ones), or an image too
+            small for four pools.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement build_cnn()")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (those with ``requires_grad``) of ``model``.
+
+    Returns:
+        int; 26117, 45 and 489 for "fc", "gap1" and "gap4" at 320x320.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement count_parameters()")
+
+
+# --------------------------------------------------------------------------- Task 5.2: training
+
+
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+    """Probabilities of the "accelerated" class, in evaluation mode and without gradients.
+
+    Runs on the device of the model's parameters, in batches of ``batch_size`` images, and
+    leaves the model in evaluation mode (``model.eval()``).
+
+    Args:
+        model: a model from :func:`build_cnn`.
+        x: (N, 1, H, W) float32 images, on any device.
+
+    Returns:
+        (N,) float32 probabilities on the CPU.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement predict_proba()")
+
+
+def predict(model: nn.Module, x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Class labels: 1 (accelerated PI-CS) where the probability exceeds ``threshold``, else 0.
+
+    Args:
+        model: a model from :func:`build_cnn`.
+        x: (N, 1, H, W) float32 images.
+        threshold: decision threshold on the probability.
+
+    Returns:
+        (N,) torch.int64 labels on the CPU (0 = fully sampled reference, 1 = accelerated).
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement predict()")
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean binary cross-entropy and accuracy of ``model`` on (x, y), in evaluation mode.
+
+    BCE = -1/N sum_n [y_n log p_n + (1 - y_n) log(1 - p_n)], p_n the predicted probability;
+    accuracy = fraction of images whose label (p_n > 0.5) equals y_n.
+
+    Args:
+        x: (N, 1, H, W) images; y: (N,) labels 0./1.
+
+    Returns:
+        (loss, accuracy) as Python floats.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement evaluate()")
+
+
+def train(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 10,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Train ``model`` with Adam on the binary cross-entropy, in mini-batches (lecture: batch 10).
+
+    Every epoch: put the model in training mode (``model.train()``: :func:`evaluate` leaves it
+    in evaluation mode), go through the training images in a new random order (a
+    ``torch.Generator`` seeded with ``seed``, so runs are reproducible), and for each batch:
+    zero the gradients, p = model(x), loss = BCE(p, y), backward, optimizer step. After the
+    epoch, :func:`evaluate` on the training and on the validation set.
+
+    Args:
+        model: a model from :func:`build_cnn`; trained in place and moved to ``device``.
+        x_train, x_val: (N, 1, H, W) float32 images; y_train, y_val: (N,) labels 0./1.
+            (0 = fully sampled reference, 1 = accelerated), on the CPU.
+        epochs: passes over the training set.
+        lr: Adam learning rate.
+        batch_size: images per gradient step (the last batch may be smaller).
+        device: ``"cpu"``, ``"cuda"`` or a ``torch.device``: the model and each batch go there.
+        seed: seed of the shuffling.
+
+    Returns:
+        {"train_loss", "train_acc", "val_loss", "val_acc"}: lists of ``epochs`` Python floats,
+        the values after each epoch.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement train()")
+
+
+# --------------------------------------------------------------------------- Task 5.3: figures
+
+
+def plot_accuracy_curves(histories: dict[str, dict], path: Path) -> None:  # keep
+    """Training and validation accuracy per epoch, one panel per variant; saved to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.4), sharey=True, squeeze=False)
+    for ax, (variant, h) in zip(axes[0], histories.items()):
+        epochs = np.arange(1, len(h["train_acc"]) + 1)
+        ax.plot(epochs, h["train_acc"], label="training")
+        ax.plot(epochs, h["val_acc"], label="validation")
+        ax.set_title(f"{variant} ({h.get('parameters', '?')} parameters)")
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0.4, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_example_pairs(x: torch.Tensor, y: torch.Tensor, path: Path, n_pairs: int = 3) -> None:  # keep
+    """The first ``n_pairs`` (reference, accelerated) pairs side by side, with a zoomed crop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    refs = [i for i in range(len(y)) if y[i] == 0][:n_pairs]
+    accs = [i for i in range(len(y)) if y[i] == 1][:n_pairs]
+    n = min(len(refs), len(accs))
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    for row, (i, j) in enumerate(zip(refs, accs)):
+        side = x.shape[-1]
+        crop = slice(side * 3 // 8, side * 5 // 8)
+        for col, (img, title) in enumerate(
+            ((x[i, 0], "fully sampled (0)"), (x[j, 0], "PI-CS R=4 (1)"),
+             (x[i, 0, crop, crop], "zoom: reference"), (x[j, 0, crop, crop], "zoom: PI-CS"))
+        ):
+            axes[row, col].imshow(np.asarray(img), cmap="gray", vmin=0, vmax=1)
+            axes[row, col].set_title(title, fontsize=9)
+            axes[row, col].axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, path: Path, title: str,
+                       n_max: int = 8) -> None:  # keep
+    """Up to ``n_max`` misclassified validation images with the true label and the probability."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ("reference", "PI-CS")
+    wrong = [i for i in range(len(y)) if int(proba[i] > 0.5) != int(y[i])][:n_max]
+    cols = max(len(wrong), 1)
+    fig, axes = plt.subplots(1, cols, figsize=(2.4 * cols, 2.9), squeeze=False)
+    for ax, i in zip(axes[0], wrong):
+        ax.imshow(np.asarray(x[i, 0]), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"true: {names[int(y[i])]}\np(PI-CS) = {float(proba[i]):.2f}", fontsize=8)
+    for ax in axes[0]:
+        ax.axis("off")
+    if not wrong:
+        axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the three variants, write the figures to ``figures/lab05/`` and print the table."""
+    parser = argparse.ArgumentParser(prog="python -m labs.lab05_cnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a small simulated subset (40 pairs, 96 px) made in memory: about a minute")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 30, --quick 40)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    args = parser.parse_args(argv)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    from data import recon
+
+    if args.quick:
+        data = recon.load_recon_subset(n_pairs=40, image_size=96)
+        epochs = args.epochs or 40
+    else:
+        status = recon.info()
+        if status["source"] == "offline" and not status["sim_ready"]:
+            print(
+                "The lab's image set is not prepared yet: run `python -m data prepare recon` once "
+                "(about 10 min), or try `python -m labs.lab05_cnn --quick` for a small simulated subset.",
+                file=sys.stderr,
+            )
+            return 1
+        data = recon.load_recon()
+        epochs = args.epochs or 30
+    size = int(data.x_train.shape[-1])
+    print(f"{data} on {device}, {epochs} epochs")
+    plot_example_pairs(data.x_val, data.y_val, FIGURES / "examples.png")
+
+    histories, rows = {}, []
+    for variant in VARIANTS:
+        torch.manual_seed(0)
+        model = build_cnn(variant, image_size=size)
+        h = train(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, device=device, seed=0)
+        h["parameters"] = count_parameters(model)
+        histories[variant] = h
+        proba = predict_proba(model, data.x_val)
+        plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
+                           f"{variant}: misclassified validation images")
+        rows.append((variant, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], max(h["val_acc"])))
+    plot_accuracy_curves(histories, FIGURES / "accuracy.png")
+
+    print(f"{'variant':<8}{'parameters':>11}{'train acc':>11}{'val acc':>9}{'best val':>10}")
+    for variant, n_params, train_acc, val_acc, best in rows:
+        print(f"{variant:<8}{n_params:>11}{train_acc:>11.3f}{val_acc:>9.3f}{best:>10.3f}")
+    print(f"figures written to {FIGURES}/ (accuracy.png, examples.png, misclassified_*.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
