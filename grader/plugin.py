@@ -64,6 +64,7 @@ class Report:
     device: str = "cpu"
     impl: str = "labs"
     json_path: Path | None = None
+    integrity: dict = field(default_factory=dict)
 
     def labs(self) -> list[str]:
         return sorted({c.lab for c in self.checks.values()})
@@ -91,6 +92,8 @@ class Report:
                 }
             )
         extra = {
+            "integrity": self.integrity,
+            "fingerprint": environment_fingerprint(),
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
             "device": self.device,
@@ -118,6 +121,75 @@ class Report:
         tmp = self.json_path.with_name(f".{self.json_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_gradescope(), indent=2))
         os.replace(tmp, self.json_path)
+
+
+def environment_fingerprint() -> dict:
+    """Python, torch, NumPy, machine, device and the data caches' checksums (for the report)."""
+    import hashlib
+
+    import torch
+
+    data = {}
+    try:
+        from data.cache import cache_dir
+
+        for manifest in sorted(cache_dir().rglob("manifest.json")):
+            rel = str(manifest.parent.relative_to(cache_dir()))
+            try:
+                params = json.loads(manifest.read_text()).get("params", {})
+            except ValueError:
+                params = {}
+            data[rel] = {
+                "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                "source": params.get("source", "offline"),
+            }
+    except Exception as exc:  # noqa: BLE001 - a fingerprint must never break grading
+        data = {"error": repr(exc)}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "data_caches": data,
+    }
+
+
+MANIFEST = Path(__file__).resolve().parent / "MANIFEST.json"
+
+
+def grader_files() -> dict[str, str]:
+    """{path relative to the repository: sha256} of the grader's Python files (not the manifest)."""
+    import hashlib
+
+    root = MANIFEST.parent
+    return {
+        str(p.relative_to(root.parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
+
+
+def check_integrity() -> dict:
+    """Compare the grader's files with ``grader/MANIFEST.json`` (written into student releases).
+
+    Returns ``{"checked": bool, "problems": [...]}``; no manifest (the instructor repository): not checked.
+    """
+    if not MANIFEST.is_file():
+        return {"checked": False, "problems": []}
+    try:
+        expected = json.loads(MANIFEST.read_text())["files"]
+    except (ValueError, KeyError):
+        return {"checked": True, "problems": ["grader/MANIFEST.json is unreadable: the grader may have been modified"]}
+    actual = grader_files()
+    problems = [
+        f"{name} differs from the released grader: this score is not valid; restore the file from the release"
+        for name in sorted(set(expected) | set(actual))
+        if expected.get(name) != actual.get(name)
+    ]
+    return {"checked": True, "problems": problems}
 
 
 _REPORT_KEY = pytest.StashKey[Report]()
@@ -165,6 +237,8 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         chosen = config.getoption("labs_dir") or impl.env_impl() or "labs"
     impl.set_impl_dir(impl.resolve_impl(chosen))
+    if impl.impl_label() != "solutions" and not any(isinstance(f, _BlockSolutions) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BlockSolutions())
 
     seed = config.getoption("grader_seed")
     if seed is None:
@@ -172,6 +246,7 @@ def pytest_configure(config: pytest.Config) -> None:
     json_path = config.getoption("grade_json")
     report = Report(seed=seed, impl=impl.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
     report.device = _device_summary(config.getoption("device"))
+    report.integrity = check_integrity()
     config.stash[_REPORT_KEY] = report
     global _current_report
     _current_report = report
@@ -269,6 +344,89 @@ def grader_seed(request: pytest.FixtureRequest) -> int:
 def device(request: pytest.FixtureRequest) -> str:
     """``"cpu"``, and ``"cuda"`` (GPU machines only): the device a student function must use."""
     return request.param
+
+
+class _GlobalState:
+    """Snapshot of process-wide settings that student code must leave alone."""
+
+    MODULES = ("torch", "torch.nn.functional", "torch.nn", "numpy", "torch.optim")
+
+    def __init__(self) -> None:
+        import importlib
+
+        import torch
+
+        self.dtype = torch.get_default_dtype()
+        self.threads = torch.get_num_threads()
+        self.grad_enabled = torch.is_grad_enabled()
+        self.attrs = {}
+        for name in self.MODULES:
+            module = importlib.import_module(name)
+            self.attrs[name] = (module, {k: v for k, v in vars(module).items() if callable(v)})
+        self.tensor_attrs = {k: v for k, v in vars(torch.Tensor).items() if callable(v)}
+        self.module_attrs = {k: v for k, v in vars(torch.nn.Module).items() if callable(v)}
+
+    def restore_and_diff(self) -> list[str]:
+        """Put everything back; return what had been changed, in words."""
+        import torch
+
+        changed = []
+        if torch.get_default_dtype() != self.dtype:
+            changed.append(f"torch.set_default_dtype({torch.get_default_dtype()})")
+            torch.set_default_dtype(self.dtype)
+        if torch.get_num_threads() != self.threads:
+            changed.append(f"torch.set_num_threads({torch.get_num_threads()})")
+            torch.set_num_threads(self.threads)
+        if torch.is_grad_enabled() != self.grad_enabled:
+            changed.append(f"torch.set_grad_enabled({torch.is_grad_enabled()}) left on")
+            torch.set_grad_enabled(self.grad_enabled)
+        for name, (module, saved) in self.attrs.items():
+            for key, value in saved.items():
+                if vars(module).get(key) is not value:
+                    changed.append(f"{name}.{key} was replaced")
+                    setattr(module, key, value)
+        for owner, saved, label in ((torch.Tensor, self.tensor_attrs, "torch.Tensor"), (torch.nn.Module, self.module_attrs, "torch.nn.Module")):
+            for key, value in saved.items():
+                if vars(owner).get(key) is not value:
+                    changed.append(f"{label}.{key} was replaced")
+                    setattr(owner, key, value)
+        return changed
+
+
+_baseline_state: _GlobalState | None = None
+
+
+@pytest.fixture(autouse=True)
+def _guard_global_state(request: pytest.FixtureRequest):
+    """Fail a check whose student code changed global state (and undo it for the next checks)."""
+    global _baseline_state
+    if _baseline_state is None:
+        _baseline_state = _GlobalState()
+    yield
+    changed = _baseline_state.restore_and_diff()
+    if changed and _lab_of(request.node) is not None:
+        pytest.fail(
+            "your code changed global state that other code relies on: " + ", ".join(changed[:5])
+            + ". Functions must not change process-wide settings (restored by the grader)",
+            pytrace=False,
+        )
+
+
+class _BlockSolutions:
+    """Import hook: student code may not import the reference solutions."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "solutions" and not name.startswith("solutions."):
+            return None
+        frame = sys._getframe(1)
+        while frame is not None:
+            if impl._is_impl_file(frame.f_code.co_filename):
+                raise ImportError(
+                    f"{impl._display(frame.f_code.co_filename)} imports {name}: graded code must not "
+                    "import the reference solutions"
+                )
+            frame = frame.f_back
+        return None
 
 
 # --------------------------------------------------------------------------- outcomes

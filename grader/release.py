@@ -52,10 +52,26 @@ def write_release(dest: Path) -> Path:
         elif src.is_file():
             shutil.copy2(src, dest / name)
     # The student Makefile's `make test` grades labs/ (there are no solutions/ or tests/ there).
+    # A hash manifest of the released grader: the plugin reports any file that differs.
+    files = {
+        name: digest
+        for name, digest in _hash_tree(dest / "grader").items()
+    }
+    (dest / "grader" / "MANIFEST.json").write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
     makefile = dest / "Makefile"
     if makefile.is_file():
         makefile.write_text(makefile.read_text().replace("-m pytest --solutions grader tests", "-m pytest grader"))
     return dest
+
+
+def _hash_tree(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(folder.parent)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    }
 
 
 def _function_bodies(source: str) -> dict[str, str]:

@@ -1,0 +1,62 @@
+"""data/__main__.py: `python -m data info` and `prepare`, incl. a missing or broken data.recon."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data import cache, dti
+from data.__main__ import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_info_runs(tmp_cache, capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_cache) in out
+    for name in ("mnist:", "dti:", "recon"):
+        assert name in out
+    assert "cache_valid: False" in out
+
+
+def test_info_reports_missing_recon(tmp_cache, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "data.recon", None)  # makes `import data.recon` fail
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "recon: not available (" in out and "dti:" in out
+
+
+def test_prepare_recon_missing_fails_cleanly(tmp_cache, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "data.recon", None)
+    assert main(["prepare", "recon"]) == 1
+    assert "recon: not available (" in capsys.readouterr().err
+
+
+def test_prepare_dti_builds_valid_cache(tmp_cache, capsys):
+    assert main(["prepare", "dti"]) == 0
+    assert cache.manifest_ok(tmp_cache / "dti", dti.offline_params())
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("cache_valid: True") >= 1
+
+
+def test_bad_target_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["prepare", "imagenet"])
+    assert e.value.code == 2
+
+
+def test_module_entry_point(tmp_path):
+    env = {**os.environ, cache.ENV_VAR: str(tmp_path / "c"), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "data", "info"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "mnist:" in r.stdout and "dti:" in r.stdout

@@ -1,0 +1,245 @@
+"""Tests of the MR image-quality dataset (`data.recon`) and its simulator (`data.mrsim`).
+
+Small sizes only (32-64 px, a few pairs): the whole file runs in well under a minute on one
+core. Every test that writes uses a temporary cache ($MRI_DL_LABS_CACHE).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data import mrsim, recon
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _crandn(rng, shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRI_DL_LABS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """9 pairs at 48 px (6 train, 3 validation pairs), built in a temporary cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MRI_DL_LABS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield recon.load_recon_subset(n_pairs=9, image_size=48, seed=0)
+
+
+# ---------------------------------------------------------------- sampling mask
+
+@pytest.mark.parametrize("n_lines", [48, 64, 96, 320])
+def test_mask_samples_exactly_n_over_R_lines_with_full_centre(n_lines):
+    mask = recon.undersampling_mask(n_lines, acceleration=4, rng=np.random.default_rng(1))
+    assert mask.dtype == bool and mask.shape == (n_lines,)
+    assert mask.sum() == n_lines // 4, "R = 4 means exactly n/4 phase-encode lines"
+    nc = mrsim.default_n_center(n_lines)
+    c0 = n_lines // 2 - nc // 2
+    assert mask[c0:c0 + nc].all(), "the k-space centre block must be fully sampled"
+    assert nc == round(24 * n_lines / 320) or nc == 2
+    if n_lines == 320:
+        assert nc == 24
+    again = recon.undersampling_mask(n_lines, acceleration=4, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(mask, again)
+
+
+def test_mask_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="acceleration"):
+        recon.undersampling_mask(64, acceleration=0)
+    with pytest.raises(ValueError, match="n_center"):
+        recon.undersampling_mask(64, acceleration=4, n_center=20)
+
+
+# ---------------------------------------------------------------- TGV solver
+
+def test_tgv_operators_pass_the_adjoint_test():
+    # <A x, y> = <x, A^H y> for every operator of the primal-dual solver (expect ~1e-7)
+    rng = np.random.default_rng(0)
+    n = 32
+    u, p, q = _crandn(rng, (n, n)), _crandn(rng, (2, n, n)), _crandn(rng, (3, n, n))
+    k = _crandn(rng, (8, n, n))
+    maps = mrsim.coil_maps(n)
+    m2 = np.fft.ifftshift(recon.undersampling_mask(n, rng=3)).astype(np.float32)[:, None]
+    pairs = [
+        (mrsim.grad(u), p, u, mrsim.grad_t(p)),
+        (mrsim.sym_grad(p), q, p, mrsim.sym_grad_t(q)),
+        (mrsim.sense_op(u, maps, m2), k, u, mrsim.sense_op_t(k, maps, m2)),
+        (mrsim._hybrid_op(u, maps, m2), k, u, mrsim._hybrid_op_t(k, maps, m2)),
+    ]
+    for ax, y, x, aty in pairs:
+        lhs, rhs = np.vdot(y, ax), np.vdot(aty, x)
+        assert abs(lhs - rhs) <= 1e-5 * abs(lhs), (lhs, rhs)
+
+
+def test_tgv_step_size_bound_holds():
+    # sigma = tau = 1/sqrt(12) needs ||A||^2 <= 12 (power iteration gives ~11.8)
+    maps = mrsim.coil_maps(32)
+    assert mrsim.operator_norm_sq((32, 32), maps, np.ones((32, 1), np.float32), n_iter=40) <= mrsim.TGV_L2
+
+
+def test_tgv_recovers_truth_from_full_noise_free_data():
+    n = 48
+    x, _ = mrsim.head_phantom(2, 90, n, np.random.default_rng(0))
+    maps = mrsim.coil_maps(n)
+    k = mrsim.fft2c(maps * x)
+    u = mrsim.tgv_pics(k, np.ones((n, 1), np.float32), maps, lam=1e-5, n_iter=200)
+    assert u.dtype == np.complex64, "complex64 in, complex64 out (no float64 upcast)"
+    nrmse = np.linalg.norm(u - x) / np.linalg.norm(x)
+    assert nrmse < 1e-3, f"nRMSE {nrmse:.2e} (expect ~2e-5)"
+
+
+# ---------------------------------------------------------------- simulate_pair
+
+def test_simulate_pair_is_deterministic_by_index_and_in_range():
+    ref, acc, meta = recon.simulate_pair(5, image_size=32, seed=0)
+    ref2, acc2, _ = recon.simulate_pair(5, image_size=32, seed=0)
+    ref3, _, _ = recon.simulate_pair(6, image_size=32, seed=0)
+    for a in (ref, acc):
+        assert a.shape == (32, 32) and a.dtype == np.float32
+        assert a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(ref, ref2)
+    np.testing.assert_array_equal(acc, acc2)
+    assert not np.array_equal(ref, ref3)
+    assert meta["seed"] == 5 and 12.0 <= meta["snr"] <= 60.0 and 0.003 <= meta["lam"] <= 0.015
+    assert meta["mask"].sum() == 8
+
+
+def test_pairs_use_different_template_slices():
+    slices = [mrsim.slice_for_pair(i, 0) for i in range(260)]
+    assert len(set(slices)) == 260
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_accelerated_image_has_less_background_noise(index):
+    ref, acc, meta = recon.simulate_pair(index, image_size=64, seed=0)
+    corner = (slice(0, 6), slice(0, 6))  # outside the head (FOV 240 mm)
+    s_ref, s_acc = ref[corner].std(), acc[corner].std()
+    assert s_acc < s_ref, f"background std accelerated {s_acc:.4f} vs reference {s_ref:.4f} ({meta['snr']=:.0f})"
+
+
+# ---------------------------------------------------------------- subset loader
+
+def test_subset_shapes_dtypes_and_ranges(subset):
+    d = subset
+    assert d.x_train.shape == (12, 1, 48, 48) and d.x_val.shape == (6, 1, 48, 48)
+    assert d.x_train.dtype == torch.float32 and d.y_train.dtype == torch.float32
+    assert d.y_train.shape == (12,) and d.y_val.shape == (6,)
+    for x in (d.x_train, d.x_val):
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        assert torch.allclose(x * 255, torch.round(x * 255), atol=1e-3), "8-bit quantised like the PNGs"
+    assert set(d.y_train.tolist()) == {0.0, 1.0} and d.y_train.sum() == 6 and d.y_val.sum() == 3
+    assert d.classes[0] == "fully sampled reference" and d.classes[1].startswith("accelerated")
+
+
+def test_subset_splits_two_thirds_one_third_by_pair(subset):
+    d = subset
+    assert set(d.pair_train.tolist()) == set(range(6)) and set(d.pair_val.tolist()) == {6, 7, 8}
+    for pid, y in ((d.pair_train, d.y_train), (d.pair_val, d.y_val)):
+        for p in set(pid.tolist()):
+            assert sorted(y[pid == p].tolist()) == [0.0, 1.0], "both images of a pair in one split"
+    assert recon.n_train_pairs(260) == 173 and recon.n_train_pairs(24) == 16
+
+
+def test_subset_is_cached_with_manifest(cache):
+    a = recon.load_recon_subset(n_pairs=3, image_size=32, seed=1)
+    folders = list((cache / "recon_subset").iterdir())
+    assert len(folders) == 1 and (folders[0] / "manifest.json").is_file()
+    b = recon.load_recon_subset(n_pairs=3, image_size=32, seed=1)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_val, b.x_val)
+    ref, acc, _ = recon.simulate_pair(2, 32, seed=1)  # pair 2 is the validation pair
+    np.testing.assert_allclose(a.x_val[1, 0].numpy(), np.round(acc * 255) / 255, atol=1e-6)
+    with pytest.raises(ValueError):
+        recon.load_recon_subset(n_pairs=2)
+
+
+# ---------------------------------------------------------------- PNG folders
+
+def _write_png(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def _fixture_folder(root, size=20, n=(3, 2)):
+    rng = np.random.default_rng(0)
+    for split, k in zip(("train", "test"), n):
+        for cls in ("ref", "tgv"):
+            for i in range(k):
+                _write_png(root / split / cls / f"img{i}.png", rng.integers(0, 256, (size, size), dtype=np.uint8))
+    return root
+
+
+def test_folder_loader_reads_layout_labels_and_scales(tmp_path):
+    root = _fixture_folder(tmp_path / "recon_classification")
+    d = recon.load_recon_folder(root)
+    assert d.x_train.shape == (6, 1, 20, 20) and d.x_val.shape == (4, 1, 20, 20)
+    assert d.y_train.tolist() == [0, 0, 0, 1, 1, 1] and d.y_val.tolist() == [0, 0, 1, 1]
+    raw = np.asarray(Image.open(root / "train" / "tgv" / "img0.png"), dtype=np.float32) / 255
+    np.testing.assert_allclose(d.x_train[3, 0].numpy(), raw, atol=1e-7)
+    assert d.pair_train.tolist() == [0, 1, 2, 0, 1, 2] and set(d.pair_val.tolist()) == {3, 4}
+    r = recon.load_recon(source="auto", image_size=16, root=root)
+    assert r.source.startswith("real") and r.x_train.shape == (6, 1, 16, 16)
+    assert 0.0 <= float(r.x_train.min()) and float(r.x_train.max()) <= 1.0
+
+
+def test_folder_loader_names_missing_class_folder(tmp_path):
+    root = _fixture_folder(tmp_path / "rc")
+    for f in (root / "test" / "tgv").iterdir():
+        f.unlink()
+    (root / "test" / "tgv").rmdir()
+    with pytest.raises(FileNotFoundError, match=r"test[/\\]tgv.*Expected layout"):
+        recon.load_recon_folder(root)
+
+
+def test_folder_loader_names_non_2d_and_unreadable_images(tmp_path):
+    root = _fixture_folder(tmp_path / "rc")
+    bad = root / "train" / "ref" / "colour.png"
+    rgb = np.zeros((20, 20, 3), np.uint8)
+    rgb[..., 0] = 255
+    _write_png(bad, rgb)
+    with pytest.raises(ValueError, match="colour.png.*2-D grayscale"):
+        recon.load_recon_folder(root)
+    bad.unlink()
+    (root / "test" / "tgv" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png.*cannot read"):
+        recon.load_recon_folder(root)
+
+
+def test_folder_loader_accepts_gray_stored_as_rgb_and_rejects_mixed_sizes(tmp_path):
+    root = _fixture_folder(tmp_path / "rc")
+    g = np.full((20, 20), 51, np.uint8)
+    _write_png(root / "train" / "ref" / "img9.png", np.stack([g, g, g], -1))
+    d = recon.load_recon_folder(root)
+    assert math.isclose(float(d.x_train[3].mean()), 0.2, abs_tol=1e-6)
+    _write_png(root / "test" / "ref" / "big.png", np.zeros((30, 30), np.uint8))
+    with pytest.raises(ValueError, match="big.png.*differs"):
+        recon.load_recon_folder(root)
+    assert recon.load_recon_folder(root, image_size=20).x_val.shape[-1] == 20
+
+
+# ---------------------------------------------------------------- prepare
+
+def test_prepare_writes_layout_and_resumes(cache):
+    root = recon.prepare(n_pairs=3, image_size=32, workers=1, progress=False)
+    pngs = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    assert pngs == ["test/ref/pair0002.png", "test/tgv/pair0002.png", "train/ref/pair0000.png",
+                    "train/ref/pair0001.png", "train/tgv/pair0000.png", "train/tgv/pair0001.png"]
+    victim = root / "train" / "tgv" / "pair0001.png"
+    before = victim.read_bytes()
+    stamp = (root / "train" / "ref" / "pair0000.png").stat().st_mtime_ns
+    victim.unlink()  # an interrupted run: one file missing, no valid manifest
+    assert recon.prepare(n_pairs=3, image_size=32, workers=1, progress=False) == root
+    assert victim.read_bytes() == before, "a resumed pair is bit-identical"
+    assert (root / "train" / "ref" / "pair0000.png").stat().st_mtime_ns == stamp, "finished pairs are kept"
+    d = recon.load_recon_folder(root)
+    sub = recon.load_recon_subset(n_pairs=3, image_size=32, seed=0)
+    assert torch.equal(d.x_val, sub.x_val), "PNG set and in-memory subset hold the same images"
+    assert recon.info()["source"] in ("real", "offline")

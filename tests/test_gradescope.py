@@ -1,0 +1,63 @@
+"""The Gradescope autograder zip, run locally against fake submission folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from grader.impl import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def autograder(tmp_path_factory):
+    from grader.gradescope import build
+
+    root = tmp_path_factory.mktemp("ag")
+    zip_path = build(root / "autograder.zip")
+    source = root / "autograder" / "source"
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        zf.extractall(source)
+    assert "setup.sh" in names and "run_autograder" in names
+    assert not any(n.startswith("solutions/") for n in names)
+    return root / "autograder", names
+
+
+def _run(root, submission_files, extra_args="--lab 1 --lab 2"):
+    sub = root / "submission"
+    shutil.rmtree(sub, ignore_errors=True)
+    (sub / "labs").mkdir(parents=True)
+    for name, text in submission_files.items():
+        (sub / name).write_text(text)
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), PYTHON=sys.executable, GRADER_ARGS=extra_args)
+    env.pop("LABS_IMPL", None)
+    proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=280)
+    return proc, json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.mark.timeout(300)
+def test_run_autograder_grades_only_the_submitted_lab_files(autograder):
+    root, _ = autograder
+    sol1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()
+    # The submission also carries a "modified grader test" that must be ignored.
+    proc, results = _run(root, {"labs/lab01_autograd.py": sol1, "grader_test_hack.py": "assert False"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
+    lab2 = [t for t in results["tests"] if t["name"].startswith("lab02")]
+    assert sum(t["score"] for t in lab1) == sum(t["max_score"] for t in lab1) > 0
+    assert sum(t["score"] for t in lab2) == 0 and all("not implemented" in t["output"] for t in lab2 if t["max_score"])
+    assert results["extra_data"]["integrity"]["problems"] == []
+
+
+@pytest.mark.timeout(300)
+def test_run_autograder_accepts_top_level_files(autograder):
+    root, _ = autograder
+    sol2 = (REPO_ROOT / "solutions" / "lab02_backprop.py").read_text()
+    proc, results = _run(root, {"lab02_backprop.py": sol2}, extra_args="--lab 2")
+    assert results["score"] == results["max_score"] > 0
