@@ -21,8 +21,8 @@ Sources:
 Each simulated pair (reference, accelerated) shares one object, coil set and noise draw and is
 seeded by its index (rng seed = seed + index), so any subset can be made alone. Simulation
 details and the TGV solver: `data.mrsim`; per image the SNR is log-uniform in [12, 60] and
-the TGV weight lambda log-uniform in [0.003, 0.015], so the classes are separable but not
-perfectly.
+the TGV weight lambda log-uniform in [0.003, 0.015] (raised to >= 0.2 x noise sigma for
+noisy images), so the classes are separable but not perfectly.
 
 Anatomy: MNI ICBM152 2009a nonlinear symmetric T1 template, as bundled with nilearn
 (Fonov et al. 2009, 2011; Collins et al. 1999).
@@ -72,7 +72,7 @@ SPLIT_DIRS = ("train", "test")  # -> training set, validation set
 REAL_ROOT = Path(__file__).resolve().parent / "recon_classification"
 LECTURE_N_PAIRS = 260  # 520 images
 LECTURE_IMAGE_SIZE = 320
-SIM_VERSION = 1  # bump when the simulation changes: invalidates caches
+SIM_VERSION = 2  # bump when the simulation changes: invalidates caches
 SECONDS_PER_PAIR_320 = 4.5  # one core, for the progress message
 LAYOUT = ("<root>/train/ref/*.png, <root>/train/tgv/*.png, <root>/test/ref/*.png, "
           "<root>/test/tgv/*.png (ref = fully sampled reference, label 0; tgv = accelerated "
@@ -142,7 +142,8 @@ def simulate_pair(index: int, image_size: int = 320, seed: int = 0,
     k-space noise with SNR log-uniform in [12, 60]. Reference = RSS of the fully sampled coil
     images (Roemer et al. 1990). Accelerated = |u| of the TGV^2 PI-CS reconstruction
     (Knoll et al. 2011; Chambolle & Pock 2011, 150 iterations, alpha1 = lambda log-uniform in
-    [0.003, 0.015], alpha0 = 2 lambda) from a variable-density mask at R = `acceleration`.
+    [0.003, 0.015] but at least 0.2 x the noise sigma, alpha0 = 2 lambda) from a
+    variable-density mask at R = `acceleration`.
     About 4-5 s at 320 px and 0.2-0.3 s at 64 px on one core.
 
     Returns:

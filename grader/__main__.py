@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=None, metavar="S",
         help="time budget in seconds of checks without their own budget (default 60, from pytest.ini)",
     )
+    parser.add_argument(
+        "--seeds", type=int, default=None, metavar="K",
+        help="seed robustness: grade K times with grader seeds 1..K and report per check how often it passed",
+    )
     parser.add_argument("--in-process", action="store_true", help="one pytest run in this process (no crash isolation)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's per-test output and tracebacks")
     return parser
@@ -94,7 +98,38 @@ def _crash_message(code: int) -> str:
     )
 
 
-def grade_isolated(args: argparse.Namespace) -> int:
+def grade_seeds(args: argparse.Namespace) -> int:
+    """Grade with grader seeds 1..K; print per check how many seeds it passed on."""
+    import copy
+    import json
+    import tempfile
+
+    counts: dict[str, list[int]] = {}
+    with tempfile.TemporaryDirectory(prefix="grader-seeds-") as tmp:
+        for seed in range(1, args.seeds + 1):
+            one = copy.copy(args)
+            one.grader_seed, one.seeds, one.json = seed, None, str(Path(tmp) / f"seed{seed}.json")
+            code = grade_isolated(one, quiet=True)
+            if code:
+                return code
+            results = json.loads(Path(one.json).read_text())
+            for t in results["tests"]:
+                if t["max_score"] > 0:
+                    counts.setdefault(t["name"], []).append(int(t["score"] >= t["max_score"]))
+            passed_all = sum(1 for v in counts.values() if v[-1])
+            print(f"grader seed {seed:>3}: {results['score']:g}/{results['max_score']:g} points, {passed_all}/{len(counts)} checks passed")
+    print(f"\n{'passed':>8}  check (over {args.seeds} grader seeds)")
+    for name, v in counts.items():
+        flag = "" if sum(v) in (0, len(v)) else "   <- depends on the seed"
+        print(f"{sum(v):>4}/{len(v):<3}  {name}{flag}")
+    summary = {name: {"passed": sum(v), "seeds": len(v)} for name, v in counts.items()}
+    out = Path(args.json).resolve()
+    out.write_text(json.dumps({"seeds": args.seeds, "checks": summary}, indent=1))
+    print(f"\nper-check counts written to {out}")
+    return 0
+
+
+def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
     """Grade each lab file in its own pytest process; merge and print the reports."""
     import json
     import subprocess
@@ -149,7 +184,8 @@ def grade_isolated(args: argparse.Namespace) -> int:
             tests = list(done.values())
             merged += tests
             earned, possible = sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
-            print(f"graded {lab} ({path.name}): {earned:g}/{possible:g} points in {time.time() - lab_started:.1f} s")
+            if not quiet:
+                print(f"graded {lab} ({path.name}): {earned:g}/{possible:g} points in {time.time() - lab_started:.1f} s")
     score = sum(t["score"] for t in merged)
     results = {
         "score": round(score, 4),
@@ -164,6 +200,8 @@ def grade_isolated(args: argparse.Namespace) -> int:
     tmp_path = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
     tmp_path.write_text(json.dumps(results, indent=2))
     os.replace(tmp_path, json_path)
+    if quiet:
+        return 0
     title = f" grade ({extra.get('graded_implementation')}, grader seed {extra.get('grader_seed')}, device {extra.get('device')}) "
     print(f"{title:=^90}")
     for line in render_report(results):
@@ -187,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+    if args.seeds:
+        return grade_seeds(args)
     if not args.in_process:
         return grade_isolated(args)
     import pytest

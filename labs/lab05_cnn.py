@@ -77,7 +77,11 @@ class QualityCNN(nn.Module):
     * ``gap4``: the four conv blocks of ``fc``, global average pool, dense(4 -> 1), sigmoid.
 
     H/16 is the size after four pools, rounded down at every pool: 320 -> 20, 64 -> 4.
-    Use :func:`global_average_pool` for the global average pooling.
+    Build the layers from ``nn.Conv2d`` and ``nn.Linear`` (pooling and ReLU may be modules or
+    functions) and use :func:`global_average_pool` for the global average pooling.
+    Initialisation: He-normal weights (``nn.init.kaiming_normal_``, nonlinearity "relu"; He et
+    al., ICCV 2015) and zero biases, as for ReLU networks; with PyTorch's default
+    initialisation the four-block models more often end with every ReLU of a layer dead.
 
     Args:
         variant: "fc", "gap1" or "gap4".

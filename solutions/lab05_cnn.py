@@ -76,7 +76,11 @@ class QualityCNN(nn.Module):
     * ``gap4``: the four conv blocks of ``fc``, global average pool, dense(4 -> 1), sigmoid.
 
     H/16 is the size after four pools, rounded down at every pool: 320 -> 20, 64 -> 4.
-    Use :func:`global_average_pool` for the global average pooling.
+    Build the layers from ``nn.Conv2d`` and ``nn.Linear`` (pooling and ReLU may be modules or
+    functions) and use :func:`global_average_pool` for the global average pooling.
+    Initialisation: He-normal weights (``nn.init.kaiming_normal_``, nonlinearity "relu"; He et
+    al., ICCV 2015) and zero biases, as for ReLU networks; with PyTorch's default
+    initialisation the four-block models more often end with every ReLU of a layer dead.
 
     Args:
         variant: "fc", "gap1" or "gap4".
@@ -104,6 +108,10 @@ class QualityCNN(nn.Module):
             self.out = nn.Linear(N_HIDDEN, 1)
         else:
             self.out = nn.Linear(N_FILTERS, 1)
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Probability that each image is the accelerated reconstruction.

@@ -137,14 +137,15 @@ def test_coordinates_plausible(subjects):
         assert len(np.unique(c, axis=0)) == len(c), "each voxel appears once per subject"
 
 
-def test_simulate_dti_deterministic_by_seed(tmp_path, offline):
-    a = dti.simulate_dti(tmp_path / "a", seed=0)
-    assert [p.name for p in a] == [f"sampledata{s}.csv" for s in dti.SUBJECTS]
+def test_simulate_dti_deterministic_by_seed(tmp_path, subjects, offline):
+    # `subjects` and the cached CSVs come from two independent runs with seed 0
     cached = dti.offline_cache_folder()
-    for p in a:
-        assert p.read_bytes() == (cached / p.name).read_bytes(), "same seed must give identical files"
+    for sid, sub in subjects.items():
+        text = (cached / f"sampledata{sid}.csv").read_text()
+        assert text == dti._csv_text(sub), "same seed must give identical files"
     b = dti.simulate_dti(tmp_path / "b", seed=1)
-    assert b[0].read_bytes() != a[0].read_bytes()
+    assert [p.name for p in b] == [f"sampledata{s}.csv" for s in dti.SUBJECTS]
+    assert b[0].read_text() != (cached / b[0].name).read_text(), "another seed must give other data"
 
 
 def test_csv_roundtrip_matches_simulation(subjects, offline):

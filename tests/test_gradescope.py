@@ -26,6 +26,7 @@ def autograder(tmp_path_factory):
         zf.extractall(source)
     assert "setup.sh" in names and "run_autograder" in names
     assert not any(n.startswith("solutions/") for n in names)
+    assert any(n.startswith("grader/hidden/test_lab") for n in names), "hidden tests belong in the autograder"
     return root / "autograder", names
 
 
@@ -52,7 +53,9 @@ def test_run_autograder_grades_only_the_submitted_lab_files(autograder):
     lab2 = [t for t in results["tests"] if t["name"].startswith("lab02")]
     assert sum(t["score"] for t in lab1) == sum(t["max_score"] for t in lab1) > 0
     assert sum(t["score"] for t in lab2) == 0 and all("not implemented" in t["output"] for t in lab2 if t["max_score"])
-    assert results["extra_data"]["integrity"]["problems"] == []
+    assert results["extra_data"]["integrity"] == {"checked": True, "problems": []}
+    hidden = [t for t in lab1 if "hidden" in t["extra_data"]["nodeid"]]
+    assert hidden and all(t["visibility"] == "after_published" for t in hidden)
 
 
 @pytest.mark.timeout(300)
@@ -61,3 +64,19 @@ def test_run_autograder_accepts_top_level_files(autograder):
     sol2 = (REPO_ROOT / "solutions" / "lab02_backprop.py").read_text()
     proc, results = _run(root, {"lab02_backprop.py": sol2}, extra_args="--lab 2")
     assert results["score"] == results["max_score"] > 0
+
+
+def test_classroom_summary(tmp_path):
+    results = {
+        "score": 3.0, "max_score": 5.0,
+        "tests": [
+            {"name": "lab01: test_a", "score": 3.0, "max_score": 3.0, "output": "", "visibility": "visible"},
+            {"name": "lab01: test_b", "score": 0.0, "max_score": 2.0, "output": "de/db is off", "visibility": "visible"},
+        ],
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    proc = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "| lab01 | 3 | 5 |" in proc.stdout and "de/db is off" in proc.stdout
+    assert proc.stdout.strip().endswith("Points 3/5")

@@ -1,0 +1,38 @@
+"""Hidden checks of lab 2: students see the result only after the grades are published.
+
+Failure messages say what to look at, never the expected values.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from grader.checks import rel_error
+from grader.impl import lab_fixture
+
+lab = lab_fixture("lab02")
+pytestmark = pytest.mark.hidden
+
+
+@pytest.mark.points(1)
+def test_backward_wide_net_large_batch_and_inputs_untouched(lab, grader_seed):
+    rng = np.random.default_rng(grader_seed)
+    sizes, n = [40, 50, 30, 10], 64
+    params = [(rng.standard_normal((m, k)) / np.sqrt(k), rng.standard_normal(m)) for k, m in zip(sizes[:-1], sizes[1:])]
+    x, y = rng.standard_normal((n, sizes[0])), rng.random((n, sizes[-1]))
+    saved = [(W.copy(), b.copy()) for W, b in params]
+    x_saved = x.copy()
+    grads = lab.backward(params, x, y)
+    assert all(np.array_equal(W, W0) and np.array_equal(b, b0) for (W, b), (W0, b0) in zip(params, saved)) and np.array_equal(x, x_saved), (
+        "backward() modified its inputs (params or x) in place: compute gradients without changing them"
+    )
+    tp = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
+    a = torch.tensor(x)
+    for W, b in tp:
+        a = torch.sigmoid(a @ W.T + b)
+    (0.5 * ((torch.tensor(y) - a) ** 2).sum() / n).backward()
+    for l, ((dW, db), (W, b)) in enumerate(zip(grads, tp), start=1):
+        assert rel_error(dW, W.grad.numpy()) < 1e-7 and rel_error(db, b.grad.numpy()) < 1e-7, (
+            f"backward() is wrong for a hidden wide net with a large batch (layer {l}): check that nothing "
+            "assumes small or square layers"
+        )

@@ -1,0 +1,539 @@
+"""Grading of lab 4: brain-tissue classification from DTI features (labs/lab04_dti.py).
+
+The grader runs the student's pipeline itself (split_train_val, fit_normalizer, class_weights,
+build_dti_mlp, train) on the offline DTI data (``load_dti("offline")``, simulated, cached) and
+computes every metric with its own forward pass on the held-out test subject 100206: accuracy,
+balanced accuracy (the mean of the per-class recalls, so a model that ignores the small CC genu
+class fails) and, on a class-imbalanced training set that the grader draws itself, the gain in
+balanced accuracy from the class weights. The numbers train() returns are only checked for
+their form. Training happens three times per grading: one full pipeline, shared by the
+accuracy and history checks (module-scoped fixture), and a pair on the imbalanced set.
+
+Rubric (22 points on a CPU machine, +1 on a GPU):
+    model structure 2, split 2, normaliser uses training statistics 2, constant feature 1,
+    class weights 2, history 1, validation set never trained on 2, predict 1,
+    confusion matrix 1, test-subject accuracy 3, test-subject balanced accuracy 2,
+    class weights on an imbalanced training set 2, no hard-coded device 1,
+    cuda pipeline 1 (GPU only).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo  # noqa: F401  (the first Adam step imports it, and it wraps torch.manual_seed:
+from torch import nn  # importing it here, before the grader's global-state snapshot, keeps that legal)
+
+from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
+from grader.impl import lab_fixture
+from grader.plugin import _REPORT_KEY, seed_for_test
+
+lab = lab_fixture("lab04")
+
+N_CLASSES = 3
+CC = 1  # genu of the corpus callosum: the smallest class (19 % of the voxels)
+SHORT = ("thalamus", "CC genu", "subcortical WM")
+EPOCHS = 15  # graded budget of the full pipeline: Adam lr 1e-3, batch 1024
+IMBALANCED_EPOCHS = 15  # budget of each of the two runs on the imbalanced training set
+CC_KEEP = 0.03  # share of the CC genu training voxels the grader keeps in the imbalanced set
+
+# Thresholds, calibrated with bench/bench_lab04.py --calibrate (see the tests' docstrings).
+MIN_TEST_ACCURACY = 0.86
+MIN_TEST_BALANCED = 0.82
+MIN_WEIGHT_GAIN = 0.03
+MIN_IMBALANCED_BALANCED = 0.78
+
+
+# --------------------------------------------------------------------------- the grader's pipeline
+
+
+def seed_all(seed: int) -> None:
+    """Seed random, NumPy and torch (the student's code may draw from the global generators)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def grader_predict(model: nn.Module, x) -> np.ndarray:
+    """The grader's own forward pass on the CPU: argmax of the logits, int64 (N,)."""
+    x = torch.as_tensor(x).detach().float().cpu()
+    model = model.to("cpu").eval()
+    with torch.no_grad():
+        logits = model(x)
+    assert tuple(logits.shape) == (x.shape[0], N_CLASSES), (
+        f"the model maps {tuple(x.shape)} features to outputs of shape {tuple(logits.shape)}; "
+        f"expected one logit per class, ({x.shape[0]}, {N_CLASSES})"
+    )
+    return logits.argmax(dim=1).numpy()
+
+
+def metrics(y_true, y_pred) -> dict:
+    """The grader's own accuracy, balanced accuracy and per-class recalls."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    cm = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+    return {"accuracy": float(np.trace(cm) / cm.sum()), "balanced": float(recall.mean()), "recall": recall, "cm": cm}
+
+
+def describe(m: dict) -> str:
+    return "recall per class " + ", ".join(f"{name} {r:.2f}" for name, r in zip(SHORT, m["recall"]))
+
+
+@dataclass
+class Run:
+    """One training run of the student's pipeline, evaluated by the grader."""
+
+    history: dict
+    epochs: int
+    model: nn.Module
+    test: dict  # grader metrics on the test subject
+    device: str
+
+
+def run_pipeline(lab, data, seed: int, epochs: int = EPOCHS, device: str = "cpu") -> Run:
+    """The lecture's experiment with the student's functions; metrics by the grader."""
+    x_tr, y_tr, x_val, y_val = lab.split_train_val(data.x_trainval.clone(), data.y_trainval.clone(), 0.2, seed=seed)
+    normalizer = lab.fit_normalizer(x_tr.clone())
+    weights = lab.class_weights(y_tr.clone(), N_CLASSES)
+    seed_all(seed)
+    model = lab.build_dti_mlp()
+    history = lab.train(model, normalizer.transform(x_tr.clone()), y_tr, normalizer.transform(x_val.clone()), y_val,
+                        epochs=epochs, class_weights=weights, device=device, seed=seed)
+    on_device = next(model.parameters()).device
+    pred = grader_predict(model, normalizer.transform(data.x_test.clone()))
+    run = Run(history=history, epochs=epochs, model=model, test=metrics(data.y_test, pred), device=str(on_device))
+    return run
+
+
+def imbalanced_split(data, seed: int):
+    """The grader's own 80/20 split of the training subjects, then most CC genu voxels dropped
+    from the training part (CC_KEEP of them stay): about 100 CC voxels against 11,000 others."""
+    rng = np.random.default_rng(seed)
+    n = data.x_trainval.shape[0]
+    perm = rng.permutation(n)
+    n_val = int(round(0.2 * n))
+    val, tr = perm[:n_val], perm[n_val:]
+    y = data.y_trainval.numpy()
+    tr = tr[(y[tr] != CC) | (rng.random(tr.size) < CC_KEEP)]
+    tr, val = torch.from_numpy(np.sort(tr)), torch.from_numpy(val)
+    return data.x_trainval[tr].clone(), data.y_trainval[tr].clone(), data.x_trainval[val].clone(), data.y_trainval[val].clone()
+
+
+def run_imbalanced(lab, data, seed: int, weighted: bool, epochs: int = IMBALANCED_EPOCHS) -> dict:
+    """The student's pipeline on the imbalanced set, with class_weights(y_train) or with None."""
+    x_tr, y_tr, x_val, y_val = imbalanced_split(data, seed)
+    normalizer = lab.fit_normalizer(x_tr.clone())
+    weights = lab.class_weights(y_tr.clone(), N_CLASSES) if weighted else None
+    seed_all(seed)
+    model = lab.build_dti_mlp()
+    lab.train(model, normalizer.transform(x_tr.clone()), y_tr, normalizer.transform(x_val.clone()), y_val,
+              epochs=epochs, class_weights=weights, device="cpu", seed=seed)
+    m = metrics(data.y_test, grader_predict(model, normalizer.transform(data.x_test.clone())))
+    m["n_cc_train"] = int((y_tr == CC).sum())
+    m["n_train"] = int(y_tr.numel())
+    return m
+
+
+def module_seed(request, name: str) -> int:
+    return seed_for_test(request.config.stash[_REPORT_KEY].seed, f"lab04:{name}")
+
+
+@pytest.fixture(scope="module")
+def dti():
+    from data.dti import load_dti
+
+    return load_dti("offline")
+
+
+@pytest.fixture(scope="module")
+def pipeline(lab, dti, request) -> Run:
+    """One run of the student's full pipeline on the CPU (shared by several checks)."""
+    return run_pipeline(lab, dti, module_seed(request, "pipeline"))
+
+
+@pytest.fixture(scope="module")
+def imbalanced(lab, dti, request) -> tuple[dict, dict]:
+    """(with class weights, without) on the grader's imbalanced training set, same seed."""
+    seed = module_seed(request, "imbalanced")
+    return run_imbalanced(lab, dti, seed, weighted=True), run_imbalanced(lab, dti, seed, weighted=False)
+
+
+# --------------------------------------------------------------------------- Task 4.4: the network
+
+
+@pytest.mark.points(2)
+def test_model_structure(lab):
+    for args, sizes in (((), [5, 100, 100, 100, 100, 3]), ((7, 20, 2, 4), [7, 20, 20, 4])):
+        model = lab.build_dti_mlp(*args)
+        call = f"build_dti_mlp{args if args else '()'}"
+        n_params = sum(p.numel() for p in model.parameters())
+        want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        shapes = [(m.in_features, m.out_features) for m in linears]
+        assert shapes == list(zip(sizes[:-1], sizes[1:])), (
+            f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
+            f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
+        )
+        assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
+        layers = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
+        assert isinstance(layers[-1], nn.Linear), (
+            f"{call}: the last layer is {type(layers[-1]).__name__}, expected the Linear output layer with no "
+            "activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
+        )
+        relus = sum(isinstance(m, nn.ReLU) for m in layers)
+        assert relus == len(sizes) - 2, (
+            f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
+        )
+        out = model(torch.randn(4, sizes[0]))
+        assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
+
+
+# --------------------------------------------------------------------------- Task 4.1: split
+
+
+@pytest.mark.points(2)
+def test_split_train_val(lab, grader_seed):
+    n = 1000
+    ids = torch.arange(n, dtype=torch.float32)
+    x = torch.stack([ids, 2 * ids, torch.zeros(n), torch.ones(n), -ids], dim=1)  # row i is (i, 2i, 0, 1, -i)
+    y = torch.arange(n) * 3 // n  # ordered by class, like the data (first third class 0, ...)
+    for fraction in (0.2, 0.3):
+        out = lab.split_train_val(x.clone(), y.clone(), val_fraction=fraction, seed=grader_seed)
+        assert len(out) == 4, f"split_train_val must return (x_train, y_train, x_val, y_val), got {len(out)} values"
+        x_tr, y_tr, x_val, y_val = (torch.as_tensor(t) for t in out)
+        tr, val = x_tr[:, 0].long(), x_val[:, 0].long()
+        assert len(y_tr) == len(tr) and len(y_val) == len(val), "split_train_val: x and y of a set differ in length"
+        overlap = set(tr.tolist()) & set(val.tolist())
+        assert not overlap, (
+            f"split_train_val(val_fraction={fraction}): {len(overlap)} rows are in both the training and the "
+            "validation set; validation samples must never be trained on (the validation accuracy would be too optimistic)"
+        )
+        assert sorted(tr.tolist() + val.tolist()) == list(range(n)), (
+            f"split_train_val(val_fraction={fraction}): the two sets together must hold every row exactly once "
+            f"(got {len(tr)} + {len(val)} rows of {n})"
+        )
+        assert abs(len(val) - fraction * n) <= 1, (
+            f"split_train_val(val_fraction={fraction}): the validation set has {len(val)} of {n} rows, expected {round(fraction * n)}"
+        )
+        assert torch.equal(y_tr.long(), y[tr]) and torch.equal(y_val.long(), y[val]), (
+            "split_train_val: the labels no longer belong to their rows: shuffle x and y with the same permutation"
+        )
+        assert torch.equal(x_tr, x[tr]), "split_train_val: the rows of x were changed"
+        last_block = (val >= n - len(val)).float().mean().item()
+        assert last_block < 0.5, (
+            f"split_train_val: {last_block:.0%} of the validation rows are the last rows of x: the split must be "
+            "random (the rows are ordered by subject and class; the last 20% would be one subject's white matter)"
+        )
+    again = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed)[2]
+    other = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed + 1)[2]
+    first = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed)[2]
+    assert torch.equal(torch.as_tensor(again), torch.as_tensor(first)), "split_train_val is not deterministic for a fixed seed"
+    assert not torch.equal(torch.as_tensor(other), torch.as_tensor(first)), "split_train_val ignores its seed"
+
+
+# --------------------------------------------------------------------------- Task 4.2: normalisation
+
+
+def _grader_split(dti, seed: int):
+    perm = np.random.default_rng(seed).permutation(dti.x_trainval.shape[0])
+    n_val = int(round(0.2 * perm.size))
+    return dti.x_trainval[perm[n_val:]].clone(), dti.x_trainval[perm[:n_val]].clone()
+
+
+@pytest.mark.points(2)
+def test_normalizer_uses_training_statistics(lab, dti, grader_seed):
+    x_train, x_val = _grader_split(dti, grader_seed)
+    x_test = dti.x_test.clone()
+    kept = x_train.clone()
+    normalizer = lab.fit_normalizer(x_train)
+    assert torch.equal(x_train, kept), "fit_normalizer changed x_train in place: compute the statistics without modifying it"
+    z_train = torch.as_tensor(normalizer.transform(x_train.clone())).float()
+    assert tuple(z_train.shape) == tuple(x_train.shape), (
+        f"Normalizer.transform must keep the shape {tuple(x_train.shape)}, got {tuple(z_train.shape)}"
+    )
+    assert torch.isfinite(z_train).all(), "Normalizer.transform gives NaN or inf on the training set"
+    big = z_train.abs().amax(dim=0)
+    spread = z_train.amax(dim=0) - z_train.amin(dim=0)
+    for f, name in enumerate(("T1w", "FA", "MD", "AD", "RD")):
+        assert big[f] < 50 and spread[f] > 0.1, (
+            f"Normalizer.transform: the normalised training feature {name} spans [{z_train[:, f].min():.3g}, "
+            f"{z_train[:, f].max():.3g}]; every feature should end up of order one (z-score with the training "
+            "mean and standard deviation, or division by the training maximum)"
+        )
+    for name, x in (("validation", x_val), ("test", x_test)):
+        kept = x.clone()
+        alone = torch.as_tensor(normalizer.transform(x)).float()
+        assert torch.equal(x, kept), f"Normalizer.transform changed the {name} features in place: return a new tensor"
+        mixed = torch.as_tensor(normalizer.transform(torch.cat([x, 3.0 * x + 100.0]))).float()[: x.shape[0]]
+        few = torch.as_tensor(normalizer.transform(x[:50].clone())).float()
+        same = torch.allclose(mixed, alone, rtol=1e-5, atol=1e-5) and torch.allclose(few, alone[:50], rtol=1e-5, atol=1e-5)
+        assert same, (
+            f"Normalizer.transform: the normalised {name} rows change when other rows are passed with them, so "
+            f"transform() uses statistics of the data it is given ({name}-set statistics leak into the model's "
+            "input): normalise with the statistics that fit_normalizer computed on the training set only"
+        )
+
+
+@pytest.mark.points(1)
+def test_normalizer_constant_feature(lab, grader_seed):
+    g = torch.Generator().manual_seed(grader_seed)
+    x = torch.rand(200, 5, generator=g) * torch.tensor([1000.0, 1.0, 2.0, 2.0, 2.0])
+    x[:, 1] = 0.5  # a constant feature
+    x[:, 3] = 0.0  # a constant zero feature
+    normalizer = lab.fit_normalizer(x.clone())
+    x_new = torch.rand(30, 5, generator=g)
+    for name, data in (("the training set", x), ("new data", x_new)):
+        z = torch.as_tensor(normalizer.transform(data.clone())).float()
+        bad = [f for f in range(5) if not torch.isfinite(z[:, f]).all()]
+        assert not bad, (
+            f"Normalizer.transform gives NaN or inf on {name} in the constant feature column(s) {bad}: "
+            "a constant training feature has standard deviation 0 (and a zero column has maximum 0); "
+            "fit_normalizer must replace a zero scale by 1 instead of dividing by zero"
+        )
+
+
+# --------------------------------------------------------------------------- Task 4.3: class balance
+
+
+@pytest.mark.points(2)
+def test_class_weights_inverse_frequency(lab, grader_seed):
+    rng = np.random.default_rng(grader_seed)
+    counts = [int(rng.integers(300, 600)), int(rng.integers(40, 90)), int(rng.integers(150, 300))]
+    y = torch.from_numpy(rng.permutation(np.repeat(np.arange(3), counts)))
+    w = torch.as_tensor(lab.class_weights(y.clone(), 3)).detach().double().cpu()
+    assert tuple(w.shape) == (3,), f"class_weights(y, 3) must return one weight per class, shape (3,), got {tuple(w.shape)}"
+    assert torch.isfinite(w).all() and (w > 0).all(), f"class_weights for class counts {counts}: got {w.tolist()}, expected finite positive weights"
+    n = torch.tensor(counts, dtype=torch.float64)
+    product = w * n
+    if not torch.allclose(product, product.mean().expand(3), rtol=1e-4):
+        ratio = w / n
+        if torch.allclose(ratio, ratio.mean().expand(3), rtol=1e-4):
+            why = "they are proportional to the class frequency n_c; invert it: w_c = N / (K n_c)"
+        elif torch.allclose(w, w.mean().expand(3), rtol=1e-4):
+            why = "they are all equal; the small class must get the largest weight"
+        else:
+            why = "expected w_c proportional to 1 / n_c, e.g. N / (K n_c)"
+        pytest.fail(f"class_weights for class counts {counts}: got {np.round(w.numpy(), 4).tolist()}: {why}")
+    y_absent = torch.from_numpy(np.repeat([0, 2], [counts[0], counts[2]]))
+    w = torch.as_tensor(lab.class_weights(y_absent, 3)).detach().double().cpu()
+    assert tuple(w.shape) == (3,) and torch.isfinite(w).all(), (
+        f"class_weights with no sample of class 1 gave {w.tolist()}: every weight must be finite "
+        "(a class with n_c = 0 gets weight 0, not 1/0 = inf)"
+    )
+    assert abs(w[0] * counts[0] - w[2] * counts[2]) <= 1e-4 * abs(w[0] * counts[0]), (
+        f"class_weights with an absent class: the present classes' weights {w[[0, 2]].tolist()} must still be "
+        f"proportional to 1 / n_c for counts {counts[0]}, {counts[2]}"
+    )
+
+
+# --------------------------------------------------------------------------- Task 4.5: training
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(300)
+def test_train_history(pipeline):
+    h = pipeline.history
+    assert isinstance(h, dict), f"train() must return a dict of per-epoch lists, got {type(h).__name__}"
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+        assert key in h, f"train() history has no {key!r} entry (keys: {sorted(h)})"
+        values = [as_float(v, f"history[{key!r}] entry") for v in h[key]]
+        assert len(values) == pipeline.epochs, (
+            f"train(epochs={pipeline.epochs}) returned {len(values)} values of {key!r}, expected one per epoch"
+        )
+        if key.endswith("acc"):
+            assert all(0.0 <= v <= 1.0 for v in values), f"history[{key!r}] must be accuracies in [0, 1], got {values[:3]} ..."
+    assert h["train_loss"][-1] < h["train_loss"][0], (
+        f"the training loss did not decrease: {h['train_loss'][0]:.4f} -> {h['train_loss'][-1]:.4f}"
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(120)
+def test_validation_set_never_trained_on(lab, dti, grader_seed):
+    """Same seed, same model, validation labels changed: the trained weights must not change."""
+    rng = np.random.default_rng(grader_seed)
+    perm = rng.permutation(dti.x_trainval.shape[0])
+    x = dti.x_trainval
+    x = (x - x.mean(0)) / x.std(0)  # the grader's own normalisation: this check is about train() only
+    x_tr, y_tr = x[perm[:2000]].clone(), dti.y_trainval[perm[:2000]].clone()
+    x_val, y_val = x[perm[2000:2500]].clone(), dti.y_trainval[perm[2000:2500]].clone()
+    torch.manual_seed(grader_seed)
+    model = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
+
+    def trained(y_v):
+        m = copy.deepcopy(model)
+        seed_all(grader_seed)
+        lab.train(m, x_tr.clone(), y_tr.clone(), x_val.clone(), y_v.clone(), epochs=2, batch_size=256, device="cpu", seed=grader_seed)
+        return torch.cat([p.detach().cpu().flatten() for p in m.parameters()])
+
+    first = trained(y_val)
+    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.equal(first, start), "train() did not change the model's weights (optimizer.step() per mini-batch?)"
+    changed = trained((y_val + 1) % 3)
+    if not torch.allclose(first, changed, rtol=0, atol=1e-6):
+        again = trained(y_val)
+        assert not torch.allclose(first, again, rtol=0, atol=1e-6), (
+            "train(): the trained weights changed when only the validation labels changed: the validation set "
+            "must only be evaluated (under torch.no_grad()), never trained on; keep the model after the last "
+            "epoch (no selection of the best epoch by validation accuracy)"
+        )
+        pytest.fail(
+            "train() gives different weights for the same model, data and seed: draw the mini-batch order "
+            "from a generator seeded with `seed`, so a run can be reproduced"
+        )
+
+
+# --------------------------------------------------------------------------- Task 4.6: evaluation
+
+
+@pytest.mark.points(1)
+def test_predict(lab, grader_seed):
+    torch.manual_seed(grader_seed)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(300, 5)
+    with torch.no_grad():
+        want = model(x).argmax(dim=1)
+    got = lab.predict(model, x.clone())
+    got = torch.as_tensor(np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got))
+    assert tuple(got.shape) == (300,), f"predict(model, x) for x of shape (300, 5) must return (300,) labels, got {tuple(got.shape)}"
+    assert not got.is_floating_point(), f"predict must return integer class labels, got dtype {got.dtype}"
+    got = got.long()
+    if torch.equal(got, want + 1):
+        pytest.fail("predict(): the labels are off by one: they must be 0..2 (indices into CLASSES), "
+                    "not the CSV file's 1..3; argmax of the logits is already 0-based")
+    agree = (got == want).float().mean().item()
+    assert agree == 1.0, (
+        f"predict(): only {agree:.1%} of the labels equal argmax over the classes of model(x) "
+        "(argmax along dim=1, one label per row)"
+    )
+
+
+@pytest.mark.points(1)
+def test_confusion_matrix_matches_sklearn(lab, grader_seed):
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    rng = np.random.default_rng(grader_seed)
+    y_true = rng.integers(0, 3, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 2, 200))  # class 2 under-predicted
+    for to in (torch.from_numpy, np.asarray):
+        got = np.asarray(lab.confusion_matrix(to(y_true.copy()), to(y_pred.copy()), 3))
+        want = sk_confusion_matrix(y_true, y_pred, labels=[0, 1, 2])
+        assert got.shape == (3, 3), f"confusion_matrix must be (3, 3), got {got.shape}"
+        if np.array_equal(got, want.T) and not np.array_equal(got, want):
+            pytest.fail("confusion_matrix is transposed: rows are the true classes, columns the predicted ones (like scikit-learn)")
+        assert np.array_equal(got, want), (
+            f"confusion_matrix differs from scikit-learn's (rows true, columns predicted):\n{got}\nexpected\n{want}"
+        )
+    got = np.asarray(lab.confusion_matrix(torch.tensor([0, 0, 2]), torch.tensor([0, 2, 2]), 3))
+    assert np.array_equal(got, [[1, 0, 1], [0, 0, 0], [0, 0, 1]]), (
+        f"confusion_matrix with class 1 absent gave\n{got}\nexpected [[1, 0, 1], [0, 0, 0], [0, 0, 1]]: "
+        "always K x K, whatever classes occur"
+    )
+
+
+# --------------------------------------------------------------------------- the experiment
+
+
+@pytest.mark.points(3)
+@pytest.mark.timeout(300)
+def test_test_subject_accuracy(pipeline):
+    """Accuracy on the held-out subject 100206 after 15 epochs of the student's pipeline >= 0.86.
+
+    Reference over 10 grader seeds (bench/bench_lab04.py --calibrate 10): min 0.898, median 0.906.
+    The lecture's max-scaling normaliser instead of z-scoring: min 0.875, median 0.887.
+    """
+    m = pipeline.test
+    assert m["accuracy"] >= MIN_TEST_ACCURACY, (
+        f"after {pipeline.epochs} epochs (Adam lr 1e-3, batch 1024, class weights) the grader measures accuracy "
+        f"{m['accuracy']:.3f} on the test subject, expected >= {MIN_TEST_ACCURACY} (the reference reaches about 0.90; "
+        f"{describe(m)}): check train() (zero_grad, backward and step per mini-batch, a new order every epoch), "
+        "the normaliser, and that build_dti_mlp ends with a Linear layer (logits)"
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(300)
+def test_test_subject_balanced_accuracy(pipeline):
+    """Balanced accuracy (mean recall over the 3 classes) on subject 100206 >= 0.82.
+
+    A model that never predicts the CC genu scores at most 0.67. Reference over 10 grader seeds:
+    min 0.866, median 0.876; with max scaling: min 0.848, median 0.855.
+    """
+    m = pipeline.test
+    assert m["balanced"] >= MIN_TEST_BALANCED, (
+        f"balanced accuracy on the test subject is {m['balanced']:.3f}, expected >= {MIN_TEST_BALANCED} "
+        f"({describe(m)}): a class is neglected; check class_weights and that train() passes them to "
+        "nn.CrossEntropyLoss(weight=...)"
+    )
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(300)
+def test_class_weights_on_imbalanced_training_set(imbalanced):
+    """The grader drops 97 % of the CC genu voxels from its own training split (about 100 CC against
+    11,000 others) and runs the student's pipeline twice with the same seed: with class_weights(y)
+    and with class_weights=None. Balanced accuracy on subject 100206 with the weights must be
+    >= 0.78 and beat the unweighted run by >= 0.03.
+
+    Reference over 10 grader seeds: weighted min 0.857, median 0.868; gain min 0.047, median
+    0.085. With max scaling: weighted min 0.83, gain min 0.06. A train() that ignores the weights
+    gains exactly 0.
+    """
+    weighted, plain = imbalanced
+    gain = weighted["balanced"] - plain["balanced"]
+    setting = (
+        f"trained on {weighted['n_train']} voxels with only {weighted['n_cc_train']} of the CC genu, "
+        f"balanced accuracy on the test subject is {weighted['balanced']:.3f} with class weights "
+        f"({describe(weighted)}) and {plain['balanced']:.3f} without"
+    )
+    assert gain >= MIN_WEIGHT_GAIN, (
+        f"{setting}: the class weights should raise it by >= {MIN_WEIGHT_GAIN}; "
+        + ("the results are identical, so train() ignores class_weights: pass them to "
+           "nn.CrossEntropyLoss(weight=class_weights)" if abs(gain) < 1e-9 else
+           "check class_weights (w_c = N / (K n_c), largest for the smallest class) and that train() uses "
+           "nn.CrossEntropyLoss(weight=class_weights)")
+    )
+    assert weighted["balanced"] >= MIN_IMBALANCED_BALANCED, (
+        f"{setting}: expected >= {MIN_IMBALANCED_BALANCED} with the weights; check class_weights and train()"
+    )
+
+
+# --------------------------------------------------------------------------- devices
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_no_hard_coded_device(lab, dti):
+    for func, name in ((lab.train, "train"), (lab.predict, "predict"), (lab.build_dti_mlp, "build_dti_mlp"),
+                       (lab.split_train_val, "split_train_val"), (lab.fit_normalizer, "fit_normalizer"),
+                       (lab.Normalizer.transform, "Normalizer.transform"), (lab.class_weights, "class_weights")):
+        assert_no_hard_coded_device(func, name)
+    x, y = dti.x_trainval[::20].clone(), dti.y_trainval[::20].clone()
+    x = (x - x.mean(0)) / x.std(0)
+    with cuda_reported_unavailable():
+        model = lab.build_dti_mlp()
+        history = lab.train(model, x[:600], y[:600], x[600:], y[600:], epochs=1, device="cpu")
+        pred = lab.predict(model, x[600:])
+    assert len(history["val_acc"]) == 1 and len(pred) == x.shape[0] - 600, "train/predict on the CPU returned the wrong sizes"
+
+
+@pytest.mark.cuda
+@pytest.mark.points(1)
+@pytest.mark.timeout(300)
+def test_pipeline_on_cuda(lab, dti, request):
+    run = run_pipeline(lab, dti, module_seed(request, "cuda"), device="cuda")
+    assert run.device.startswith("cuda"), (
+        f"after train(..., device='cuda') the model's parameters are on {run.device}: train() must move the "
+        "model to device (model.to(device)) and train it in place"
+    )
+    assert run.test["accuracy"] >= MIN_TEST_ACCURACY and run.test["balanced"] >= MIN_TEST_BALANCED, (
+        f"trained on cuda: test accuracy {run.test['accuracy']:.3f}, balanced {run.test['balanced']:.3f}; "
+        f"expected >= {MIN_TEST_ACCURACY} and >= {MIN_TEST_BALANCED} as on the CPU ({describe(run.test)})"
+    )
