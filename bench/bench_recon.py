@@ -81,7 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer timings and seeds")
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--settings", nargs="*", default=["24x64x30", "48x64x30", "24x96x30", "48x64x60"],
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--settings", nargs="*", default=["24x64x60", "24x64x120", "36x64x100", "48x64x80"],
                     help="n_pairs x image_size x epochs")
     ap.add_argument("--no-timing", action="store_true")
     args = ap.parse_args()
@@ -98,10 +99,10 @@ def main() -> None:
         data = recon.load_recon_subset(n_pairs, size, seed=0)
         print(f"\n{data}  (load {time.perf_counter() - w0:.1f} s)", flush=True)
         for name in MODELS:
-            res = [train_eval(name, data, epochs, sd) for sd in seeds]
+            res = [train_eval(name, data, epochs, sd, lr=args.lr) for sd in seeds]
             accs = [a for a, _ in res]
             times = [t for _, t in res]
-            print(f"  {name} {epochs} ep: val acc min {min(accs):.3f} median {statistics.median(accs):.3f} "
+            print(f"  {name} {epochs} ep lr {args.lr:g}: val acc min {min(accs):.3f} median {statistics.median(accs):.3f} "
                   f"max {max(accs):.3f}  | train {statistics.median(times):.1f} s median, {max(times):.1f} s max"
                   f"  | accs {[round(a, 3) for a in accs]}", flush=True)
 

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data.cache import DATA_DIR, atomic_write_text, cache_dir, folder_size, manifest_ok, write_manifest
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FEATURES",
@@ -75,7 +79,8 @@ SOURCE_OFFLINE = "offline simulation (dipy tensor fit, seed 0)"
 # ---------------------------------------------------------------------------------------
 B_VALUE = 1000.0  # s/mm^2
 N_B0 = 6
-#: Compartment eigenvalues (l1, l2, l3), um^2/ms, and T1w.
+#: Compartment eigenvalues (l1, l2, l3), um^2/ms, and T1w; tuned so that the fitted class
+#: means (after partial volume and noise) land near the lecture's example rows.
 TISSUES = {
     "thalamus": ((1.43, 1.08, 0.90), 970.0),
     "cc": ((0.68, 0.11, 0.075), 1160.0),
@@ -114,10 +119,10 @@ class DtiData:
         source: where the data came from.
     """
 
-    x_trainval: "torch.Tensor"  # noqa: F821
-    y_trainval: "torch.Tensor"  # noqa: F821
-    x_test: "torch.Tensor"  # noqa: F821
-    y_test: "torch.Tensor"  # noqa: F821
+    x_trainval: torch.Tensor
+    y_trainval: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     subjects_trainval: np.ndarray
     source: str
 
@@ -132,6 +137,7 @@ class SimulatedSubject:
         labels: (N,) int64 in 0..2.
         evals: (N, 3) float64 fitted eigenvalues l1 >= l2 >= l3, um^2/ms.
         snr: the subject's b0 SNR.
+        fractions: (N,) float64 volume fraction of the class's own tissue (1 = pure voxel).
     """
 
     coords: np.ndarray
@@ -139,7 +145,7 @@ class SimulatedSubject:
     labels: np.ndarray
     evals: np.ndarray
     snr: float
-    fractions: np.ndarray = field(repr=False, default=None)
+    fractions: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,7 +262,7 @@ def _region_coords(rng: np.random.Generator, label: int, n: int) -> np.ndarray:
     return sel[np.lexsort((sel[:, 1], sel[:, 0], sel[:, 2]))]  # mask order: slice, row, column
 
 
-def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, fit=True) -> SimulatedSubject:
+def _simulate_subject(rng, counts, gtab, spread, pv, snr_range) -> SimulatedSubject:
     bvecs, bvals = gtab.bvecs, gtab.bvals
     snr = float(rng.uniform(*snr_range))
     t1_gain = rng.normal(1.0, 0.05)
@@ -294,14 +300,10 @@ def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, fit=True) -> Sim
         signals.append(sig)
         t1w.append(t1)
         fracs.append(f[:, 0])
-    signals = np.concatenate(signals)
-    if fit:
-        from dipy.reconst.dti import TensorModel
+    from dipy.reconst.dti import TensorModel
 
-        evals = TensorModel(gtab, fit_method="WLS").fit(signals).evals * 1e3  # um^2/ms
-        evals = np.clip(evals, 1e-6, None)  # guard: noise can give l3 <= 0
-    else:
-        evals = np.zeros((len(signals), 3))
+    evals = TensorModel(gtab, fit_method="WLS").fit(np.concatenate(signals)).evals * 1e3  # um^2/ms
+    evals = np.clip(evals, 1e-6, None)  # guard: noise can give l3 <= 0
     fa, md, ad, rd = tensor_metrics(evals)
     feats = np.stack([np.concatenate(t1w), fa, md, ad, rd], 1)
     return SimulatedSubject(
@@ -400,7 +402,8 @@ def real_available(root: str | os.PathLike | None = None) -> bool:
 def offline_params(seed: int = 0) -> dict:
     """Parameters recorded in the offline cache manifest (a change forces a rebuild)."""
     return {"dataset": "dti_sim", "version": 1, "seed": seed, **SIM_DEFAULTS,
-            "counts": COUNTS, "tissues": TISSUES, "mix": CLASS_MIX}
+            "sigmas": (SIGMA_COMMON, SIGMA_EIG, SUBJECT_SD), "counts": COUNTS, "tissues": TISSUES,
+            "mix": CLASS_MIX, "regions": REGIONS}
 
 
 def offline_cache_folder() -> Path:

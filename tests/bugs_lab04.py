@@ -31,7 +31,7 @@ BUGS = [
         "layers += [nn.Linear(width, n_classes), nn.ReLU()]",
         ("test_model_structure",), "logits"),
     Bug("lab04", "constant_feature_divides_by_zero",
-        "std = torch.where(std > 0, std, torch.ones_like(std))\n", "",
+        "std = torch.where(std > 0, std, torch.ones_like(std))", "std = std  # no guard against std 0",
         ("test_normalizer_constant_feature",), "dividing by zero"),
     Bug("lab04", "class_weights_are_frequencies",
         "weights = y.numel() / (n_classes * counts)", "weights = counts / y.numel()",

@@ -21,9 +21,10 @@ def test_cache_dir_uses_env_and_creates_it(tmp_cache):
     assert tmp_cache.is_dir()
 
 
-def test_cache_dir_default_is_data_cache(monkeypatch):
+def test_cache_dir_default_is_data_cache(monkeypatch, tmp_path):
     monkeypatch.delenv(cache.ENV_VAR, raising=False)
-    assert cache.cache_dir() == cache.DATA_DIR / "cache"
+    monkeypatch.setattr(cache, "DATA_DIR", tmp_path)  # stands in for <repo>/data
+    assert cache.cache_dir() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
 
 
 def test_atomic_write_bytes_and_text(tmp_path):

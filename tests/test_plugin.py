@@ -96,3 +96,28 @@ def test_seed_is_stable_and_depends_on_grader_seed_and_test():
     assert seed_for_test(1, "a::b") == seed_for_test(1, "a::b")
     assert seed_for_test(1, "a::b") != seed_for_test(2, "a::b")
     assert seed_for_test(1, "a::b") != seed_for_test(1, "a::c")
+
+
+@pytest.mark.timeout(280)
+def test_global_state_nan_solution_imports_and_floods_cost_only_their_checks(tmp_path):
+    lab1 = SOL1.replace(
+        "    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n",
+        "    torch.set_default_dtype(torch.float64)\n    torch.nn.functional.relu = lambda x: x\n"
+        "    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n", 1,
+    )
+    lab2 = SOL2.replace('    return float(0.5 * np.sum((y - a_L) ** 2) / a_L.shape[0])', '    return float("nan")', 1)
+    lab2 = lab2.replace(
+        '    return np.array([np.linalg.norm(db) for _, db in backward(params, x, y)])',
+        '    from solutions.lab02_backprop import bias_gradient_norms as theirs\n    return theirs(params, x, y)', 1,
+    )
+    lab2 = lab2.replace('    rng = np.random.default_rng(seed)\n    params = []', '    print("x" * 5_000_000)\n    rng = np.random.default_rng(seed)\n    params = []', 1)
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": lab1, "lab02_backprop.py": lab2})
+    by_name = {t["name"]: t for t in report["tests"]}
+    assert "changed global state" in by_name["lab01: test_graph_autograd_matches"]["output"]
+    assert "set_default_dtype" in by_name["lab01: test_graph_autograd_matches"]["output"]
+    others1 = [t for n, t in by_name.items() if n.startswith("lab01") and "autograd_matches" not in n and t["max_score"]]
+    assert all(t["score"] == t["max_score"] for t in others1), [t["name"] for t in others1 if t["score"] < t["max_score"]]
+    assert "nan" in by_name["lab02: test_quadratic_cost"]["output"].lower()
+    assert "must not import the reference solutions" in by_name["lab02: test_bias_gradient_norms"]["output"]
+    assert by_name["lab02: test_init_params_shapes_and_seed"]["score"] == 1
+    assert len(stdout) < 100_000
