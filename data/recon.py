@@ -458,7 +458,8 @@ def load_recon(source: str = "auto", image_size: int = LECTURE_IMAGE_SIZE,
         source: "real" reads the PNG folder (`root`, default ``data/recon_classification``);
             "offline" reads the simulated 260-pair, 320 px PNG set in the cache, building it
             first if missing (one-time, ~10 min on 2 processes; ``python -m data prepare recon``
-            does it ahead); "auto" = "real" if the real folder has the layout, else "offline".
+            does it ahead); "auto" = "real" if `root` is given or the real folder has the
+            layout, else "offline".
         image_size: output H = W; images of another size are resized (bilinear, antialiased).
         root: folder for "real"/"auto" (default `REAL_ROOT`), or for "offline" (default
             `sim_root()`).
@@ -473,7 +474,7 @@ def load_recon(source: str = "auto", image_size: int = LECTURE_IMAGE_SIZE,
     if source not in ("auto", "real", "offline"):
         raise ValueError(f"source must be 'auto', 'real' or 'offline', got {source!r}")
     real = Path(root) if root is not None and source != "offline" else REAL_ROOT
-    if source == "real" or (source == "auto" and _real_present(real)):
+    if source == "real" or (source == "auto" and (root is not None or _real_present(real))):
         return load_recon_folder(real, image_size, source=f"real ({real})")
     folder = Path(root) if root is not None and source == "offline" else sim_root()
     params = _prepare_params(LECTURE_N_PAIRS, LECTURE_IMAGE_SIZE, 0)

