@@ -21,12 +21,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch._dynamo  # noqa: F401  (the first SGD step imports it, and it wraps torch.manual_seed:
-from torch import nn  # importing it here, before the grader's global-state snapshot, keeps that legal)
+from torch import nn
 
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
 from grader.impl import lab_fixture
-from grader.plugin import _REPORT_KEY, seed_for_test
+from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab03")
 
@@ -92,7 +91,7 @@ def runs(lab, mnist, request):
 
     A failure (or a timeout) is remembered too, so a broken ``train()`` costs its time once.
     """
-    session_seed = request.config.stash[_REPORT_KEY].seed
+    session_seed = grader_seed_of(request.config)
     cache: dict[tuple, object] = {}
 
     def get(depth: int, activation: str, fraction: float = 1.0) -> Run:
