@@ -130,7 +130,12 @@ def grade_seeds(args: argparse.Namespace) -> int:
 
 
 def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
-    """Grade each lab file in its own pytest process; merge and print the reports."""
+    """Grade in a pytest subprocess; if student code kills it, go on in a new one.
+
+    All selected labs run in one child process (one torch import). When the child dies
+    (``os._exit()``, a segfault, out of memory), the check that was running is failed with an
+    explanation and a new child grades the checks that had not run yet.
+    """
     import json
     import subprocess
     import tempfile
@@ -142,53 +147,45 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
     common = [a for a in pytest_args(args)[1:]]  # everything but the test path
     i = common.index("--grade-json")
     del common[i : i + 2]
-    merged: list[dict] = []
-    extra: dict = {}
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    if not args.verbose:
+        common = [a for a in common if a != "-q"]  # one progress line per test file
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", GRADER_NO_SUMMARY="1")
     files = _lab_files(args)
     if not files:
         print("python -m grader: no graded test files match --lab", file=sys.stderr)
         return 4
+    done: dict[str, dict] = {}
+    extra: dict = {}
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
-        for path in files:
-            lab = path.name[5:10]
-            lab_started = time.time()
-            done: dict[str, dict] = {}
-            for attempt in range(100):
-                out = Path(tmp) / f"{path.stem}-{attempt}.json"
-                deselect = [f"--deselect={t['extra_data']['nodeid']}" for t in done.values()]
-                cmd = [sys.executable, "-m", "pytest", str(path), "--grade-json", str(out), *common, *deselect]
-                proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
-                if proc.returncode not in (0, 1, 5) and args.verbose:
-                    print(proc.stdout[-5000:], proc.stderr[-5000:])
-                if not out.is_file():
-                    if proc.returncode in (0, 1, 5):
-                        break
-                    print(proc.stdout[-3000:] + proc.stderr[-3000:], file=sys.stderr)
-                    print(f"python -m grader: grading {path.name} failed before any check ran", file=sys.stderr)
-                    return 3
-                results = json.loads(out.read_text())
-                extra = results.get("extra_data", extra)
-                crashed = proc.returncode not in (0, 1, 5)
-                for t in results["tests"]:
-                    state = t["extra_data"]["state"]
-                    if state == "running" and crashed:
-                        t.update(score=0.0, status="failed", output=_crash_message(proc.returncode))
-                        t["extra_data"]["state"] = "failed"
-                        done[t["name"]] = t
-                    elif state not in ("pending", "running"):
-                        done[t["name"]] = t
-                if not crashed:
+        for attempt in range(200):
+            out = Path(tmp) / f"results-{attempt}.json"
+            deselect = [f"--deselect={t['extra_data']['nodeid']}" for t in done.values()]
+            cmd = [sys.executable, "-m", "pytest", *map(str, files), "--grade-json", str(out), *common, *deselect]
+            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, text=True, capture_output=quiet)
+            if not out.is_file():
+                if proc.returncode in (0, 1, 5):
                     break
-                print(f"  {lab}: a check ended the grading process; going on in a new process")
-            tests = list(done.values())
-            merged += tests
-            earned, possible = sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
+                print(f"python -m grader: pytest failed before any check ran (exit code {proc.returncode})", file=sys.stderr)
+                return 3
+            results = json.loads(out.read_text())
+            extra = results.get("extra_data", extra)
+            crashed = proc.returncode not in (0, 1, 5)
+            for t in results["tests"]:
+                state = t["extra_data"]["state"]
+                if state == "running" and crashed:
+                    t.update(score=0.0, status="failed", output=_crash_message(proc.returncode))
+                    t["extra_data"]["state"] = "failed"
+                    done[t["name"]] = t
+                elif state not in ("pending", "running"):
+                    done[t["name"]] = t
+            if not crashed:
+                break
             if not quiet:
-                print(f"graded {lab} ({path.name}): {earned:g}/{possible:g} points in {time.time() - lab_started:.1f} s")
-    score = sum(t["score"] for t in merged)
+                print("  a check ended the grading process; the remaining checks go on in a new process")
+    order = {f.name[5:10]: k for k, f in enumerate(files)}
+    merged = sorted(done.values(), key=lambda t: order.get(t["name"][:5], 99))
     results = {
-        "score": round(score, 4),
+        "score": round(sum(t["score"] for t in merged), 4),
         "max_score": round(sum(t["max_score"] for t in merged), 4),
         "execution_time": round(time.time() - started, 2),
         "output": f"Graded with grader seed {extra.get('grader_seed')} on {extra.get('device')}.",
@@ -206,7 +203,12 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
     print(f"{title:=^90}")
     for line in render_report(results):
         print(line)
-    print(f"\nreport written to {json_path}")
+    times = {}
+    for t in merged:
+        lab = t["name"][:5]
+        times[lab] = times.get(lab, 0.0) + t["extra_data"].get("duration", 0.0)
+    print("\nseconds spent in each lab's checks: " + ", ".join(f"{lab} {sec:.1f}" for lab, sec in times.items()))
+    print(f"total {time.time() - started:.1f} s; report written to {json_path}")
     return 0
 
 

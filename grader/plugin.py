@@ -88,7 +88,10 @@ class Report:
                     "status": "passed" if c.status == "passed" else "failed",
                     "output": c.output if graded else f"{NO_GPU} ({c.max_score:g} points when graded on a GPU)",
                     "visibility": c.visibility,
-                    "extra_data": {"nodeid": c.nodeid, "points_if_graded": c.max_score, "state": c.status},
+                    "extra_data": {
+                        "nodeid": c.nodeid, "points_if_graded": c.max_score, "state": c.status,
+                        "duration": round(c.duration, 3),
+                    },
                 }
             )
         extra = {
@@ -366,9 +369,6 @@ class _GlobalState:
         import importlib
 
         import torch
-        # The first optimizer step imports torch._dynamo, which rebinds torch.manual_seed and
-        # friends: import it before the snapshot so that correct code is not flagged.
-        import torch._dynamo  # noqa: F401
 
         self.dtype = torch.get_default_dtype()
         self.threads = torch.get_num_threads()
@@ -396,9 +396,16 @@ class _GlobalState:
             torch.set_grad_enabled(self.grad_enabled)
         for name, (module, saved) in self.attrs.items():
             for key, value in saved.items():
-                if vars(module).get(key) is not value:
-                    changed.append(f"{name}.{key} was replaced")
-                    setattr(module, key, value)
+                now = vars(module).get(key)
+                if now is value:
+                    continue
+                if getattr(now, "__wrapped__", None) is value and "torch._dynamo" in sys.modules:
+                    # torch's own lazy import of torch._dynamo (first optimizer step) wraps
+                    # torch.manual_seed: legitimate, accept it as the new baseline.
+                    saved[key] = now
+                    continue
+                changed.append(f"{name}.{key} was replaced")
+                setattr(module, key, value)
         for owner, saved, label in ((torch.Tensor, self.tensor_attrs, "torch.Tensor"), (torch.nn.Module, self.module_attrs, "torch.nn.Module")):
             for key, value in saved.items():
                 if vars(owner).get(key) is not value:
@@ -567,7 +574,7 @@ def render_report(results: dict) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report = config.stash.get(_REPORT_KEY, None)
-    if report is None or not report.checks:
+    if report is None or not report.checks or os.environ.get("GRADER_NO_SUMMARY"):
         return
     terminalreporter.section(f"grade ({report.impl}, grader seed {report.seed}, device {report.device})")
     for line in render_report(report.to_gradescope()):

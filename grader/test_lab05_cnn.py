@@ -47,7 +47,21 @@ MIN_VAL_ACCURACY = 0.75
 # --------------------------------------------------------------------------- the grader's own tools
 
 
-def _trace(model: nn.Module, x: torch.Tensor):
+def _forward(model: nn.Module, x: torch.Tensor, where: str) -> torch.Tensor:
+    """model(x), or a failure in words that says which model failed on which input."""
+    try:
+        return model(x)
+    except NotImplementedError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any crash of the student's forward
+        hint = ""
+        if any(isinstance(m, nn.Conv2d) and m.padding in (0, (0, 0), "valid") for m in model.modules()):
+            hint = " (a conv has no padding: with padding=1 ('same') each pool halves the size exactly)"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        pytest.fail(f"{where} fails on a batch of shape {tuple(x.shape)}{hint}: {type(exc).__name__}: {first}", pytrace=False)
+
+
+def _trace(model: nn.Module, x: torch.Tensor, where: str = "the model"):
     """model(x) without gradients, with every Conv2d / Linear call recorded in order.
 
     Returns (calls, out): calls = [(name, module, input, output)], out = model(x).
@@ -61,7 +75,7 @@ def _trace(model: nn.Module, x: torch.Tensor):
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            out = model(x)
+            out = _forward(model, x, where)
     finally:
         for h in handles:
             h.remove()
@@ -140,12 +154,7 @@ def test_parameter_counts_match_lecture(lab):
         hint = ""
         if any(isinstance(m, nn.Conv2d) and m.padding in (0, (0, 0), "valid") for m in model.modules()):
             hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
-        try:
-            calls, _ = _trace(model, torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE))
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            pytest.fail(f"{where} fails on a (1, 1, 320, 320) image{hint}: {type(exc).__name__}: {exc}")
+        calls, _ = _trace(model, torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE), where)
         if own != want:
             pytest.fail(
                 f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
@@ -201,7 +210,7 @@ def test_layer_structure(lab, grader_seed):
         size = LECTURE_SIZE
         model = _build(lab, variant, size)
         x = torch.rand(2, 1, size, size, generator=g)
-        calls, _ = _trace(model, x)
+        calls, _ = _trace(model, x, f"build_cnn({variant!r}, image_size={size})")
         n_blocks = 1 if variant == "gap1" else 4
         _check_blocks(variant, size, calls, n_blocks)
         where = f"build_cnn({variant!r}, image_size={size})"
@@ -236,7 +245,7 @@ def test_layer_structure(lab, grader_seed):
             )
     # the dense layer of "fc" follows the image size
     model = _build(lab, "fc", 64)
-    calls, _ = _trace(model, torch.rand(2, 1, 64, 64, generator=g))
+    calls, _ = _trace(model, torch.rand(2, 1, 64, 64, generator=g), "build_cnn('fc', image_size=64)")
     dense = [(m.in_features, m.out_features) for _, m, _, _ in calls if isinstance(m, nn.Linear)]
     assert dense[:1] == [(64, 16)], (
         f"build_cnn('fc', image_size=64): dense layers {dense}; after four pools 64 -> 4, so the first dense "
@@ -252,8 +261,8 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
         size, n = int(rng.choice([32, 48, 64])), int(rng.integers(2, 6))
         model = _build(lab, variant, size)
         x = torch.rand(n, 1, size, size, generator=g)
-        calls, out = _trace(model, x)
         where = f"build_cnn({variant!r}, image_size={size}) on a batch of {n}"
+        calls, out = _trace(model, x, where)
         assert isinstance(out, torch.Tensor) and tuple(out.shape) == (n, 1), (
             f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
         )
@@ -344,7 +353,7 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
                             "(requires_grad is False): every layer must be trained"
                         )
             model.zero_grad()
-            p = model(x)
+            p = _forward(model, x, f"build_cnn({variant!r}, image_size=32)")
             F.binary_cross_entropy(p.reshape(-1), y).backward()
             for name, mod in convs:
                 grad = mod.weight.grad
@@ -465,20 +474,21 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
             assert all(0 <= v <= 1 for v in values), f"history[{k!r}] = {values} is not a fraction in [0, 1]"
         else:
             assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
-    for split, (xs, ys) in (("train", (x, y)), ("val", (xv, yv))):
-        p = _own_proba(model, xs)
-        acc = float(((p > 0.5).float() == ys).float().mean())
-        loss = float(F.binary_cross_entropy(p, ys))
-        got_acc = as_float(history[f"{split}_acc"][-1], f"history['{split}_acc'][-1]")
-        got_loss = as_float(history[f"{split}_loss"][-1], f"history['{split}_loss'][-1]")
-        assert abs(got_acc - acc) <= 1.0 / len(ys) + 1e-9, (
-            f"history['{split}_acc'][-1] = {got_acc:.3f}, but the trained model classifies {acc:.3f} of the "
-            f"{split} images correctly: accuracy = mean((p > 0.5) == y), after the epoch"
-        )
-        assert abs(got_loss - loss) <= 1e-3 * max(1.0, loss), (
-            f"history['{split}_loss'][-1] = {got_loss:.4f}, but the trained model's mean binary cross-entropy "
-            f"on the {split} set is {loss:.4f}"
-        )
+    # Only the validation values are compared: a running mean over the epoch (as Keras reports it)
+    # is a fine training accuracy too.
+    p = _own_proba(model, xv)
+    acc = float(((p > 0.5).float() == yv).float().mean())
+    loss = float(F.binary_cross_entropy(p, yv))
+    got_acc = as_float(history["val_acc"][-1], "history['val_acc'][-1]")
+    got_loss = as_float(history["val_loss"][-1], "history['val_loss'][-1]")
+    assert abs(got_acc - acc) <= 1.0 / len(yv) + 1e-9, (
+        f"history['val_acc'][-1] = {got_acc:.3f}, but the trained model classifies {acc:.3f} of the validation "
+        "images correctly: accuracy = mean((p > 0.5) == y) on the validation set, after the epoch"
+    )
+    assert abs(got_loss - loss) <= 1e-3 * max(1.0, loss), (
+        f"history['val_loss'][-1] = {got_loss:.4f}, but the trained model's mean binary cross-entropy on the "
+        f"validation set is {loss:.4f}"
+    )
 
 
 @pytest.mark.points(1)
@@ -569,7 +579,7 @@ def test_no_hard_coded_device(lab, grader_seed):
         model = _TinyNet()
         lab.train(model, x, y, x, y, epochs=1, batch_size=3, device="cpu", seed=grader_seed)
         lab.predict(model, x)
-        lab.build_cnn("gap4", image_size=32)(torch.rand(2, 1, 32, 32))
+        _forward(lab.build_cnn("gap4", image_size=64), torch.rand(2, 1, 64, 64), "build_cnn('gap4', image_size=64)")
 
 
 @pytest.mark.cuda
