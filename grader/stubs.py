@@ -72,10 +72,9 @@ def make_stub(solution_source: str, stub_path: str) -> str:
     out = list(lines)
     for first, last, indent, name in sorted(_stub_ranges(tree, lines), reverse=True):
         pad = " " * indent
-        short = name.split(".")[-1]
         repl = [
             f"{pad}# TODO: your code here\n",
-            f'{pad}raise NotImplementedError("{stub_path}: implement {short}()")\n',
+            f'{pad}raise NotImplementedError("{stub_path}: implement {name}()")\n',
         ]
         out[first - 1 : last] = repl
     text = "".join(out)

@@ -93,7 +93,7 @@ class Normalizer:
             (N, F) float tensor on x's device; row i depends on row i of x only.
         """
         # TODO: your code here
-        raise NotImplementedError("labs/lab04_dti.py: implement transform()")
+        raise NotImplementedError("labs/lab04_dti.py: implement Normalizer.transform()")
 
 
 def fit_normalizer(x_train: torch.Tensor) -> Normalizer:

@@ -91,7 +91,7 @@ class QualityCNN(nn.Module):
 
     def __init__(self, variant: str = "fc", image_size: int = 320):
         # TODO: your code here
-        raise NotImplementedError("labs/lab05_cnn.py: implement __init__()")
+        raise NotImplementedError("labs/lab05_cnn.py: implement QualityCNN.__init__()")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Probability that each image is the accelerated reconstruction.
@@ -103,7 +103,7 @@ class QualityCNN(nn.Module):
             (N, 1) probabilities sigmoid(z) in (0, 1), z the output of the last dense layer.
         """
         # TODO: your code here
-        raise NotImplementedError("labs/lab05_cnn.py: implement forward()")
+        raise NotImplementedError("labs/lab05_cnn.py: implement QualityCNN.forward()")
 
 
 def build_cnn(variant: str = "fc", image_size: int = 320) -> nn.Module:
