@@ -27,9 +27,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,24 +37,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from timing import time_grading  # noqa: E402
 RESULTS = REPO_ROOT / "bench" / "results" / "lab03.json"
-
-
-def time_grading(repeats: int) -> dict:
-    """Wall seconds of ``python -m grader --solutions --lab 3``, each in a fresh process."""
-    times, scores = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results.json"
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "grader", "--solutions", "--lab", "3", "--json", str(out)],
-                cwd=REPO_ROOT, check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
-            )
-            times.append(time.perf_counter() - start)
-            report = json.loads(out.read_text())
-            scores.append(f"{report['score']:g}/{report['max_score']:g}")
-    return {"seconds": times, "median_s": statistics.median(times), "scores": scores}
 
 
 def tiled_images(copies: int = 12):
@@ -164,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": os.getloadavg()[0],
     }
     if not args.skip_grading:
-        result["grading"] = time_grading(args.repeats)
+        result["grading"] = time_grading(3, repeats=args.repeats)
         g = result["grading"]
         print(f"python -m grader --solutions --lab 3: median {g['median_s']:.1f} s over {args.repeats} runs "
               f"({', '.join(f'{t:.1f}' for t in g['seconds'])} s; scores {', '.join(g['scores'])})")

@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -31,21 +28,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-
-
-def time_grading(runs: int) -> dict:
-    """Wall time of ``python -m grader --solutions --lab 4`` (fresh process each run)."""
-    times, score = [], None
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "results.json"
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "grader", "--solutions", "--lab", "4", "--json", str(out)],
-                           cwd=REPO_ROOT, check=True, capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            report = json.loads(out.read_text())
-            score = (report["score"], report["max_score"])
-    return {"runs": runs, "median_s": statistics.median(times), "times_s": [round(t, 2) for t in times], "score": score}
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from timing import time_grading  # noqa: E402
 
 
 def max_scaling_lab(lab):
@@ -115,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, s in result["summary"].items():
             print(f"{key:>20}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
     else:
-        result = time_grading(args.runs)
+        result = time_grading(4, repeats=args.runs)
         print(f"python -m grader --solutions --lab 4: median {result['median_s']:.1f} s over {result['runs']} runs "
               f"{result['times_s']}, score {result['score'][0]:g}/{result['score'][1]:g}")
     if args.json:

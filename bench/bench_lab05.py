@@ -20,9 +20,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,23 +29,10 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from timing import time_grading  # noqa: E402
 
 ACCURACY_TEST = "grader/test_lab05_cnn.py::test_trained_gap4_reaches_validation_accuracy"
-
-
-def time_grading(runs: int) -> dict:
-    """Wall time of ``python -m grader --solutions --lab 5`` (fresh process each run, warm data cache)."""
-    times, score = [], None
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "results.json"
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "grader", "--solutions", "--lab", "5", "--json", str(out)],
-                           cwd=REPO_ROOT, check=True, capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            report = json.loads(out.read_text())
-            score = (report["score"], report["max_score"])
-    return {"runs": runs, "median_s": statistics.median(times), "times_s": [round(t, 2) for t in times], "score": score}
 
 
 def epoch_times(n_train: int = 347, n_val: int = 173, size: int = 320, repeats: int = 1) -> dict:
@@ -128,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.epoch_times:
         result = epoch_times()
     else:
-        result = time_grading(args.runs)
+        result = time_grading(5, repeats=args.runs)
         print(f"python -m grader --solutions --lab 5: median {result['median_s']:.1f} s over {result['runs']} runs "
               f"{result['times_s']}, score {result['score'][0]:g}/{result['score'][1]:g}")
     if args.json:

@@ -35,3 +35,25 @@ def grade_command(*labs: int) -> list[str]:
     for lab in labs:
         cmd += ["--lab", str(lab)]
     return cmd
+
+
+def time_grading(*labs: int, repeats: int = 5) -> dict:
+    """Wall seconds of ``python -m grader --solutions --lab N ...``, each run in a fresh process.
+
+    Returns ``{"seconds": [...], "median_s": float, "scores": ["earned/possible", ...]}``.
+    """
+    import json
+    import tempfile
+
+    times, scores = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        cmd = [sys.executable, "-m", "grader", "--solutions", "--json", str(out)]
+        for lab in labs:
+            cmd += ["--lab", str(lab)]
+        for _ in range(repeats):
+            _, (seconds,) = time_command(cmd, repeats=1)
+            times.append(seconds)
+            report = json.loads(out.read_text())
+            scores.append(f"{report['score']:g}/{report['max_score']:g}")
+    return {"seconds": [round(t, 2) for t in times], "median_s": round(statistics.median(times), 2), "scores": scores}

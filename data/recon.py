@@ -53,10 +53,14 @@ import multiprocessing as mp
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import mrsim
+
+if TYPE_CHECKING:  # torch is imported lazily: `python -m data prepare recon` does not need it
+    import torch
 from .cache import atomic_save_npz, atomic_write_bytes, atomic_write_text, cache_dir, folder_size
 from .cache import manifest_ok, write_manifest
 

@@ -279,7 +279,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     has_cuda = torch.cuda.is_available()
     device_choice = config.getoption("device")
-    report = config.stash[_REPORT_KEY]
     kept, dropped = [], []
     for item in items:
         lab = _lab_of(item)
