@@ -77,6 +77,8 @@ REAL_ROOT = Path(__file__).resolve().parent / "recon_classification"
 LECTURE_N_PAIRS = 260  # 520 images
 LECTURE_IMAGE_SIZE = 320
 SIM_VERSION = 2  # bump when the simulation changes: invalidates caches
+#: (n_pairs, image_size) of the subset that grades lab 5; `python -m data prepare grader` builds it.
+GRADER_SUBSET = (48, 64)
 SECONDS_PER_PAIR_320 = 4.5  # one core, for the progress message
 LAYOUT = ("<root>/train/ref/*.png, <root>/train/tgv/*.png, <root>/test/ref/*.png, "
           "<root>/test/tgv/*.png (ref = fully sampled reference, label 0; tgv = accelerated "

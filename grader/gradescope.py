@@ -36,8 +36,7 @@ if ! command -v "$PYTHON" >/dev/null; then
 fi
 "$PYTHON" -m pip install -r "$ROOT/source/requirements.txt"
 cd "$ROOT/source"
-OMP_NUM_THREADS=1 "$PYTHON" -m data prepare mnist
-OMP_NUM_THREADS=1 "$PYTHON" -m data prepare dti
+OMP_NUM_THREADS=1 "$PYTHON" -m data prepare grader
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash

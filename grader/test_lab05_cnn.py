@@ -36,8 +36,9 @@ LECTURE_PARAMETERS = {"fc": 26117, "gap1": 45, "gap4": 489}
 LECTURE_SIZE = 320
 
 # The accuracy check: a small seeded subset of the simulated images at reduced size.
-SUBSET_PAIRS = 48  # 32 training pairs (64 images), 16 validation pairs (32 images)
-SUBSET_SIZE = 64
+from data.recon import GRADER_SUBSET  # noqa: E402
+
+SUBSET_PAIRS, SUBSET_SIZE = GRADER_SUBSET  # 48 pairs at 64 px: 32 training pairs (64 images), 16 validation pairs (32 images)
 SUBSET_EPOCHS = 30
 SUBSET_LR = 3e-3
 MIN_VAL_ACCURACY = 0.75
