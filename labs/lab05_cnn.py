@@ -335,11 +335,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{data} on {device}, {epochs} epochs, Adam lr {lr:g}, batch 10")
     plot_example_pairs(data.x_val, data.y_val, FIGURES / "examples.png")
 
+    from tqdm import tqdm
+
     histories, rows = {}, []
+    steps = epochs * -(-len(data.y_train) // 10)  # training mini-batches per variant
     for variant in VARIANTS:
         torch.manual_seed(0)
         model = build_cnn(variant, image_size=size)
+        # Progress without touching train(): a hook ticks once per training-mode forward pass.
+        bar = tqdm(total=steps, desc=f"training {variant}", unit="batch")
+        def tick(module, inputs, output, bar=bar) -> None:  # must return None: a value would replace the output
+            if module.training:
+                bar.update(1)
+
+        hook = model.register_forward_hook(tick)
         h = train(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, lr=lr, device=device, seed=0)
+        hook.remove()
+        bar.close()
         h["parameters"] = count_parameters(model)
         histories[variant] = h
         proba = predict_proba(model, data.x_val)
