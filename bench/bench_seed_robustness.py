@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--labs", type=int, nargs="*", default=[1, 2, 3, 4, 5])
     parser.add_argument("--skip-solutions", action="store_true", help="only the planted bugs")
+    parser.add_argument("--bug", default=None, help="only the planted bug with this name (prints, writes no file)")
     args = parser.parse_args()
     labs = [f"lab{n:02d}" for n in args.labs]
     lines = [f"# Seed robustness ({args.seeds} grader seeds, labs {', '.join(labs)})", ""]
@@ -65,6 +66,8 @@ def main() -> None:
         except ModuleNotFoundError:
             continue
         for bug in bugs:
+            if args.bug and bug.name != args.bug:
+                continue
             caught = 0
             with tempfile.TemporaryDirectory() as tmp:
                 impl = Path(tmp) / "impl"
@@ -86,6 +89,8 @@ def main() -> None:
             print(row, flush=True)
             lines.append(row)
     lines += ["", f"Total wall time: {time.time() - started:.0f} s."]
+    if args.bug:
+        return
     dest = REPO_ROOT / "bench" / "results" / f"seed_robustness{'_bugs' if args.skip_solutions else ''}.md"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text("\n".join(lines) + "\n")

@@ -4,7 +4,9 @@ from tests.planted import Bug
 
 BUGS = [
     Bug("lab05", "sigmoid_applied_twice", "return torch.sigmoid(self.out(h))", "return torch.sigmoid(torch.sigmoid(self.out(h)))",
-        ("test_output_is_sigmoid_probability", "test_trained_gap4_reaches_validation_accuracy"), "sigmoid is applied twice"),
+        # Not aimed at the training check: sigmoid(sigmoid(z)) still separates the classes at
+        # the 0.5 threshold when z -> -inf (output -> 0.5 exactly), so it passed 1 of 20 seeds.
+        ("test_output_is_sigmoid_probability",), "sigmoid is applied twice"),
     Bug("lab05", "bce_with_logits_on_probabilities", "criterion = nn.BCELoss()", "criterion = nn.BCEWithLogitsLoss()",
         ("test_train_step_is_adam_on_binary_cross_entropy",), "second sigmoid"),
     Bug("lab05", "labels_swapped", "loss = criterion(model(xb).reshape(-1), yb)", "loss = criterion(model(xb).reshape(-1), 1.0 - yb)",
