@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key:>20}: " + ", ".join(f"{k} {v}" for k, v in s.items()))
     else:
         result = time_grading(4, repeats=args.runs)
-        print(f"python -m grader --solutions --lab 4: median {result['median_s']:.1f} s over {result['runs']} runs "
-              f"{result['times_s']}, score {result['score'][0]:g}/{result['score'][1]:g}")
+        print(f"python -m grader --solutions --lab 4: median {result['median_s']:.1f} s over "
+              f"{len(result['seconds'])} runs {result['seconds']}, scores {result['scores']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
