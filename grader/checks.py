@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import inspect
-import textwrap
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -32,35 +30,49 @@ def as_float(value, what: str) -> float:
     return out
 
 
-def _device_literals(func: Callable) -> list[str]:
-    """Places in ``func``'s source that hard-code CUDA: ``"cuda"`` strings and ``.cuda()`` calls."""
+def _find_def(tree: ast.AST, qualname: str):
+    """The ``def``/``class`` node named ``qualname`` (``"train"``, ``"Normalizer.transform"``)."""
+    node = tree
+    for part in qualname.split("."):
+        body = getattr(node, "body", [])
+        found = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part), None)
+        if found is None:
+            return None
+        node = found
+    return node
+
+
+def _device_literals(func) -> list[str]:
+    """Places in the source of ``func`` (a remote lab function) that hard-code CUDA.
+
+    The judge reads the student file as text and parses it with :mod:`ast`; it never imports it.
+    """
+    from grader.impl import lab_path
+
     try:
-        source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
+        source = lab_path(func._worker.lab_id).read_text(errors="replace")
+        tree = ast.parse(source)
+    except (OSError, SyntaxError, AttributeError):
         return []
-    tree = ast.parse(source)
+    node = _find_def(tree, func.qualname)
+    if node is None:
+        return []
     docstrings = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
-            first = node.body[0]
+    for n in ast.walk(node):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and n.body:
+            first = n.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
     found = []
-    first_line = inspect.getsourcelines(func)[1]
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, str)
-            and "cuda" in node.value.lower()
-            and id(node) not in docstrings
-        ):
-            found.append(f'"{node.value}" at line {first_line + node.lineno - 1}')
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "cuda":
-            found.append(f".cuda() at line {first_line + node.lineno - 1}")
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and "cuda" in n.value.lower() and id(n) not in docstrings:
+            found.append(f'"{n.value}" at line {n.lineno}')
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "cuda":
+            found.append(f".cuda() at line {n.lineno}")
     return found
 
 
-def assert_no_hard_coded_device(func: Callable, name: str) -> None:
+def assert_no_hard_coded_device(func, name: str) -> None:
     """Fail if ``func``'s source names CUDA directly instead of using its ``device`` argument."""
     found = _device_literals(func)
     assert not found, (
@@ -72,21 +84,11 @@ def assert_no_hard_coded_device(func: Callable, name: str) -> None:
 
 @contextlib.contextmanager
 def cuda_reported_unavailable() -> Iterator[None]:
-    """Pretend there is no GPU: ``torch.cuda.is_available()`` is False and ``.cuda()`` raises.
+    """Pretend there is no GPU in the worker: ``torch.cuda.is_available()`` is False and ``.cuda()`` raises.
 
     A student function called with ``device="cpu"`` inside this block must never touch CUDA.
     """
-    def refuse(*_args, **_kwargs):
-        raise AssertionError(
-            ".cuda() was called although device='cpu' was asked for: use .to(device) with the "
-            "function's `device` argument instead of .cuda()"
-        )
+    from grader import remote
 
-    saved = (torch.cuda.is_available, torch.Tensor.cuda, torch.nn.Module.cuda)
-    torch.cuda.is_available = lambda: False
-    torch.Tensor.cuda = refuse
-    torch.nn.Module.cuda = refuse
-    try:
+    with remote.options(cuda_hidden=True):
         yield
-    finally:
-        torch.cuda.is_available, torch.Tensor.cuda, torch.nn.Module.cuda = saved

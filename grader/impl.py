@@ -9,18 +9,16 @@ One switch decides it for every graded test:
   used for planted-bug variants in ``tests/`` and for submissions on an autograder.
 
 A graded test never imports a lab itself; it asks for the lab through :func:`lab_fixture`, so
-the switch is the only thing that changes between a student run and an instructor run.
+the switch is the only thing that changes between a student run and an instructor run. The lab
+runs in a worker process (:mod:`grader.remote`): the grading process never imports it.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import json
 import os
-import sys
-import traceback
+import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -36,7 +34,7 @@ LABS = {
 }
 
 _impl_dir: Path = REPO_ROOT / "labs"
-_cache: dict[str, ModuleType | "LabImportError"] = {}
+_cache: dict[str, object] = {}
 
 
 class LabImportError(Exception):
@@ -94,18 +92,19 @@ def _display(path: str | Path) -> str:
         return str(path)
 
 
-def _import_error_message(lab_id: str, exc: BaseException) -> str:
+def _import_error_message(lab_id: str, info: dict) -> str:
     shown = _display(lab_path(lab_id))
-    if isinstance(exc, SyntaxError):
-        where = f"{_display(exc.filename or shown)}, line {exc.lineno}"
+    kind = str(info.get("type", "Exception"))
+    where = str(info.get("where", ""))
+    message = str(info.get("message", ""))
+    if "SyntaxError" in info.get("bases", []) or kind in ("SyntaxError", "IndentationError", "TabError"):
         return (
-            f"could not import {shown}: {type(exc).__name__} at {where}: {exc.msg}. "
+            f"could not import {shown}: {kind} at {where or shown}: {message}. "
             "Fix the file so that `python -c 'import ...'` works; the other labs are graded normally."
         )
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_impl_file(f.filename)]
-    where = f" at {_display(frames[-1].filename)}, line {frames[-1].lineno}" if frames else ""
+    at = f" at {where}" if where else ""
     return (
-        f"could not import {shown}: {type(exc).__name__}{where}: {exc}. "
+        f"could not import {shown}: {kind}{at}: {message}. "
         "This lab's tests score 0 until the file imports; the other labs are graded normally."
     )
 
@@ -118,63 +117,117 @@ def _is_impl_file(filename: str) -> bool:
         return False
 
 
-def load_lab(lab_id: str) -> ModuleType:
-    """Import the graded implementation of one lab, once per session.
+def worker_config(lab_id: str) -> tuple[dict, dict]:
+    """(worker configuration, import request) for the graded file of ``lab_id``.
+
+    On an autograder ``GRADER_WORKER_SANDBOX`` names a folder the worker's user owns: the graded
+    file is copied there and imported from there, so the worker needs no access to the grader.
+    """
+    path = lab_path(lab_id)
+    sandbox = os.environ.get("GRADER_WORKER_SANDBOX")
+    limits = os.environ.get("GRADER_WORKER_LIMITS")
+    config = {
+        "impl_dir": str(_impl_dir),
+        "display_dir": _display(_impl_dir),
+        "sys_path": [str(REPO_ROOT)],
+        "block_solutions": impl_label() != "solutions",
+        "rlimits": json.loads(limits) if limits else {},
+    }
+    request = {"op": "import", "path": str(path), "module": LABS[lab_id]}
+    package = _impl_dir.name if _impl_dir.parent == REPO_ROOT else None
+    if sandbox:
+        target = Path(sandbox) / "labs"
+        target.mkdir(parents=True, exist_ok=True)
+        copy = target / path.name
+        shutil.copyfile(path, copy)
+        os.chmod(copy, 0o644)
+        config.update(impl_dir=str(target), sys_path=[str(Path(sandbox))] + [
+            p for p in os.environ.get("GRADER_WORKER_PATH", "").split(os.pathsep) if p
+        ], cwd=str(sandbox))
+        request["path"] = str(copy)
+    elif package in ("labs", "solutions"):
+        request["package"] = package
+    return config, request
+
+
+_workers: dict[str, "remote.Worker"] = {}
+
+
+def load_lab(lab_id: str) -> "remote.RemoteLab":
+    """The graded implementation of one lab, running in its own worker process.
 
     Args:
         lab_id: ``"lab01"`` ... ``"lab05"``.
 
     Returns:
-        The imported module (``labs.lab01_autograd``, ``solutions.lab01_autograd`` or a module
-        loaded from the ``--labs-dir`` folder).
+        A :class:`grader.remote.RemoteLab`: ``lab.func(...)`` calls ``func`` of the graded file in
+        the worker and returns plain data (see :mod:`grader.remote`). The file is never imported
+        into the grading process.
 
     Raises:
         LabImportError: the file is missing or raises while importing (SyntaxError,
             ImportError, ``sys.exit()`` at import time, ...); the message names file and line.
     """
+    from grader import remote
+
     if lab_id in _cache:
         cached = _cache[lab_id]
         if isinstance(cached, LabImportError):
             raise cached
         return cached
     path = lab_path(lab_id)
+    if not path.is_file():
+        err = LabImportError(
+            f"{_display(path)} is missing: restore it from the release (the file name must stay {path.name})"
+        )
+        _cache[lab_id] = err
+        raise err
+    config, request = worker_config(lab_id)
+    worker = remote.Worker(lab_id, config, request)
+    _workers[lab_id] = worker
     try:
-        if not path.is_file():
-            raise LabImportError(
-                f"{_display(path)} is missing: restore it from the release (the file name must stay "
-                f"{path.name})"
-            )
-        package = _impl_dir.name if _impl_dir.parent == REPO_ROOT else None
-        if package in ("labs", "solutions"):
-            module = importlib.import_module(f"{package}.{LABS[lab_id]}")
-        else:
-            name = f"graded_{LABS[lab_id]}_{abs(hash(str(path)))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-    except LabImportError as exc:
-        _cache[lab_id] = exc
-        raise
-    except BaseException as exc:  # noqa: BLE001 - SystemExit at import must not end grading
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        err = LabImportError(_import_error_message(lab_id, exc))
+        worker.start()
+    except remote.ImportFailed as exc:
+        err = LabImportError(_import_error_message(lab_id, exc.info))
         _cache[lab_id] = err
         raise err from None
-    _cache[lab_id] = module
-    return module
+    except remote.StudentError as exc:  # the worker died or hung while importing
+        err = LabImportError(f"could not import {_display(path)}: {exc}")
+        _cache[lab_id] = err
+        raise err from None
+    except remote.WorkerTimeout:
+        err = LabImportError(f"could not import {_display(path)}: importing it took longer than 120 s")
+        _cache[lab_id] = err
+        raise err from None
+    lab = remote.RemoteLab(worker)
+    _cache[lab_id] = lab
+    return lab
+
+
+def close_lab(lab_id: str) -> None:
+    """Stop the worker of ``lab_id`` (end of its test module)."""
+    worker = _workers.pop(lab_id, None)
+    _cache.pop(lab_id, None)
+    if worker is not None:
+        worker.kill()
+
+
+def lab_source(lab_id: str) -> str:
+    """The text of the graded file (read, never executed, by the judge)."""
+    return lab_path(lab_id).read_text(errors="replace")
 
 
 def lab_fixture(lab_id: str):
-    """A module-scoped fixture that yields the graded module of ``lab_id``.
+    """A module-scoped fixture that yields the graded lab of ``lab_id`` (a :class:`RemoteLab`).
 
     Use it at the top of a graded test file: ``lab = lab_fixture("lab01")``.
     """
 
     @pytest.fixture(scope="module", name="lab")
-    def _lab() -> ModuleType:
-        return load_lab(lab_id)
+    def _lab():
+        lab = load_lab(lab_id)
+        lab.lab_id = lab_id
+        yield lab
 
     return _lab
 

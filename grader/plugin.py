@@ -17,6 +17,7 @@ too. What it adds to pytest:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -240,8 +241,6 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         chosen = config.getoption("labs_dir") or impl.env_impl() or "labs"
     impl.set_impl_dir(impl.resolve_impl(chosen))
-    if impl.impl_label() != "solutions" and not any(isinstance(f, _BlockSolutions) for f in sys.meta_path):
-        sys.meta_path.insert(0, _BlockSolutions())
 
     seed = config.getoption("grader_seed")
     if seed is None:
@@ -300,6 +299,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Register the graded checks that will run (after -m / -k / --device deselection)."""
     report = session.config.stash[_REPORT_KEY]
     items = session.items
+    if any(_lab_of(item) for item in items) and not session.config.getoption("collectonly"):
+        from grader import remote
+
+        remote.zygote()  # start importing torch in the worker's zygote while the judge sets up
     for item in items:
         points = item.get_closest_marker("points")
         lab = _lab_of(item)
@@ -359,94 +362,21 @@ def device(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-class _GlobalState:
-    """Snapshot of process-wide settings that student code must leave alone."""
-
-    MODULES = ("torch", "torch.nn.functional", "torch.nn", "numpy", "torch.optim")
-
-    def __init__(self) -> None:
-        import importlib
-
-        import torch
-
-        self.dtype = torch.get_default_dtype()
-        self.threads = torch.get_num_threads()
-        self.grad_enabled = torch.is_grad_enabled()
-        self.attrs = {}
-        for name in self.MODULES:
-            module = importlib.import_module(name)
-            self.attrs[name] = (module, {k: v for k, v in vars(module).items() if callable(v)})
-        self.tensor_attrs = {k: v for k, v in vars(torch.Tensor).items() if callable(v)}
-        self.module_attrs = {k: v for k, v in vars(torch.nn.Module).items() if callable(v)}
-
-    def restore_and_diff(self) -> list[str]:
-        """Put everything back; return what had been changed, in words."""
-        import torch
-
-        changed = []
-        if torch.get_default_dtype() != self.dtype:
-            changed.append(f"torch.set_default_dtype({torch.get_default_dtype()})")
-            torch.set_default_dtype(self.dtype)
-        if torch.get_num_threads() != self.threads:
-            changed.append(f"torch.set_num_threads({torch.get_num_threads()})")
-            torch.set_num_threads(self.threads)
-        if torch.is_grad_enabled() != self.grad_enabled:
-            changed.append(f"torch.set_grad_enabled({torch.is_grad_enabled()}) left on")
-            torch.set_grad_enabled(self.grad_enabled)
-        for name, (module, saved) in self.attrs.items():
-            for key, value in saved.items():
-                now = vars(module).get(key)
-                if now is value:
-                    continue
-                if getattr(now, "__wrapped__", None) is value and "torch._dynamo" in sys.modules:
-                    # torch's own lazy import of torch._dynamo (first optimizer step) wraps
-                    # torch.manual_seed: legitimate, accept it as the new baseline.
-                    saved[key] = now
-                    continue
-                changed.append(f"{name}.{key} was replaced")
-                setattr(module, key, value)
-        for owner, saved, label in ((torch.Tensor, self.tensor_attrs, "torch.Tensor"), (torch.nn.Module, self.module_attrs, "torch.nn.Module")):
-            for key, value in saved.items():
-                if vars(owner).get(key) is not value:
-                    changed.append(f"{label}.{key} was replaced")
-                    setattr(owner, key, value)
-        return changed
-
-
-_baseline_state: _GlobalState | None = None
-
-
 @pytest.fixture(autouse=True)
-def _guard_global_state(request: pytest.FixtureRequest):
-    """Fail a check whose student code changed global state (and undo it for the next checks)."""
-    global _baseline_state
-    if _baseline_state is None:
-        _baseline_state = _GlobalState()
+def _check_budget(request: pytest.FixtureRequest):
+    """Tell the worker client the check's time budget, so a hang inside C code is stopped too."""
+    from grader import remote
+
+    marker = request.node.get_closest_marker("timeout")
+    seconds = None
+    if marker is not None and marker.args:
+        seconds = float(marker.args[0])
+    else:
+        with contextlib.suppress(Exception):
+            seconds = float(request.config.getoption("timeout") or request.config.getini("timeout") or 0) or None
+    remote.call_budget["deadline"] = time.monotonic() + seconds if seconds else None
     yield
-    changed = _baseline_state.restore_and_diff()
-    if changed and _lab_of(request.node) is not None:
-        pytest.fail(
-            "your code changed global state that other code relies on: " + ", ".join(changed[:5])
-            + ". Functions must not change process-wide settings (restored by the grader)",
-            pytrace=False,
-        )
-
-
-class _BlockSolutions:
-    """Import hook: student code may not import the reference solutions."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "solutions" and not name.startswith("solutions."):
-            return None
-        frame = sys._getframe(1)
-        while frame is not None:
-            if impl._is_impl_file(frame.f_code.co_filename):
-                raise ImportError(
-                    f"{impl._display(frame.f_code.co_filename)} imports {name}: graded code must not "
-                    "import the reference solutions"
-                )
-            frame = frame.f_back
-        return None
+    remote.call_budget["deadline"] = None
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -463,9 +393,18 @@ def _impl_frame(tb) -> str:
 
 def explain(excinfo: pytest.ExceptionInfo) -> str:
     """One line, in words, of why a check failed: no traceback."""
+    from grader import remote
+
     exc = excinfo.value
     if isinstance(exc, impl.LabImportError):
         return str(exc)
+    if isinstance(exc, (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)):
+        return str(exc)
+    if isinstance(exc, remote.WorkerTimeout):
+        return (
+            "took longer than its time budget and was stopped: look for an infinite loop, "
+            "or too many epochs / too large a batch loop"
+        )
     if isinstance(exc, NotImplementedError):
         detail = str(exc).strip()
         return "not implemented yet" + (f" ({detail})" if detail else "")
@@ -483,6 +422,9 @@ def explain(excinfo: pytest.ExceptionInfo) -> str:
     if isinstance(exc, SystemExit):
         return f"your code called sys.exit({exc.code!r}) while being graded: return a value instead"
     first = text.strip().splitlines()[0] if text.strip() else ""
+    if isinstance(exc, remote.StudentError):
+        where = f" (at {exc.where})" if exc.where else ""
+        return f"{exc.type_name}: {first}{where}"
     return f"{excinfo.typename}: {first}{_impl_frame(excinfo.tb)}"
 
 

@@ -1,0 +1,482 @@
+"""The judge's side of the trust boundary: student code runs in a worker process, never here.
+
+The graded tests (the *judge*: this pytest process, public and hidden tests, the plugin that
+records points) never import, unpickle or execute student code. A test asks for a lab with
+``lab = lab_fixture("lab01")`` and gets a :class:`RemoteLab`: ``lab.graph_forward(a, b)`` sends
+the call to a worker process (:mod:`grader.worker.worker`) and returns plain data decoded by
+:mod:`grader.worker.wire` (numbers, strings, lists, dicts, NumPy arrays, plain tensors).
+Objects that cannot be data (a model, a normaliser) stay in the worker and come back as a
+:class:`RemoteObject` handle; ``handle.method(...)`` is another call. Exceptions come back as
+type + message + student file/line and are raised here as :class:`StudentError` subclasses that
+also derive from the matching built-in exception (``pytest.raises(ValueError)`` works).
+
+Time and crashes are the judge's business: a call that outlives its check's budget, or a worker
+that dies (``os._exit()``, a segfault, out of memory), costs the running check only; the worker
+is killed with its whole process group and a fresh one is forked for the next call.
+
+Workers are forked from one *zygote* process per judge that has imported torch once (about 2 s,
+overlapped with the judge's own start-up), so a worker starts in milliseconds. On an autograder
+``GRADER_WORKER_USER`` names an unprivileged user: the zygote (and so every worker) runs as that
+user, with the resource limits of ``GRADER_WORKER_LIMITS`` (JSON, ``resource.RLIMIT_*`` names).
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from grader.worker import wire
+
+WORKER_PY = Path(__file__).resolve().parent / "worker" / "worker.py"
+START_TIMEOUT = 180.0  # seconds for the zygote's first imports on a loaded machine
+DEFAULT_CALL_LIMIT = 600.0  # backstop when no check budget is known
+
+_options: dict = {}
+_evidence: dict = {}
+call_budget: dict = {"deadline": None}  # set per check by the plugin (time.monotonic() deadline)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StudentError(Exception):
+    """An exception raised by student code in the worker, as data: type name, message, where."""
+
+    type_name = "Exception"
+    where = ""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+_BUILTIN_ERRORS = {
+    name: getattr(builtins, name)
+    for name in ("ValueError", "TypeError", "NotImplementedError", "KeyError", "IndexError", "RuntimeError",
+                 "ZeroDivisionError", "AttributeError", "ArithmeticError", "OverflowError", "LookupError",
+                 "ImportError", "ModuleNotFoundError", "FileNotFoundError", "OSError", "MemoryError",
+                 "RecursionError", "FloatingPointError", "UnboundLocalError", "NameError", "AssertionError")
+}
+_error_classes: dict[str, type] = {}
+
+
+def _error_class(bases: list[str]) -> type:
+    base = next((_BUILTIN_ERRORS[b] for b in bases if b in _BUILTIN_ERRORS), None)
+    key = base.__name__ if base else ""
+    if key not in _error_classes:
+        parents = (StudentError, base) if base else (StudentError,)
+        _error_classes[key] = type(f"Student{key or 'Error'}", parents, {})
+    return _error_classes[key]
+
+
+def student_error(info: dict) -> StudentError:
+    """Turn an error reply into an exception of the judge (never the student's own class)."""
+    bases = [str(b) for b in info.get("bases", []) if isinstance(b, str)]
+    cls = _error_class(bases)
+    exc = cls(str(info.get("message", "")))
+    exc.type_name = str(info.get("type", "Exception"))[:100]
+    exc.where = str(info.get("where", ""))[:300]
+    return exc
+
+
+class StudentExit(StudentError):
+    """Student code called ``sys.exit()``."""
+
+
+class WorkerDied(StudentError):
+    """The worker process ended while running student code (os._exit, a crash, out of memory)."""
+
+
+class StaleHandle(AssertionError):
+    """A handle from a worker that has since been replaced (after a crash or a timeout)."""
+
+
+class GlobalStateChanged(AssertionError):
+    """Student code changed process-wide settings (reported by the worker)."""
+
+
+class ProtocolError(StudentError):
+    """The worker sent something outside the wire format (a tampered worker)."""
+
+
+# --------------------------------------------------------------------------- options
+
+
+@contextlib.contextmanager
+def options(**opts):
+    """Options for every call in the block: ``cuda_hidden=True``, ``capture_figures=True``, ``seed=N``."""
+    saved = dict(_options)
+    _options.update(opts)
+    try:
+        yield _evidence
+    finally:
+        _options.clear()
+        _options.update(saved)
+
+
+def last_evidence() -> dict:
+    """Evidence the worker sent with the last reply (``figures``, ``out``)."""
+    return _evidence
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _worker_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_", "LABS_IMPL"))}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+class Zygote:
+    """The process that imports torch once and forks workers (see :mod:`grader.worker.worker`)."""
+
+    def __init__(self, cwd: Path, user: str | None = None) -> None:
+        self.ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = _worker_env()
+        kwargs = {}
+        if user:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            kwargs = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+            env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
+        env.setdefault("MPLCONFIGDIR", os.path.join(str(cwd), ".mplconfig"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER_PY), "--zygote", str(child.fileno())],
+            pass_fds=[child.fileno()], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, start_new_session=True, **kwargs,
+        )
+        child.close()
+        self.ready = False
+
+    def _recv(self, timeout: float) -> dict:
+        self.ctrl.settimeout(timeout)
+        try:
+            msg = self.ctrl.recv(4096)
+        finally:
+            self.ctrl.settimeout(None)
+        if not msg:
+            raise RuntimeError("the grader's worker process (zygote) ended; see the error above")
+        return json.loads(msg)
+
+    def spawn(self, config: dict) -> tuple[socket.socket, int]:
+        if not self.ready:
+            self._recv(START_TIMEOUT)
+            self.ready = True
+        mine, theirs = socket.socketpair()
+        socket.send_fds(self.ctrl, [json.dumps(config).encode()], [theirs.fileno()])
+        theirs.close()
+        reply = self._recv(60)
+        return mine, int(reply["pid"])
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.ctrl.close()
+        with contextlib.suppress(OSError, ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(5)
+
+
+_zygote: Zygote | None = None
+
+
+def zygote() -> Zygote:
+    """The judge's zygote, started on first use (the plugin starts it early to overlap imports)."""
+    global _zygote
+    if _zygote is None or not _zygote.alive():
+        if _zygote is not None:
+            _zygote.close()
+        from grader import impl
+
+        _zygote = Zygote(cwd=Path(os.environ.get("GRADER_WORKER_CWD") or impl.REPO_ROOT),
+                         user=os.environ.get("GRADER_WORKER_USER") or None)
+    return _zygote
+
+
+_all_workers: list = []
+
+
+@atexit.register
+def _close_all() -> None:
+    for worker in _all_workers:
+        worker.kill()
+    if _zygote is not None:
+        _zygote.close()
+
+
+class Worker:
+    """One lab's worker process: import the lab, answer calls; restarted after a crash or timeout."""
+
+    def __init__(self, lab_id: str, config: dict, import_request: dict) -> None:
+        self.lab_id = lab_id
+        self.config = config
+        self.import_request = import_request
+        self.sock: socket.socket | None = None
+        self.pid: int | None = None
+        self.generation = 0
+        _all_workers.append(self)
+
+    # ---- life cycle
+
+    def start(self) -> None:
+        self.sock, self.pid = zygote().spawn(self.config)
+        self.generation += 1
+        reply = self._roundtrip(self.import_request, limit=120.0, what="importing the lab")
+        if "error" in reply:
+            err = reply["error"]
+            self.kill()
+            raise ImportFailed(err)
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock, self.pid = None, None
+
+    # ---- requests
+
+    def request(self, req: dict, what: str):
+        if self.sock is None:
+            self.start()
+        req = dict(req, opts=dict(_options))
+        reply = self._roundtrip(req, limit=None, what=what)
+        _evidence.clear()
+        _evidence.update({k: reply.get(k) for k in ("figures", "out") if k in reply})
+        out = reply.get("out")
+        if out:
+            print(out, end="" if out.endswith("\n") else "\n")
+        if reply.get("state_changed"):
+            changed = [str(c) for c in reply["state_changed"]][:5]
+            raise GlobalStateChanged(
+                "your code changed global state that other code relies on: " + ", ".join(changed)
+                + ". Functions must not change process-wide settings (restored by the grader)"
+            )
+        if "exit" in reply:
+            raise StudentExit(f"your code called sys.exit({reply['exit']}) while being graded: return a value instead")
+        if "error" in reply:
+            info = reply["error"]
+            raise student_error(info if isinstance(info, dict) else {})
+        return reply.get("ok")
+
+    def _roundtrip(self, req: dict, limit: float | None, what: str) -> dict:
+        deadline = call_budget.get("deadline")
+        backstop = time.monotonic() + (limit or DEFAULT_CALL_LIMIT)
+        deadline = backstop if deadline is None else min(deadline + 5.0, backstop)
+        try:
+            wire.send(self.sock, req, handle_of=self._handle_of)
+            text, payload = wire.recv_frame(self.sock, deadline)
+            reply = wire.decode(text, payload, handle=self._new_handle)
+        except EOFError:
+            self.kill()
+            raise WorkerDied(
+                f"your code ended the worker process while {what} (os._exit(), a crash, or running out of "
+                "memory); the lab's other checks run in a new worker"
+            ) from None
+        except TimeoutError:
+            self.kill()
+            raise WorkerTimeout(what) from None
+        except wire.WireError as exc:
+            self.kill()
+            raise ProtocolError(f"the worker's reply while {what} broke the wire format ({exc}): not graded") from None
+        except BaseException:
+            # pytest-timeout's signal, KeyboardInterrupt, ...: the worker is in an unknown state.
+            self.kill()
+            raise
+        if not isinstance(reply, dict):
+            self.kill()
+            raise ProtocolError(f"the worker's reply while {what} is not a reply: not graded")
+        return reply
+
+    def _handle_of(self, obj):
+        if isinstance(obj, RemoteObject):
+            if obj._worker is not self or obj._generation != self.generation:
+                raise StaleHandle(
+                    f"{obj._desc} was lost when the worker process was restarted (after a crash or a timeout "
+                    "in an earlier call)"
+                )
+            return wire.Handle(obj._id)
+        if isinstance(obj, RemoteAttr):
+            raise TypeError("grader bug: a remote function cannot be sent as an argument")
+        import torch
+
+        if isinstance(obj, torch.nn.Module):
+            raise TypeError("grader bug: send a grader-made model with lab.grader.to_worker(model)")
+        raise TypeError(f"grader bug: cannot send {type(obj).__name__} to the worker")
+
+    def _new_handle(self, hid: int, type_name: str, is_callable: bool):
+        return RemoteObject(self, hid, type_name, is_callable)
+
+
+class ImportFailed(Exception):
+    def __init__(self, info: dict) -> None:
+        super().__init__(str(info.get("message", "")) if isinstance(info, dict) else "")
+        self.info = info if isinstance(info, dict) else {}
+
+
+class WorkerTimeout(Exception):
+    """A call outlived its check's budget; the worker was killed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"Timeout: {what} took longer than the check's time budget and was stopped (the worker was killed)"
+        )
+
+
+# --------------------------------------------------------------------------- proxies
+
+
+class RemoteAttr:
+    """A function, class or method in the worker, named by its path: ``lab.train``, ``h.transform``."""
+
+    def __init__(self, worker: Worker, root, path: tuple[str, ...], desc: str, generation: int | None = None) -> None:
+        self._worker, self._root, self._path, self._desc = worker, root, path, desc
+        self._generation = generation
+
+    def __getattr__(self, name: str) -> "RemoteAttr":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteAttr(self._worker, self._root, self._path + (name,), f"{self._desc}.{name}", self._generation)
+
+    @property
+    def qualname(self) -> str:
+        """``"Normalizer.transform"``: where to find the source in the student file."""
+        return ".".join(self._path)
+
+    def _target(self):
+        root = self._root
+        if isinstance(root, RemoteObject):
+            root = self._worker._handle_of(root).id
+        return [root, *self._path]
+
+    def __call__(self, *args, **kwargs):
+        return self._worker.request(
+            {"op": "call", "target": self._target(), "args": list(args), "kwargs": kwargs}, what=f"running {self._desc}()"
+        )
+
+    def keep(self, *args, **kwargs) -> "RemoteObject":
+        """Call, and keep the result in the worker as a handle even if it is plain data."""
+        with options(keep=True):
+            return self(*args, **kwargs)
+
+    def fetch(self):
+        """The attribute's value as data (or a handle)."""
+        return self._worker.request({"op": "getattr", "target": self._target()}, what=f"reading {self._desc}")
+
+    def __repr__(self) -> str:
+        return f"<{self._desc} in the worker>"
+
+
+class RemoteObject:
+    """A handle to an object that stays in the worker; attribute access names worker methods."""
+
+    def __init__(self, worker: Worker, hid: int, type_name: str, is_callable: bool) -> None:
+        self._worker, self._id, self._type, self._callable = worker, hid, type_name, is_callable
+        self._generation = worker.generation
+        self._desc = f"the {type_name.rsplit('.', 1)[-1]} object"
+
+    @property
+    def type_name(self) -> str:
+        """Class name in the worker (as reported by the worker: evidence, not proof)."""
+        return self._type.rsplit(".", 1)[-1]
+
+    def __getattr__(self, name: str) -> RemoteAttr:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteAttr(self._worker, self, (name,), f"{self.type_name}.{name}")
+
+    def __call__(self, *args, **kwargs):
+        return RemoteAttr(self._worker, self, (), self.type_name)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<worker object #{self._id}: {self._type}>"
+
+
+class WorkerTools:
+    """The grader's own requests to a lab's worker: probes, model data, grader-made models."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def probe(self, name: str, *args, **kwargs):
+        """Run the grader probe ``name`` (``"parameters"``, ``"lab03.order_probe"``) in the worker."""
+        return RemoteAttr(self._worker, "probe", (name,), f"the grader's probe {name}")(*args, **kwargs)
+
+    make = probe
+
+    def keep(self, value) -> "RemoteObject":
+        """Send ``value`` (data) once and keep it in the worker: pass the handle to many calls."""
+        return RemoteAttr(self._worker, "probe", ("tensor",), "the grader's data").keep(value)
+
+    def parameters(self, model) -> list:
+        """[(name, tensor, requires_grad)] of ``model`` (reported by the worker)."""
+        return self.probe("parameters", model)
+
+    def tensors(self, model) -> list:
+        """The parameter tensors of ``model`` in order (reported by the worker)."""
+        return [t for _, t, _ in self.probe("parameters", model)]
+
+    def modules(self, model) -> list[dict]:
+        return self.probe("modules", model)
+
+    def forward(self, model, x, train_mode: bool | None = None):
+        return self.probe("forward", model, x, train_mode)
+
+    def to_worker(self, model):
+        """A copy of the grader's ``nn.Sequential`` in the worker, as a handle (parameters and grads)."""
+        layers, state, grads = sequential_spec(model)
+        return self.probe("sequential", layers, state, grads, bool(model.training))
+
+
+def sequential_spec(model) -> tuple[list, list, list]:
+    """(layers, parameters, gradients) of a grader-made ``nn.Sequential`` of standard layers."""
+    import torch
+
+    layers = []
+    for m in model.children():
+        name = type(m).__name__
+        args: dict = {}
+        for a in ("in_features", "out_features", "in_channels", "out_channels", "kernel_size", "stride", "padding",
+                  "dim", "start_dim", "end_dim", "p", "output_size"):
+            if hasattr(m, a):
+                v = getattr(m, a)
+                args[a] = list(v) if isinstance(v, tuple) else v
+        if hasattr(m, "bias") and isinstance(getattr(m, "bias"), (torch.Tensor, type(None))):
+            args["bias"] = m.bias is not None
+        layers.append([name, args])
+    params = [p.detach().clone() for p in model.parameters()]
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
+    return layers, params, grads
+
+
+class RemoteLab:
+    """The ``lab`` fixture: ``lab.func(...)`` runs ``func`` of the graded file in the worker."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self.grader = WorkerTools(worker)
+
+    def __getattr__(self, name: str) -> RemoteAttr:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return RemoteAttr(self._worker, "lab", (name,), name)
+
+    def close(self) -> None:
+        self._worker.kill()
