@@ -9,7 +9,10 @@ in ``grader/hidden/`` (never ``solutions/``), and Gradescope's two scripts:
   level of the submission) over a clean copy of the grader, grades them with
   ``python -m grader`` and writes ``/autograder/results/results.json``. Nothing else of the
   submission is used, so a modified grader test in the submission has no effect. If the grader
-  itself fails, a results.json with score 0 and the reason is still written.
+  itself fails, a results.json with score 0 and the reason is still written. Run as root (as on
+  Gradescope) with the user ``grader-worker`` that ``setup.sh`` creates, student code runs as that
+  user in a sandbox folder, under resource limits, and cannot read the grader, the hidden tests,
+  the data caches or the results (see README, "Trust boundary").
 
 ``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` let the scripts run locally against
 a fake submission folder (``tests/test_gradescope.py`` does that).
@@ -37,10 +40,18 @@ fi
 "$PYTHON" -m pip install -r "$ROOT/source/requirements.txt"
 cd "$ROOT/source"
 OMP_NUM_THREADS=1 "$PYTHON" -m data prepare grader
+# Student code runs as this unprivileged user (run_autograder); the grader and results stay root's.
+if [ "$(id -u)" = 0 ] && ! id -u grader-worker >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader-worker
+fi
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope: runs for every submission. Grades only the submission's lab files.
+# Trust boundary: the judge (pytest + graded tests, as root) never imports student code; the
+# student code runs in worker processes as the user grader-worker, in a sandbox folder that holds
+# a copy of the lab files only. The grader, the hidden tests, the data caches and the results
+# folder are not readable by that user; only the judge writes results.json.
 set -u
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${PYTHON:-python3}"
@@ -56,6 +67,20 @@ for name in lab01_autograd lab02_backprop lab03_mnist lab04_dti lab05_cnn; do
   if [ -n "$f" ]; then cp "$f" "$WORK/labs/$name.py"; found=$((found + 1)); fi
 done
 echo "found $found lab files in the submission"
+if [ "$(id -u)" = 0 ] && id -u "${GRADER_WORKER_USER:-grader-worker}" >/dev/null 2>&1; then
+  export GRADER_WORKER_USER="${GRADER_WORKER_USER:-grader-worker}"
+  SANDBOX="$(mktemp -d /tmp/grader-sandbox.XXXXXX)"
+  chown "$GRADER_WORKER_USER" "$SANDBOX"
+  chmod 700 "$SANDBOX" "$WORK" "$RES"
+  chmod -R go-rwx "$SRC" "$SUB" "$WORK" "$RES"
+  export GRADER_WORKER_SANDBOX="$SANDBOX"
+  # memory (address space, bytes), CPU seconds, processes of that user, file size, no core dumps
+  LIMITS='{"as": 17179869184, "cpu": 3600, "nproc": 512, "fsize": 1073741824, "core": 0}'
+  export GRADER_WORKER_LIMITS="${GRADER_WORKER_LIMITS:-$LIMITS}"
+  echo "student code runs as $GRADER_WORKER_USER in $SANDBOX"
+else
+  echo "WARNING: not root or no user grader-worker: student code runs as $(id -un) (no user switch)"
+fi
 cd "$WORK"
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg MRI_DL_LABS_CACHE="$SRC/data/cache"
 if ! "$PYTHON" -m grader --json "$RES/results.json" ${GRADER_ARGS:-}; then
@@ -65,6 +90,10 @@ json.dump({"score": 0, "output": "The grader failed to run on this submission; p
            "tests": []}, open(sys.argv[1], "w"))
 PY
 fi
+if [ -n "${GRADER_WORKER_USER:-}" ]; then
+  pkill -KILL -u "$GRADER_WORKER_USER" 2>/dev/null || true  # anything student code left running
+fi
+rm -rf "$WORK" "${SANDBOX:-}"
 """
 
 

@@ -257,6 +257,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if not config.getoption("collectonly") and not hasattr(config, "workerinput"):
+        from grader import remote
+
+        remote.zygote()  # the worker's zygote imports torch while this process collects the tests
 
 
 def _device_summary(choice: str) -> str:
@@ -299,10 +303,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Register the graded checks that will run (after -m / -k / --device deselection)."""
     report = session.config.stash[_REPORT_KEY]
     items = session.items
-    if any(_lab_of(item) for item in items) and not session.config.getoption("collectonly"):
-        from grader import remote
+    from grader import remote
 
-        remote.zygote()  # start importing torch in the worker's zygote while the judge sets up
+    if any(_lab_of(item) for item in items) and not session.config.getoption("collectonly"):
+        # Wait here, outside every check's time budget, for the zygote started in pytest_configure.
+        remote.zygote().wait_ready()
+    else:
+        remote.close_zygote()
     for item in items:
         points = item.get_closest_marker("points")
         lab = _lab_of(item)

@@ -139,19 +139,32 @@ def _worker_env() -> dict:
 class Zygote:
     """The process that imports torch once and forks workers (see :mod:`grader.worker.worker`)."""
 
-    def __init__(self, cwd: Path, user: str | None = None) -> None:
+    def __init__(self, cwd: Path, user: str | None = None, sandbox: Path | None = None) -> None:
         self.ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = _worker_env()
         kwargs = {}
+        worker_py = WORKER_PY
+        if sandbox is not None:
+            # The worker's user cannot read the grader: give it its own copy of the worker code.
+            import shutil
+
+            code = Path(sandbox) / "_worker"
+            shutil.rmtree(code, ignore_errors=True)
+            code.mkdir(parents=True)
+            for f in WORKER_PY.parent.glob("*.py"):
+                shutil.copyfile(f, code / f.name)
+                os.chmod(code / f.name, 0o644)
+            os.chmod(code, 0o755)
+            worker_py, cwd = code / WORKER_PY.name, Path(sandbox)
         if user:
             import pwd
 
             entry = pwd.getpwnam(user)
             kwargs = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-            env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
-        env.setdefault("MPLCONFIGDIR", os.path.join(str(cwd), ".mplconfig"))
+            env.update(HOME=str(cwd), USER=user, LOGNAME=user)
+        env["MPLCONFIGDIR"] = os.path.join(str(cwd), ".mplconfig")
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER_PY), "--zygote", str(child.fileno())],
+            [sys.executable, "-I", str(worker_py), "--zygote", str(child.fileno())],
             pass_fds=[child.fileno()], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, start_new_session=True, **kwargs,
         )
@@ -168,10 +181,14 @@ class Zygote:
             raise RuntimeError("the grader's worker process (zygote) ended; see the error above")
         return json.loads(msg)
 
-    def spawn(self, config: dict) -> tuple[socket.socket, int]:
+    def wait_ready(self) -> None:
+        """Block until the zygote has imported torch (raises RuntimeError if it died)."""
         if not self.ready:
             self._recv(START_TIMEOUT)
             self.ready = True
+
+    def spawn(self, config: dict) -> tuple[socket.socket, int]:
+        self.wait_ready()
         mine, theirs = socket.socketpair()
         socket.send_fds(self.ctrl, [json.dumps(config).encode()], [theirs.fileno()])
         theirs.close()
@@ -201,9 +218,17 @@ def zygote() -> Zygote:
             _zygote.close()
         from grader import impl
 
-        _zygote = Zygote(cwd=Path(os.environ.get("GRADER_WORKER_CWD") or impl.REPO_ROOT),
-                         user=os.environ.get("GRADER_WORKER_USER") or None)
+        sandbox = os.environ.get("GRADER_WORKER_SANDBOX")
+        _zygote = Zygote(cwd=impl.REPO_ROOT, user=os.environ.get("GRADER_WORKER_USER") or None,
+                         sandbox=Path(sandbox) if sandbox else None)
     return _zygote
+
+
+def close_zygote() -> None:
+    global _zygote
+    if _zygote is not None:
+        _zygote.close()
+        _zygote = None
 
 
 _all_workers: list = []

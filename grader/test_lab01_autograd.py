@@ -161,8 +161,13 @@ def test_fit_recovers_line(lab, device):
 def test_no_hard_coded_device(lab):
     assert_no_hard_coded_device(lab.fit_linear_regression, "fit_linear_regression")
     with cuda_reported_unavailable():
-        k, _, _ = lab.fit_linear_regression(X, Y, epochs=2, device="cpu")
-    as_float(k, "k")
+        k, d, _ = lab.fit_linear_regression(X, Y, lr=0.004, epochs=2, k0=0.0, d0=0.0, device="cpu")
+    # The run must be a real fit, not just return without touching CUDA.
+    want_k, want_d, _ = _per_sample_gd(0.0, 0.0, 0.004, 2)
+    assert abs(as_float(k, "k") - want_k) < 1e-4 and abs(as_float(d, "d") - want_d) < 1e-4, (
+        "fit_linear_regression(device='cpu') with CUDA unavailable does not give the per-sample gradient descent "
+        "result (see the one-epoch check)"
+    )
 
 
 @pytest.mark.cuda

@@ -1,9 +1,17 @@
 """Grading of lab 3: MNIST with a fully connected network (labs/lab03_mnist.py).
 
 Data: always ``load_mnist("offline")`` (4000 training / 1000 test real digits), loaded once.
-Each network configuration that needs training is trained once per grading run (``runs``
-fixture) and reused; the grader computes every accuracy itself with its own forward pass on the
-held-out test split and never uses a number the student code returns for it.
+The training split is sent to the lab's worker once (``train_set``); the test split never leaves
+the grader. Each network configuration that needs training is trained once per grading run
+(``runs`` fixture) and reused. The lab's networks are fully specified, so the grader rebuilds
+its own network (:class:`_JudgeMLP`) from the parameter tensors the worker reports (shapes must
+match exactly) and computes every accuracy, loss and gradient norm itself on its own data; it
+never uses a number the student code returns for them.
+
+Checks of *how* the code runs use probes in the worker (``grader/worker/probes_lab03.py``):
+the sample order seen by a training forward pass, where the model and the batches were sent
+with ``.to()``, the figure ``plot_losses`` saved, the layer list of ``build_mlp``'s model and its
+outputs on the grader's inputs.
 
 Rubric (24 points on a CPU machine, +1 on a GPU):
     architecture 2, bad arguments 1, log-probabilities 1, full-batch step is SGD with momentum
@@ -23,6 +31,7 @@ import pytest
 import torch
 from torch import nn
 
+from grader import remote
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
@@ -41,6 +50,97 @@ def mnist():
     from data.mnist import load_mnist
 
     return load_mnist("offline")
+
+
+def _stale(handle) -> bool:
+    """A kept handle from a worker that has been replaced since (after a crash or a timeout)."""
+    worker = handle._worker
+    return worker.sock is None or handle._generation != worker.generation
+
+
+@pytest.fixture(scope="module")
+def train_set(lab, mnist):
+    """``train_set()`` -> (x, y) handles of the training split in the worker, sent once.
+
+    Sent again only if the worker was replaced (a crash in an earlier check). The test split
+    is never sent: its labels stay with the grader.
+    """
+    kept: dict = {}
+
+    def get():
+        if not kept or _stale(kept["x"]) or _stale(kept["y"]):
+            kept.update(x=lab.grader.keep(mnist.x_train), y=lab.grader.keep(mnist.y_train))
+        return kept["x"], kept["y"]
+
+    return get
+
+
+class _JudgeMLP(nn.Sequential):
+    """The grader's own network of the lab sheet: Flatten, depth x [Linear, act], Linear, LogSoftmax(dim=1)."""
+
+    def __init__(self, depth: int, activation: str, width: int = 30, n_in: int = 784, n_out: int = 10):
+        act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
+        with torch.random.fork_rng(devices=[]):  # the grader's random state is not used up
+            layers: list[nn.Module] = [nn.Flatten()]
+            size = n_in
+            for _ in range(depth):
+                layers += [nn.Linear(size, width), act()]
+                size = width
+            super().__init__(*layers, nn.Linear(size, n_out), nn.LogSoftmax(dim=1))
+        self.depth = depth
+
+
+def _call(depth, activation, width=30, n_in=784, n_out=10) -> str:
+    return f"build_mlp({depth}, width={width}, activation={activation!r}, n_in={n_in}, n_out={n_out})"
+
+
+def _require_model(handle, call: str) -> None:
+    """A model stays in the worker and comes back as a handle; plain data is not a model."""
+    if not isinstance(handle, remote.RemoteObject):
+        raise AssertionError(f"{call} must return an nn.Sequential, got {type(handle).__name__}")
+
+
+def _load(net: _JudgeMLP, tensors, call: str) -> _JudgeMLP:
+    """Copy the reported parameter tensors into the grader's network; shapes must match exactly."""
+    want = list(net.parameters())
+    n_linear = net.depth + 1
+    if not isinstance(tensors, list) or len(tensors) != len(want):
+        n = len(tensors) if isinstance(tensors, list) else "no"
+        raise AssertionError(
+            f"{call} has {n} parameter tensors; the specified network has {len(want)}: the weight and the bias "
+            f"of each of its {n_linear} nn.Linear layers, in order (no other parameters)"
+        )
+    for j, (t, p) in enumerate(zip(tensors, want)):
+        k = j // 2
+        layer = f"nn.Linear layer {k + 1} of {n_linear} (" + ("the output layer" if k == net.depth else f"hidden layer {k + 1}") + ")"
+        kind = "weight" if j % 2 == 0 else "bias"
+        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else None
+        assert shape == tuple(p.shape), (
+            f"{call}: the {kind} of {layer} has shape {shape}, expected {tuple(p.shape)} "
+            "(parameters in model.parameters() order: weight, bias of each Linear layer, input side first)"
+        )
+        assert t.is_floating_point(), f"{call}: the {kind} of {layer} is a {t.dtype} tensor, expected float32"
+    with torch.no_grad():
+        for t, p in zip(tensors, want):
+            p.copy_(t.to(p.dtype))
+    return net.eval()
+
+
+def _rebuild(lab, handle, depth: int, activation: str, width: int = 30, n_in: int = 784, n_out: int = 10,
+             call: str | None = None) -> _JudgeMLP:
+    """The grader's own network with the parameters of the worker's model ``handle``."""
+    call = call or _call(depth, activation, width, n_in, n_out)
+    _require_model(handle, call)
+    return _load(_JudgeMLP(depth, activation, width, n_in, n_out), lab.grader.tensors(handle), call)
+
+
+def _same_outputs(lab, handle, net: nn.Module, x: torch.Tensor) -> bool:
+    """Does the worker's model give the grader's network's outputs on ``x`` (atol 1e-5)?"""
+    out = lab.grader.forward(handle, x)
+    with torch.no_grad():
+        want = net(x)
+    return (isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(want.shape) and out.is_floating_point()
+            and torch.allclose(out.to(want.dtype), want, atol=1e-5))
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -67,17 +167,20 @@ def _bias_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list
 class Run:
     """One training run of the sheet's settings: the model, its history, the grader's accuracy."""
 
-    def __init__(self, lab, data, depth: int, activation: str, fraction: float, seed: int):
+    def __init__(self, lab, data, train_set, depth: int, activation: str, fraction: float, seed: int):
         self.name = f"{depth}x30 {activation}" + (f" on {fraction:.0%} of the data" if fraction < 1 else "")
-        torch.manual_seed(seed)
-        self.model = lab.build_mlp(depth, activation=activation)
-        x, y = data.x_train, data.y_train
+        with remote.options(seed=seed):  # the worker's torch.manual_seed(seed) before the initialisation
+            self.model = lab.build_mlp(depth, activation=activation)
+        x, y = train_set()  # handles of the training split in the worker
+        self.n_train = len(data.y_train)
         if fraction < 1:
             x, y = lab.subsample(x, y, fraction, seed=seed)
-        self.n_train = len(y)
+            self.n_train = len(y)
         self.history = lab.train(self.model, x, y, **SHEET, device="cpu", seed=seed)
-        self.test_accuracy = _accuracy(self.model, data.x_test, data.y_test)
-        self.train_nll = _nll(self.model, data.x_train, data.y_train)
+        # The grader's own network with the trained parameters, evaluated on the grader's data.
+        net = _rebuild(lab, self.model, depth, activation, call=f"build_mlp({depth}, activation={activation!r})")
+        self.test_accuracy = _accuracy(net, data.x_test, data.y_test)
+        self.train_nll = _nll(net, data.x_train, data.y_train)
 
 
 def run_seed(session_seed: int, depth: int, activation: str, fraction: float) -> int:
@@ -86,7 +189,7 @@ def run_seed(session_seed: int, depth: int, activation: str, fraction: float) ->
 
 
 @pytest.fixture(scope="module")
-def runs(lab, mnist, request):
+def runs(lab, mnist, train_set, request):
     """``runs(depth, activation, fraction=1.0)``: train once per grading run, then reuse.
 
     A failure (or a timeout) is remembered too, so a broken ``train()`` costs its time once.
@@ -98,7 +201,7 @@ def runs(lab, mnist, request):
         key = (depth, activation, fraction)
         if key not in cache:
             try:
-                cache[key] = Run(lab, mnist, depth, activation, fraction, run_seed(session_seed, *key))
+                cache[key] = Run(lab, mnist, train_set, depth, activation, fraction, run_seed(session_seed, *key))
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - includes pytest-timeout's Failed
@@ -141,21 +244,8 @@ def _params(model) -> list[torch.Tensor]:
 
 
 def _same_params(a, b, tol=1e-4) -> bool:
-    return len(a) == len(b) and all(p.shape == q.shape and rel_error(p, q) < tol for p, q in zip(a, b))
-
-
-class _OrderProbe(nn.Module):
-    """A tiny model that records the sample ids (column 0 of x) of every training forward pass."""
-
-    def __init__(self, n_classes: int):
-        super().__init__()
-        self.lin = nn.Linear(1, n_classes)
-        self.batches: list[torch.Tensor] = []
-
-    def forward(self, x):
-        if torch.is_grad_enabled():
-            self.batches.append(x[:, 0].detach().to("cpu").round().long())
-        return torch.log_softmax(self.lin(x[:, 1:]), dim=1)
+    return (isinstance(a, list) and len(a) == len(b)
+            and all(isinstance(p, torch.Tensor) and p.shape == q.shape and rel_error(p, q) < tol for p, q in zip(a, b)))
 
 
 def _sorted_dataset(n: int, n_classes: int, seed: int):
@@ -167,84 +257,23 @@ def _sorted_dataset(n: int, n_classes: int, seed: int):
 
 
 def _epoch_orders(lab, n, n_classes, batch_size, epochs, seed, data_seed):
+    """Probe (worker): a tiny model that records the sample ids of every training forward pass."""
     x, y = _sorted_dataset(n, n_classes, data_seed)
-    probe = _OrderProbe(n_classes)
+    probe = lab.grader.make("lab03.order_probe", n_classes)
     lab.train(probe, x, y, epochs=epochs, lr=0.003, momentum=0.9, batch_size=batch_size, device="cpu", seed=seed)
-    batches = [b for b in probe.batches if 0 < len(b) <= batch_size]
+    batches = [b for b in lab.grader.probe("lab03.batches", probe) if 0 < len(b) <= batch_size]
     return batches, y
 
 
-# A CPU tensor that remembers where it was last sent with .to(): the CPU-only grader can see
-# whether train() / accuracy() move their batches with .to(device) (on a GPU a forgotten .to
-# is a device-mismatch error; on a CPU it would go unnoticed).
-_UNMOVED = "not moved"
-
-
-def _find_tag(obj):
-    if isinstance(obj, _Tagged):
-        return getattr(obj, "_graded_device", _UNMOVED)
-    if isinstance(obj, (list, tuple)):
-        for item in obj:
-            tag = _find_tag(item)
-            if tag is not None:
-                return tag
-    if isinstance(obj, dict):
-        return _find_tag(list(obj.values()))
-    return None
-
-
-def _set_tag(obj, tag):
-    if isinstance(obj, _Tagged):
-        obj._graded_device = tag
-    elif isinstance(obj, (list, tuple)):
-        for item in obj:
-            _set_tag(item, tag)
-
-
-class _Tagged(torch.Tensor):
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        tag = _find_tag((args, kwargs))
-        out = super().__torch_function__(func, types, args, kwargs)
-        name = getattr(func, "__name__", "")
-        if name == "to":
-            device = torch._C._nn._parse_to(*args[1:], **kwargs)[0]
-            if device is not None:
-                tag = torch.device(device)
-        elif name == "cpu":
-            tag = torch.device("cpu")
-        if tag is not None:
-            _set_tag(out, tag)
-        return out
-
-
-class _DeviceProbe(nn.Module):
-    """Records, for every forward pass, where its input was sent and where the model was sent."""
-
-    def __init__(self, n_in: int, n_classes: int):
-        super().__init__()
-        self.lin = nn.Linear(n_in, n_classes)
-        self.sent_to = _UNMOVED
-        self.calls: list[tuple] = []
-
-    def to(self, *args, **kwargs):
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:
-            self.sent_to = torch.device(device)
-        return super().to(*args, **kwargs)
-
-    def forward(self, x):
-        self.calls.append((getattr(x, "_graded_device", _UNMOVED) if isinstance(x, _Tagged) else _UNMOVED, self.sent_to))
-        return torch.log_softmax(self.lin(x), dim=1)
-
-
-def _tagged_problem(seed: int, n: int = 40, n_in: int = 5, n_classes: int = 3):
+def _tagged_problem(lab, seed: int, n: int = 40, n_in: int = 5, n_classes: int = 3):
+    """Probe (worker): a model that records where its input and itself were sent with .to(), and
+    inputs that remember it (a tensor subclass), so a CPU-only grader sees a forgotten .to(device)."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, n_in, generator=g).as_subclass(_Tagged)
-    y = torch.randint(0, n_classes, (n,), generator=g).as_subclass(_Tagged)
-    torch.manual_seed(seed)
-    return _DeviceProbe(n_in, n_classes), x, y
+    x = torch.randn(n, n_in, generator=g)
+    y = torch.randint(0, n_classes, (n,), generator=g)
+    with remote.options(keep=True):  # the tagged tensors stay in the worker (data would lose the tag)
+        x_t, y_t = lab.grader.probe("lab03.tagged", x), lab.grader.probe("lab03.tagged", y)
+    return lab.grader.make("lab03.device_probe", n_in, n_classes, seed), x_t, y_t
 
 
 # --------------------------------------------------------------------------- Task 3.1: the network
@@ -259,46 +288,65 @@ def _expected_layers(depth: int, activation: str, width: int, n_in: int, n_out: 
     return layers + [(nn.Linear, (size, n_out)), (nn.LogSoftmax, None)]
 
 
-def _check_architecture(model, depth, activation, width=30, n_in=784, n_out=10):
-    call = f"build_mlp({depth}, width={width}, activation={activation!r}, n_in={n_in}, n_out={n_out})"
-    assert isinstance(model, nn.Sequential), f"{call} must return an nn.Sequential, got {type(model).__name__}"
+def _children(lab, model, call: str) -> list[dict]:
+    """The model's direct submodules, as reported by the worker (evidence; see the forward check)."""
+    _require_model(model, call)
+    mods = lab.grader.modules(model)
+    root = mods[0]
+    assert root["nn_type"] == "Sequential", f"{call} must return an nn.Sequential, got {root['type']}"
+    return [m for m in mods[1:] if m["path"] and "." not in m["path"]]
+
+
+def _check_architecture(lab, model, depth, activation, width=30, n_in=784, n_out=10):
+    """The layer list the worker reports, then the grader's rebuild from the reported parameters:
+    the same outputs on random inputs (so the report describes the network that really runs)."""
+    call = _call(depth, activation, width, n_in, n_out)
+    got = _children(lab, model, call)
     expected = _expected_layers(depth, activation, width, n_in, n_out)
-    got = list(model.children())
-    names = ", ".join(type(m).__name__ for m in got)
+    names = ", ".join(m["type"] for m in got)
     want_names = ", ".join(t.__name__ for t, _ in expected)
     assert len(got) == len(expected), (
         f"{call} has {len(got)} layers ({names}); expected {len(expected)}: {want_names}"
     )
     for i, (module, (kind, sizes)) in enumerate(zip(got, expected)):
-        if kind is nn.LogSoftmax and isinstance(module, nn.Softmax):
+        if kind is nn.LogSoftmax and module["nn_type"] == "Softmax":
             raise AssertionError(
                 f"{call}: the last layer is nn.Softmax; use nn.LogSoftmax(dim=1): nn.NLLLoss expects "
                 "log-probabilities, and log of a softmax is what it maximises"
             )
-        assert isinstance(module, kind), (
-            f"{call}: layer {i} is {type(module).__name__}, expected {kind.__name__}"
+        assert module["nn_type"] == kind.__name__, (
+            f"{call}: layer {i} is {module['type']}, expected {kind.__name__}"
             + (f" (the activation for activation={activation!r})" if kind in (nn.Sigmoid, nn.ReLU) else "")
             + f"; expected layers: {want_names}"
         )
         if sizes is not None:
-            assert (module.in_features, module.out_features) == sizes, (
-                f"{call}: Linear layer {i} maps {module.in_features} -> {module.out_features}, expected "
+            assert (module.get("in_features"), module.get("out_features")) == sizes, (
+                f"{call}: Linear layer {i} maps {module.get('in_features')} -> {module.get('out_features')}, expected "
                 f"{sizes[0]} -> {sizes[1]}"
             )
-    assert got[-1].dim in (1, -1), f"{call}: LogSoftmax must normalise over the classes, dim=1 (got dim={got[-1].dim})"
-    n_params = sum(p.numel() for p in model.parameters())
+    assert got[-1].get("dim") in (1, -1), (
+        f"{call}: LogSoftmax must normalise over the classes, dim=1 (got dim={got[-1].get('dim')})"
+    )
+    tensors = lab.grader.tensors(model)
+    n_params = sum(t.numel() for t in tensors)
     want = n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
     assert n_params == want, f"{call} has {n_params} parameters, expected {want}"
+    net = _load(_JudgeMLP(depth, activation, width, n_in, n_out), tensors, call)
+    x = torch.randn(13, 1, 28, 28) if n_in == 784 else torch.randn(13, n_in)
+    assert _same_outputs(lab, model, net, x), (
+        f"{call}: the model's outputs on random inputs differ from the grader's own forward pass through "
+        f"{want_names} with the model's parameters: forward() must apply exactly these layers, in this order"
+    )
 
 
 @pytest.mark.points(2)
 def test_build_mlp_architecture(lab):
     for activation in ("sigmoid", "relu"):
         for depth in range(1, 6):
-            _check_architecture(lab.build_mlp(depth, activation=activation), depth, activation)
-    _check_architecture(lab.build_mlp(2, width=16, activation="relu", n_in=20, n_out=3), 2, "relu", 16, 20, 3)
-    defaults = lab.build_mlp(1)
-    assert isinstance(list(defaults.children())[2], nn.Sigmoid), "build_mlp(1): the default activation must be sigmoid"
+            _check_architecture(lab, lab.build_mlp(depth, activation=activation), depth, activation)
+    _check_architecture(lab, lab.build_mlp(2, width=16, activation="relu", n_in=20, n_out=3), 2, "relu", 16, 20, 3)
+    defaults = _children(lab, lab.build_mlp(1), "build_mlp(1)")
+    assert len(defaults) > 2 and defaults[2]["nn_type"] == "Sigmoid", "build_mlp(1): the default activation must be sigmoid"
 
 
 @pytest.mark.points(1)
@@ -325,9 +373,13 @@ def test_outputs_are_log_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     for depth, activation in ((1, "sigmoid"), (3, "relu")):
         model = lab.build_mlp(depth, activation=activation)
+        _require_model(model, f"build_mlp({depth}, activation={activation!r})")
         x = torch.randn(17, 1, 28, 28, generator=g)
-        with torch.no_grad():
-            out = model(x)
+        out = lab.grader.forward(model, x)  # the model's own outputs (evidence: run in the worker)
+        assert isinstance(out, torch.Tensor) and out.is_floating_point(), (
+            f"build_mlp({depth}, activation={activation!r}): model(x) must return a float tensor, got "
+            f"{type(out).__name__}"
+        )
         assert tuple(out.shape) == (17, 10), (
             f"build_mlp({depth}, activation={activation!r}) maps a (17, 1, 28, 28) batch to shape "
             f"{tuple(out.shape)}, expected (17, 10)"
@@ -357,10 +409,10 @@ def test_train_step_is_sgd_with_momentum_on_nll(lab, grader_seed):
     """
     model, x, y = _small_problem(grader_seed)
     epochs, lr, momentum = 3, 0.5, 0.9
-    student = copy.deepcopy(model)
+    student = lab.grader.to_worker(model)  # a copy of the grader's net in the worker
     losses = lab.train(student, x, y, epochs=epochs, lr=lr, momentum=momentum, batch_size=len(y), device="cpu", seed=grader_seed)
     want_params, want_losses = _full_batch_sgd(model, x, y, epochs, lr, momentum)
-    got_params = _params(student)
+    got_params = lab.grader.tensors(student)
     call = f"train(epochs={epochs}, lr={lr}, momentum={momentum}, batch_size=N={len(y)})"
     if not _same_params(got_params, want_params):
         why = "expected one optimizer step per mini-batch of SGD(lr, momentum) on nn.NLLLoss (mean over the batch)"
@@ -473,15 +525,16 @@ def test_train_shuffling_follows_seed(lab, grader_seed):
 @pytest.mark.timeout(60)
 def test_train_and_accuracy_move_model_and_batches_to_device(lab, grader_seed):
     """Probe tensors remember where they were sent with .to(): on a CPU-only machine too."""
-    cpu = torch.device("cpu")
+    cpu = str(torch.device("cpu"))
     for name in ("train", "accuracy"):
-        model, x, y = _tagged_problem(grader_seed)
+        model, x, y = _tagged_problem(lab, grader_seed)
         if name == "train":
             lab.train(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
         else:
             lab.accuracy(model, x, y, device="cpu", batch_size=16)
-        assert model.calls, f"{name}() never called the model"
-        for data_device, model_device in model.calls:
+        calls = lab.grader.probe("lab03.device_calls", model)
+        assert calls, f"{name}() never called the model"
+        for data_device, model_device in calls:
             assert data_device == cpu, (
                 f"{name}(device='cpu'): the model got a batch that was never sent with .to(device); move every "
                 "batch (or the whole x) with x_b.to(device), or it fails with a device mismatch on a GPU"
@@ -537,9 +590,11 @@ def test_accuracy_function_matches_grader(lab, mnist):
         opt.zero_grad()
         nn.functional.nll_loss(model(mnist.x_train[:1000]), mnist.y_train[:1000]).backward()
         opt.step()
-    for x, y, batch_size in ((mnist.x_test, mnist.y_test, 1000), (mnist.x_test[:999], mnist.y_test[:999], 300)):
+    # Images the grader's model was not fitted on; the test split's labels never leave the grader.
+    x_held, y_held = mnist.x_train[1000:2000], mnist.y_train[1000:2000]
+    for x, y, batch_size in ((x_held, y_held, 1000), (x_held[:999], y_held[:999], 300)):
         want = _accuracy(model, x, y)
-        got = as_float(lab.accuracy(model, x, y, device="cpu", batch_size=batch_size), "accuracy()")
+        got = as_float(lab.accuracy(lab.grader.to_worker(model), x, y, device="cpu", batch_size=batch_size), "accuracy()")
         hint = ""
         full = (len(y) // batch_size) * batch_size
         if abs(got - want * len(y)) < 0.5:
@@ -547,7 +602,7 @@ def test_accuracy_function_matches_grader(lab, mnist):
         elif full < len(y) and abs(got - _accuracy(model, x[:full], y[:full])) < 1e-9:
             hint = f": the last, smaller batch ({len(y) - full} samples) was left out"
         assert abs(got - want) < 1e-6, (
-            f"accuracy(model, x, y, batch_size={batch_size}) on {len(y)} test images returned {got:.4f}; the "
+            f"accuracy(model, x, y, batch_size={batch_size}) on {len(y)} held-out images returned {got:.4f}; the "
             f"grader's own evaluation (argmax of model(x) == y) gives {want:.4f}{hint}"
         )
 
@@ -563,8 +618,9 @@ def test_layer_gradient_norms_match_autograd(lab, grader_seed):
     x, y = torch.randn(32, 20, generator=g), torch.randint(0, 5, (32,), generator=g)
     want = _bias_grad_norms(model, x, y)
     nn.functional.nll_loss(model(x * 3), y).backward()  # leave stale gradients behind
+    student = lab.grader.to_worker(model)  # a copy in the worker, stale gradients included
     for call in ("first", "second"):
-        got = lab.layer_gradient_norms(model, x, y)
+        got = lab.layer_gradient_norms(student, x, y)
         assert len(got) == 3, (
             f"layer_gradient_norms on a net with 3 nn.Linear layers returned {len(got)} values; expected one "
             "||dC/db|| per Linear layer, input side first"
@@ -594,10 +650,16 @@ def test_vanishing_gradients_sigmoid_vs_relu(lab, mnist, grader_seed):
     x, y = mnist.x_train[idx], mnist.y_train[idx]
     ratios = {}
     for activation in ("sigmoid", "relu"):
-        torch.manual_seed(grader_seed)
-        model = lab.build_mlp(5, activation=activation)
-        want = _bias_grad_norms(model, x, y)
-        assert len(want) == 6, f"build_mlp(5) must have 6 nn.Linear layers (5 hidden + output), got {len(want)}"
+        call = f"build_mlp(5, activation={activation!r})"
+        with remote.options(seed=grader_seed):  # the worker's torch.manual_seed before the initialisation
+            model = lab.build_mlp(5, activation=activation)
+        net = _rebuild(lab, model, 5, activation, call=call)  # the grader's own 5x30 net, the model's parameters
+        act = {"sigmoid": "Sigmoid", "relu": "ReLU"}[activation]
+        assert _same_outputs(lab, model, net, x), (
+            f"{call}: the model's outputs differ from the grader's own network (Flatten, 5 x [Linear, {act}], Linear, "
+            f"LogSoftmax) with the same parameters: build_mlp(activation={activation!r}) should use nn.{act}"
+        )
+        want = _bias_grad_norms(net, x, y)
         ratios[activation] = want[0] / want[4]
         got = np.array([as_float(v, "each gradient norm") for v in lab.layer_gradient_norms(model, x, y)])
         assert got.shape == (6,) and rel_error(got, want) < 1e-4, (
@@ -619,14 +681,24 @@ def test_vanishing_gradients_sigmoid_vs_relu(lab, mnist, grader_seed):
 
 
 @pytest.mark.points(1)
-def test_subsample_is_stratified_and_exact(lab, mnist, grader_seed):
-    x, y = mnist.x_train, mnist.y_train
+def test_subsample_is_stratified_and_exact(lab, mnist, train_set, grader_seed):
+    y = mnist.y_train
+    row_of = {r.numpy().tobytes(): i for i, r in enumerate(mnist.x_train.reshape(len(y), -1))}
     for fraction in (0.1, 0.25, 0.5):
-        xs, ys = lab.subsample(x, y, fraction, seed=grader_seed)
+        xs, ys = lab.subsample(*train_set(), fraction, seed=grader_seed)
         want = round(fraction * len(y))
         assert len(xs) == len(ys) == want, (
             f"subsample(fraction={fraction}) on {len(y)} samples returned {len(xs)} images and {len(ys)} labels; "
             f"expected exactly {want}"
+        )
+        # The grader looks the returned images up in its own copy of the training set.
+        rows = torch.as_tensor(xs).detach().to(torch.float32).reshape(want, -1)
+        picked = [row_of.get(r.numpy().tobytes()) for r in rows]
+        assert None not in picked, (
+            f"subsample(fraction={fraction}) returned images that are not images of x: return x[idx] unchanged"
+        )
+        assert torch.equal(y[torch.tensor(picked)], torch.as_tensor(ys)), (
+            "subsample() separated images from their labels: index x and y with the same indices"
         )
         counts = torch.bincount(ys, minlength=10)
         assert torch.all(counts == want // 10), (
@@ -674,45 +746,39 @@ def test_less_training_data_lowers_test_accuracy(lab, runs):
 
 
 @pytest.mark.points(1)
-def test_plot_losses_one_curve_per_experiment(lab, tmp_path, monkeypatch, grader_seed):
-    import matplotlib.figure
-    from matplotlib.lines import Line2D
-
-    saved: list = []
-    original = matplotlib.figure.Figure.savefig
-
-    def capture(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", capture)
+def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     rng = np.random.default_rng(grader_seed)
     histories = {f"{d}x30 relu": list(np.sort(rng.uniform(0.1, 2.3, 6))[::-1]) for d in (1, 2, 3)}
     path = tmp_path / "losses.png"
-    returned = lab.plot_losses(histories, path)
+    with remote.options(keep=True):  # a pathlib.Path in the worker, as a student would pass it
+        path_arg = lab.grader.probe("lab03.path", str(path))
+    with remote.options(capture_figures=True):  # probe: what every savefig in the call drew
+        returned = lab.plot_losses(histories, path_arg)
+        figures = list(remote.last_evidence().get("figures") or [])
+    if isinstance(returned, remote.RemoteObject):
+        returned = lab.grader.probe("lab03.text", returned)
     assert returned is not None and str(returned) == str(path), f"plot_losses must return the path it wrote, got {returned!r}"
     assert path.is_file(), f"plot_losses did not write {path.name}"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "plot_losses must write a PNG file (fig.savefig(path) with a .png path)"
-    assert saved, "plot_losses must save a matplotlib figure with fig.savefig(path) or plt.savefig(path)"
-    fig = saved[-1]
+    assert figures, "plot_losses must save a matplotlib figure with fig.savefig(path) or plt.savefig(path)"
+    fig = figures[-1]
     for name, losses in histories.items():
         hits = [
-            line
-            for ax in fig.axes
-            for line in ax.get_lines()
-            if isinstance(line, Line2D) and len(line.get_ydata()) == len(losses) and np.allclose(np.asarray(line.get_ydata(), dtype=float), losses)
+            (ax, line)
+            for ax in fig["axes"]
+            for line in ax["lines"]
+            if len(line["y"]) == len(losses) and np.allclose(np.asarray(line["y"], dtype=float), losses)
         ]
         assert len(hits) == 1, (
             f"plot_losses: the saved figure has {len(hits)} curves with the losses of {name!r}; expected one curve "
             "per experiment (ax.plot(epochs, losses, label=name))"
         )
-        line = hits[0]
-        assert line.get_label() == name, (
-            f"plot_losses: the curve of {name!r} is labelled {line.get_label()!r}; use label=name so the legend "
+        ax, line = hits[0]
+        assert line["label"] == name, (
+            f"plot_losses: the curve of {name!r} is labelled {line['label']!r}; use label=name so the legend "
             "says which experiment it is"
         )
-        ax = line.axes
-        assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), (
+        assert ax["xlabel"].strip() and ax["ylabel"].strip(), (
             "plot_losses: label the axes (ax.set_xlabel('epoch'), ax.set_ylabel('training loss'))"
         )
 
@@ -726,6 +792,7 @@ def test_no_hard_coded_device(lab, grader_seed):
     for name in ("train", "accuracy", "layer_gradient_norms"):
         assert_no_hard_coded_device(getattr(lab, name), name)
     model, x, y = _small_problem(grader_seed)
+    model = lab.grader.to_worker(model)
     with cuda_reported_unavailable():
         losses = lab.train(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
         acc = lab.accuracy(model, x, y, device="cpu")
@@ -741,9 +808,10 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     model, x, y = _small_problem(grader_seed, n=256)
     results = {}
     for device in ("cpu", "cuda"):
-        m = copy.deepcopy(model)
+        m = lab.grader.to_worker(model)
         losses = lab.train(m, x, y, epochs=5, lr=0.5, momentum=0.9, batch_size=len(y), device=device, seed=grader_seed)
-        results[device] = (_params(m), np.array([as_float(v, "loss") for v in losses]), lab.accuracy(m, x, y, device=device))
+        results[device] = (lab.grader.tensors(m), np.array([as_float(v, "loss") for v in losses]),
+                           lab.accuracy(m, x, y, device=device))
     assert _same_params(results["cuda"][0], results["cpu"][0], 1e-4), "train(device='cuda') ends with other parameters than on the cpu"
     assert np.allclose(results["cuda"][1], results["cpu"][1], rtol=1e-4), "train(): per-epoch losses differ between cuda and cpu"
     assert abs(as_float(results["cuda"][2], "accuracy") - as_float(results["cpu"][2], "accuracy")) < 0.03, (

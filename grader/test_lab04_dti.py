@@ -1,13 +1,16 @@
 """Grading of lab 4: brain-tissue classification from DTI features (labs/lab04_dti.py).
 
-The grader runs the student's pipeline itself (split_train_val, fit_normalizer, class_weights,
-build_dti_mlp, train) on the offline DTI data (``load_dti("offline")``, simulated, cached) and
-computes every metric with its own forward pass on the held-out test subject 100206: accuracy,
-balanced accuracy (the mean of the per-class recalls, so a model that ignores the small CC genu
-class fails) and, on a class-imbalanced training set that the grader draws itself, the gain in
-balanced accuracy from the class weights. The numbers train() returns are only checked for
-their form. Training happens three times per grading: one full pipeline, shared by the
-accuracy and history checks (module-scoped fixture), and a pair on the imbalanced set.
+The grader runs the student's pipeline (split_train_val, fit_normalizer, class_weights,
+build_dti_mlp, train) in the lab's worker process on the offline DTI data (``load_dti("offline")``,
+simulated, cached), then rebuilds its own 5-100-100-100-100-3 ReLU MLP from the parameter tensors
+of the trained model and computes every metric with that model on the held-out test subject
+100206: accuracy, balanced accuracy (the mean of the per-class recalls, so a model that ignores
+the small CC genu class fails) and, on a class-imbalanced training set that the grader draws
+itself, the gain in balanced accuracy from the class weights. The test subject's labels never
+reach the worker: only its features go through the student's Normalizer.transform, and the
+normalised features come back as data. The numbers train() returns are only checked for their
+form. Training happens three times per grading: one full pipeline, shared by the accuracy and
+history checks (module-scoped fixture), and a pair on the imbalanced set.
 
 Rubric (22 points on a CPU machine, +1 on a GPU):
     split 2, normaliser uses training statistics 2, constant feature 1, class weights 2,
@@ -19,8 +22,6 @@ Rubric (22 points on a CPU machine, +1 on a GPU):
 
 from __future__ import annotations
 
-import copy
-import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ import pytest
 import torch
 from torch import nn
 
+from grader import remote
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
@@ -35,8 +37,10 @@ from grader.plugin import grader_seed_of, seed_for_test
 lab = lab_fixture("lab04")
 
 N_CLASSES = 3
+N_FEATURES = 5
 CC = 1  # genu of the corpus callosum: the smallest class (19 % of the voxels)
 SHORT = ("thalamus", "CC genu", "subcortical WM")
+SIZES = [5, 100, 100, 100, 100, 3]  # the lecture's MLP, 31203 parameters
 EPOCHS = 15  # graded budget of the full pipeline: Adam lr 1e-3, batch 1024
 IMBALANCED_EPOCHS = 15  # budget of each of the two runs on the imbalanced training set
 CC_KEEP = 0.03  # share of the CC genu training voxels the grader keeps in the imbalanced set
@@ -48,19 +52,61 @@ MIN_WEIGHT_GAIN = 0.01
 MIN_IMBALANCED_BALANCED = 0.78
 
 
+# --------------------------------------------------------------------------- the grader's own model
+
+
+class ReferenceMLP(nn.Module):
+    """The grader's MLP: Linear layers of ``sizes`` with ReLU between them, logits out."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+def layer_shapes(sizes: list[int]) -> list[tuple[int, ...]]:
+    """Parameter shapes of the MLP of ``sizes`` in parameters() order: weight (out, in), bias (out,)."""
+    return [s for a, b in zip(sizes[:-1], sizes[1:]) for s in ((b, a), (b,))]
+
+
+def rebuild(tensors: list, sizes: list[int], who: str) -> ReferenceMLP:
+    """The grader's MLP of ``sizes`` holding the reported parameter tensors (shapes must match exactly)."""
+    tensors = [torch.as_tensor(t).detach().float().cpu() for t in tensors]
+    got, want = [tuple(t.shape) for t in tensors], layer_shapes(sizes)
+    assert got == want, (
+        f"{who}: the model's parameters have shapes {got}, expected {want}: the {'-'.join(map(str, sizes))} MLP "
+        "(weight (out, in) and bias (out,) of each Linear layer, from the input to the output, nothing else)"
+    )
+    assert all(torch.isfinite(t).all() for t in tensors), f"{who}: the model's parameters hold NaN or inf"
+    model = ReferenceMLP(sizes)
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), tensors):
+            p.copy_(t)
+    return model.eval()
+
+
+def judge_model(lab, handle, who: str, sizes: list[int] = SIZES) -> ReferenceMLP:
+    """The grader's copy of the student's model in the worker, rebuilt from its reported parameters."""
+    return rebuild(lab.grader.tensors(handle), sizes, who)
+
+
 # --------------------------------------------------------------------------- the grader's pipeline
-
-
-def seed_all(seed: int) -> None:
-    """Seed random, NumPy and torch (the student's code may draw from the global generators)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def grader_predict(model: nn.Module, x) -> np.ndarray:
     """The grader's own forward pass on the CPU: argmax of the logits, int64 (N,)."""
     x = torch.as_tensor(x).detach().float().cpu()
+    assert x.ndim == 2 and x.shape[1] == N_FEATURES, (
+        f"Normalizer.transform returned shape {tuple(x.shape)} for the test subject's (N, {N_FEATURES}) "
+        "features: it must keep the shape"
+    )
+    assert torch.isfinite(x).all(), "Normalizer.transform gives NaN or inf on the test subject's features"
     model = model.to("cpu").eval()
     with torch.no_grad():
         logits = model(x)
@@ -71,11 +117,11 @@ def grader_predict(model: nn.Module, x) -> np.ndarray:
     return logits.argmax(dim=1).numpy()
 
 
-def metrics(y_true, y_pred) -> dict:
+def metrics(y_true, y_pred, n_classes: int = N_CLASSES) -> dict:
     """The grader's own accuracy, balanced accuracy and per-class recalls."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    cm = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (y_true, y_pred), 1)
     recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
     return {"accuracy": float(np.trace(cm) / cm.sum()), "balanced": float(recall.mean()), "recall": recall, "cm": cm}
@@ -91,24 +137,44 @@ class Run:
 
     history: dict
     epochs: int
-    model: nn.Module
+    model: nn.Module  # the grader's MLP rebuilt from the trained parameters
     test: dict  # grader metrics on the test subject
-    device: str
+    device: str  # where the worker reports the trained parameters (evidence)
 
 
-def run_pipeline(lab, data, seed: int, epochs: int = EPOCHS, device: str = "cpu") -> Run:
-    """The lecture's experiment with the student's functions; metrics by the grader."""
-    x_tr, y_tr, x_val, y_val = lab.split_train_val(data.x_trainval.clone(), data.y_trainval.clone(), 0.2, seed=seed)
-    normalizer = lab.fit_normalizer(x_tr.clone())
-    weights = lab.class_weights(y_tr.clone(), N_CLASSES)
-    seed_all(seed)
-    model = lab.build_dti_mlp()
-    history = lab.train(model, normalizer.transform(x_tr.clone()), y_tr, normalizer.transform(x_val.clone()), y_val,
-                        epochs=epochs, class_weights=weights, device=device, seed=seed)
-    on_device = next(model.parameters()).device
-    pred = grader_predict(model, normalizer.transform(data.x_test.clone()))
-    run = Run(history=history, epochs=epochs, model=model, test=metrics(data.y_test, pred), device=str(on_device))
-    return run
+def train_student(lab, x_tr, y_tr, x_val, y_val, seed: int, weights, epochs: int, device: str = "cpu"):
+    """build_dti_mlp() and train() in the worker on the student's normalised features.
+
+    Returns (model handle, history). The worker's random generators are seeded with ``seed``
+    before each call (the student's code may draw from them), so two runs are comparable.
+    """
+    with remote.options(seed=seed):
+        model = lab.build_dti_mlp()
+    with remote.options(seed=seed):
+        history = lab.train(model, x_tr, y_tr, x_val, y_val, epochs=epochs, class_weights=weights,
+                            device=device, seed=seed)
+    return model, history
+
+
+def run_pipeline(lab, data, seed: int, epochs: int = EPOCHS, device: str = "cpu", val_fraction: float = 0.2,
+                 rows=None) -> Run:
+    """The lecture's experiment with the student's functions; metrics by the grader.
+
+    ``rows``: the training-subject rows to use (default all). The test subject's labels stay here.
+    """
+    x, y = data.x_trainval, data.y_trainval
+    if rows is not None:
+        x, y = x[rows], y[rows]
+    x_tr, y_tr, x_val, y_val = lab.split_train_val(x.clone(), y.clone(), val_fraction, seed=seed)
+    normalizer = lab.fit_normalizer(torch.as_tensor(x_tr).clone())
+    weights = lab.class_weights(torch.as_tensor(y_tr).clone(), N_CLASSES)
+    model, history = train_student(lab, normalizer.transform(torch.as_tensor(x_tr).clone()), y_tr,
+                                   normalizer.transform(torch.as_tensor(x_val).clone()), y_val, seed, weights,
+                                   epochs, device)
+    on_device = lab.grader.probe("lab04.device_of", model)
+    mine = judge_model(lab, model, "after train(), build_dti_mlp()")
+    pred = grader_predict(mine, normalizer.transform(data.x_test.clone()))
+    return Run(history=history, epochs=epochs, model=mine, test=metrics(data.y_test, pred), device=str(on_device))
 
 
 def imbalanced_split(data, seed: int):
@@ -130,11 +196,10 @@ def run_imbalanced(lab, data, seed: int, weighted: bool, epochs: int = IMBALANCE
     x_tr, y_tr, x_val, y_val = imbalanced_split(data, seed)
     normalizer = lab.fit_normalizer(x_tr.clone())
     weights = lab.class_weights(y_tr.clone(), N_CLASSES) if weighted else None
-    seed_all(seed)
-    model = lab.build_dti_mlp()
-    lab.train(model, normalizer.transform(x_tr.clone()), y_tr, normalizer.transform(x_val.clone()), y_val,
-              epochs=epochs, class_weights=weights, device="cpu", seed=seed)
-    m = metrics(data.y_test, grader_predict(model, normalizer.transform(data.x_test.clone())))
+    model, _ = train_student(lab, normalizer.transform(x_tr.clone()), y_tr, normalizer.transform(x_val.clone()),
+                             y_val, seed, weights, epochs)
+    mine = judge_model(lab, model, "after train(), build_dti_mlp()")
+    m = metrics(data.y_test, grader_predict(mine, normalizer.transform(data.x_test.clone())))
     m["n_cc_train"] = int((y_tr == CC).sum())
     m["n_train"] = int(y_tr.numel())
     return m
@@ -306,31 +371,53 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
 # --------------------------------------------------------------------------- Task 4.4: the network
 
 
+def check_structure(lab, args: tuple, sizes: list[int], seed: int) -> None:
+    """build_dti_mlp(*args): the worker's module report as evidence, the grader's rebuild as proof.
+
+    The Linear layers, ReLU modules and last layer come from the worker's report of
+    named_modules(); the grader then rebuilds its own ReLU MLP of ``sizes`` from the reported
+    parameter tensors (exact shapes) and compares its outputs with the model's own forward pass.
+    """
+    model = lab.build_dti_mlp(*args)
+    call = f"build_dti_mlp{args if args else '()'}"
+    params = lab.grader.parameters(model)
+    n_params = sum(int(np.prod(tuple(t.shape))) for _, t, _ in params)
+    want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    modules = lab.grader.modules(model)
+    linears = [m for m in modules if m.get("nn_type") == "Linear"]
+    shapes = [(m.get("in_features"), m.get("out_features")) for m in linears]
+    assert shapes == list(zip(sizes[:-1], sizes[1:])), (
+        f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
+        f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
+    )
+    assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
+    layers = [m for m in modules if m.get("nn_type") != "Sequential"]
+    assert layers and layers[-1].get("nn_type") == "Linear", (
+        f"{call}: the last layer is {layers[-1].get('type') if layers else 'missing'}, expected the Linear output "
+        "layer with no activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
+    )
+    relus = sum(m.get("nn_type") == "ReLU" for m in layers)
+    assert relus == len(sizes) - 2, (
+        f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
+    )
+    x = torch.randn(64, sizes[0], generator=torch.Generator().manual_seed(seed))
+    out = torch.as_tensor(lab.grader.forward(model, x[:4].clone()))
+    assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
+    mine = rebuild([t for _, t, _ in params], sizes, call)
+    out = torch.as_tensor(lab.grader.forward(model, x.clone())).detach().float().cpu()
+    with torch.no_grad():
+        want_out = mine(x)
+    assert tuple(out.shape) == tuple(want_out.shape) and torch.allclose(out, want_out, rtol=1e-4, atol=1e-5), (
+        f"{call}: model(x) differs from Linear and ReLU layers applied in order with the model's own parameters "
+        f"({'-'.join(map(str, sizes))}: Linear, ReLU, ..., Linear): forward() must apply every layer once, in "
+        "order, a ReLU after each hidden layer and no activation on the output (logits)"
+    )
+
+
 @pytest.mark.points(2)
-def test_model_structure(lab):
-    for args, sizes in (((), [5, 100, 100, 100, 100, 3]), ((7, 20, 2, 4), [7, 20, 20, 4])):
-        model = lab.build_dti_mlp(*args)
-        call = f"build_dti_mlp{args if args else '()'}"
-        n_params = sum(p.numel() for p in model.parameters())
-        want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        shapes = [(m.in_features, m.out_features) for m in linears]
-        assert shapes == list(zip(sizes[:-1], sizes[1:])), (
-            f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
-            f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
-        )
-        assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
-        layers = [m for m in model.modules() if not isinstance(m, nn.Sequential)]
-        assert isinstance(layers[-1], nn.Linear), (
-            f"{call}: the last layer is {type(layers[-1]).__name__}, expected the Linear output layer with no "
-            "activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
-        )
-        relus = sum(isinstance(m, nn.ReLU) for m in layers)
-        assert relus == len(sizes) - 2, (
-            f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
-        )
-        out = model(torch.randn(4, sizes[0]))
-        assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
+def test_model_structure(lab, grader_seed):
+    for args, sizes in (((), SIZES), ((7, 20, 2, 4), [7, 20, 20, 4])):
+        check_structure(lab, args, sizes, grader_seed)
 
 
 # --------------------------------------------------------------------------- Task 4.5: training
@@ -366,16 +453,20 @@ def test_validation_set_never_trained_on(lab, dti, grader_seed):
     x_val, y_val = x[perm[2000:2500]].clone(), dti.y_trainval[perm[2000:2500]].clone()
     torch.manual_seed(grader_seed)
     model = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
+    remote_model = lab.grader.to_worker(model)
 
     def trained(y_v):
-        m = copy.deepcopy(model)
-        seed_all(grader_seed)
-        lab.train(m, x_tr.clone(), y_tr.clone(), x_val.clone(), y_v.clone(), epochs=2, batch_size=256, device="cpu", seed=grader_seed)
-        return torch.cat([p.detach().cpu().flatten() for p in m.parameters()])
+        m = lab.grader.probe("deepcopy", remote_model)
+        with remote.options(seed=grader_seed):
+            lab.train(m, x_tr.clone(), y_tr.clone(), x_val.clone(), y_v.clone(), epochs=2, batch_size=256,
+                      device="cpu", seed=grader_seed)
+        return torch.cat([torch.as_tensor(t).detach().float().cpu().flatten() for t in lab.grader.tensors(m)])
 
     first = trained(y_val)
     start = torch.cat([p.detach().flatten() for p in model.parameters()])
-    assert not torch.equal(first, start), "train() did not change the model's weights (optimizer.step() per mini-batch?)"
+    assert first.shape == start.shape and not torch.equal(first, start), (
+        "train() did not change the model's weights (optimizer.step() per mini-batch?)"
+    )
     changed = trained((y_val + 1) % 3)
     if not torch.allclose(first, changed, rtol=0, atol=1e-6):
         again = trained(y_val)
@@ -400,7 +491,7 @@ def test_predict(lab, grader_seed):
     x = torch.randn(300, 5)
     with torch.no_grad():
         want = model(x).argmax(dim=1)
-    got = lab.predict(model, x.clone())
+    got = lab.predict(lab.grader.to_worker(model), x.clone())
     got = torch.as_tensor(np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got))
     assert tuple(got.shape) == (300,), f"predict(model, x) for x of shape (300, 5) must return (300,) labels, got {tuple(got.shape)}"
     assert not got.is_floating_point(), f"predict must return integer class labels, got dtype {got.dtype}"

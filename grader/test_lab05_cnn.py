@@ -1,11 +1,26 @@
 """Grading of lab 5: a CNN that classifies image quality (labs/lab05_cnn.py).
 
-The models are checked from the outside: forward hooks on every ``nn.Conv2d`` and ``nn.Linear``
-record what each layer receives and returns, so the grader sees the layer order, the padding,
-the pooling between blocks and the sigmoid at the output whatever the attribute names. The
-training function is checked on the grader's own small model (so a model bug does not cost
-the training points twice), and the validation accuracy is computed by the grader's own
-forward pass, never taken from the student's history.
+The student's code runs in a worker process (:mod:`grader.remote`); this file holds the grader's
+own reference implementation of the lecture's three models (:class:`_LectureCNN`) and judges
+from plain data only:
+
+* structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
+  shapes) are loaded into the grader's own model, and the student's forward pass must give the
+  grader's outputs on random images; parameter counts are counted from those tensors. A probe
+  (``lab05.trace``: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``) reports which layer
+  is called with which shapes, but only to put a failure into words (the layer, the padding,
+  the pool, the flatten), never to pass a check;
+* the sigmoid: the grader loads parameters of its choice (zero conv weights, so the features are
+  known whatever the body does) and computes the expected output itself;
+* gradients: the gradients the worker reports for each conv layer must match finite
+  differences of the loss, which the grader computes from the model's outputs at perturbed
+  parameters;
+* training: on the grader's own small model (an ``nn.Sequential`` sent with
+  ``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam;
+  the accuracy check measures the trained gap4 with the grader's own forward pass on validation
+  images that never leave the grader. Only *how* train() runs (train mode during training, the
+  device of the parameters) is taken from probes in the worker (``lab05.watch_modes``,
+  ``lab05.devices``).
 
 Rubric (18 points on a CPU machine, +1 on a GPU):
     parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
@@ -18,6 +33,7 @@ Rubric (18 points on a CPU machine, +1 on a GPU):
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -26,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grader import remote
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
 from grader.impl import lab_fixture
 
@@ -34,6 +51,9 @@ lab = lab_fixture("lab05")
 VARIANTS = ("fc", "gap1", "gap4")
 LECTURE_PARAMETERS = {"fc": 26117, "gap1": 45, "gap4": 489}
 LECTURE_SIZE = 320
+N_FILTERS = 4  # filters of every conv layer (lecture)
+N_HIDDEN = 16  # units of the hidden dense layer of "fc" (lecture)
+FORWARD_ATOL = 1e-5  # student forward vs the grader's model with the same parameters
 
 # The accuracy check: a small seeded subset of the simulated images at reduced size.
 from data.recon import GRADER_SUBSET  # noqa: E402
@@ -42,70 +62,126 @@ SUBSET_PAIRS, SUBSET_SIZE = GRADER_SUBSET  # 48 pairs at 64 px: 32 training pair
 SUBSET_EPOCHS = 30
 SUBSET_LR = 3e-3
 MIN_VAL_ACCURACY = 0.75
+HISTORY_IMAGES = 10  # training images given to train() as its x_val / y_val in the accuracy check
 
 
-# --------------------------------------------------------------------------- the grader's own tools
+# --------------------------------------------------------------------------- the grader's own models
 
 
-def _forward(model: nn.Module, x: torch.Tensor, where: str) -> torch.Tensor:
-    """model(x), or a failure in words that says which model failed on which input."""
-    try:
-        return model(x)
-    except NotImplementedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any crash of the student's forward
-        hint = ""
-        if any(isinstance(m, nn.Conv2d) and m.padding in (0, (0, 0), "valid") for m in model.modules()):
-            hint = " (a conv has no padding: with padding=1 ('same') each pool halves the size exactly)"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        pytest.fail(f"{where} fails on a batch of shape {tuple(x.shape)}{hint}: {type(exc).__name__}: {first}", pytrace=False)
+class _LectureCNN(nn.Module):
+    """The grader's own implementation of the lecture's models (``fc``, ``gap1``, ``gap4``).
 
-
-def _trace(model: nn.Module, x: torch.Tensor, where: str = "the model"):
-    """model(x) without gradients, with every Conv2d / Linear call recorded in order.
-
-    Returns (calls, out): calls = [(name, module, input, output)], out = model(x).
+    Parameters in the order the lab specifies (conv layers, then the dense layers), each conv
+    3x3, 4 filters, stride 1, padding 1, with bias; ReLU after every conv, 2x2 max-pool after
+    every conv of ``fc`` and ``gap4``; ``fc``: flatten, dense 16 + ReLU, dense 1; ``gap1`` /
+    ``gap4``: the mean of every feature map, dense 1; a sigmoid at the output.
     """
-    calls = []
-    handles = []
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            def hook(mod, inputs, output, name=name):
-                calls.append((name or "model", mod, inputs[0].detach(), output.detach()))
-            handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            out = _forward(model, x, where)
-    finally:
-        for h in handles:
-            h.remove()
-    return calls, out
+
+    def __init__(self, variant: str, image_size: int) -> None:
+        super().__init__()
+        self.variant = variant
+        n_blocks = 1 if variant == "gap1" else 4
+        self.convs = nn.ModuleList(
+            nn.Conv2d(1 if k == 0 else N_FILTERS, N_FILTERS, 3, padding=1) for k in range(n_blocks)
+        )
+        if variant == "fc":
+            side = image_size
+            for _ in range(n_blocks):
+                side //= 2
+            self.hidden = nn.Linear(N_FILTERS * side * side, N_HIDDEN)
+            self.out = nn.Linear(N_HIDDEN, 1)
+        else:
+            self.out = nn.Linear(N_FILTERS, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = F.relu(conv(x))
+            if self.variant != "gap1":
+                x = F.max_pool2d(x, 2)
+        return x
+
+    def logits(self, h: torch.Tensor, order: tuple[int, int, int] = (1, 2, 3)) -> torch.Tensor:
+        """The output layer's z from the features; ``order``: the axes flattened (fc), (C, H, W) by default."""
+        if self.variant == "fc":
+            return self.out(F.relu(self.hidden(h.permute(0, *order).flatten(1))))
+        return self.out(h.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(self.features(x)))
 
 
-def _he_init(model: nn.Module, seed: int) -> None:
-    """The grader's own initialisation (He normal weights, zero biases), seeded: the accuracy
-    check does not depend on the student's initialisation or random-number consumption."""
-    g = torch.Generator().manual_seed(seed)
+def _expected_shapes(variant: str, size: int) -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in _LectureCNN(variant, size).parameters()]
+
+
+def _rebuild(variant: str, size: int, tensors: list) -> _LectureCNN | None:
+    """The grader's model with the reported parameters, or None if their shapes are not the lecture's."""
+    model = _LectureCNN(variant, size)
+    params = list(model.parameters())
+    if [tuple(t.shape) for t in tensors] != [tuple(p.shape) for p in params]:
+        return None
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                fan_in = module.weight[0].numel()
-                module.weight.copy_(torch.randn(module.weight.shape, generator=g) * math.sqrt(2.0 / fan_in))
-                if module.bias is not None:
-                    module.bias.zero_()
+        for p, t in zip(params, tensors):
+            p.copy_(torch.as_tensor(t, dtype=torch.float32))
+    return model.eval()
 
 
-class _TinyNet(nn.Module):
+def _own_outputs(model: _LectureCNN, x: torch.Tensor) -> list[torch.Tensor]:
+    """z of the output layer for every flatten order the grader accepts (fc: any order of C, H, W)."""
+    with torch.no_grad():
+        h = model.features(x)
+        orders = list(itertools.permutations((1, 2, 3))) if model.variant == "fc" else [(1, 2, 3)]
+        return [model.logits(h, order).reshape(-1).double() for order in orders]
+
+
+def _forward_matches(model: _LectureCNN, x: torch.Tensor, got) -> bool:
+    """Whether the student's output is the grader's model's (the output nonlinearity is judged
+    by test_output_is_sigmoid_probability, so sigmoid(z), sigmoid(sigmoid(z)) and z all count here)."""
+    if not isinstance(got, torch.Tensor) or got.numel() != len(x) or not got.is_floating_point():
+        return False
+    got = got.detach().reshape(-1).double()
+    for z in _own_outputs(model, x):
+        for want in (torch.sigmoid(z), torch.sigmoid(torch.sigmoid(z)), z):
+            if torch.allclose(got, want, atol=FORWARD_ATOL, rtol=1e-4):
+                return True
+    return False
+
+
+def _he_tensors(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
+    """The grader's own initialisation (He normal weights, zero biases), seeded, in parameter
+    order: the accuracy check does not depend on the student's initialisation."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for shape in shapes:
+        if len(shape) > 1:
+            fan_in = math.prod(shape[1:])
+            out.append(torch.randn(shape, generator=g) * math.sqrt(2.0 / fan_in))
+        else:
+            out.append(torch.zeros(shape))
+    return out
+
+
+def _tiny_net() -> nn.Sequential:
     """The grader's own small classifier for the training checks: conv 1->3, tanh (no unit can
     die, so every parameter always gets a gradient), mean, dense 3->1, sigmoid."""
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(3, 1), nn.Sigmoid())
 
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 3, 3, padding=1)
-        self.dense = nn.Linear(3, 1)
 
-    def forward(self, x):
-        return torch.sigmoid(self.dense(torch.tanh(self.conv(x)).mean(dim=(2, 3))))
+def _tiny_from(lab, handle, where: str) -> nn.Sequential:
+    """The grader's small model with the parameters the worker reports for ``handle``."""
+    tensors = lab.grader.tensors(handle)
+    model = _tiny_net()
+    shapes = [tuple(t.shape) for t in tensors]
+    want = [tuple(p.shape) for p in model.parameters()]
+    assert shapes == want, (
+        f"{where}: the grader's model came back with parameters of shapes {shapes} instead of {want}: "
+        "train() must train the model it is given, in place"
+    )
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), tensors):
+            p.copy_(t.float())
+    return model.eval()
 
 
 def _toy_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,20 +202,91 @@ def _own_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).reshape(-1).float()
 
 
+# --------------------------------------------------------------------------- calls into the worker
+
+
+def _build(lab, variant: str, size: int, seed: int | None = None):
+    """``lab.build_cnn(variant, image_size=size)``: a handle to the model in the worker."""
+    with remote.options(seed=seed):
+        model = lab.build_cnn(variant, image_size=size)
+    is_module = isinstance(model, remote.RemoteObject) and lab.grader.probe("lab05.is_module", model) is True
+    assert is_module, (
+        f"build_cnn({variant!r}) must return an nn.Module, got "
+        f"{model.type_name if isinstance(model, remote.RemoteObject) else type(model).__name__}"
+    )
+    return model
+
+
+def _padding_hint(lab, model) -> bool:
+    """Whether a conv of the student's model has no padding (evidence, for the words only)."""
+    try:
+        return any(m.get("nn_type") == "Conv2d" and m.get("padding") in (0, (0, 0), "valid")
+                   for m in lab.grader.modules(model))
+    except remote.StudentError:
+        return False
+
+
+_PASS_THROUGH = (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)
+
+
+def _fail_forward(lab, model, x, where: str, exc: Exception) -> None:
+    hint = ""
+    if _padding_hint(lab, model):
+        hint = " (a conv has no padding: with padding=1 ('same') each pool halves the size exactly)"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = getattr(exc, "type_name", type(exc).__name__)
+    pytest.fail(f"{where} fails on a batch of shape {tuple(x.shape)}{hint}: {name}: {first}", pytrace=False)
+
+
+def _forward(lab, model, x: torch.Tensor, where: str):
+    """model(x) in the worker (no gradients), or a failure in words that says which model failed."""
+    try:
+        return lab.grader.forward(model, x)
+    except NotImplementedError:
+        raise
+    except _PASS_THROUGH:
+        raise
+    except remote.StudentError as exc:
+        _fail_forward(lab, model, x, where, exc)
+
+
+def _trace(lab, model, x: torch.Tensor, where: str = "the model", values: bool = False):
+    """The ``lab05.trace`` probe: (calls, out), calls = the Conv2d / Linear calls in order (evidence)."""
+    try:
+        return lab.grader.probe("lab05.trace", model, x, values)
+    except NotImplementedError:
+        raise
+    except _PASS_THROUGH:
+        raise
+    except remote.StudentError as exc:
+        _fail_forward(lab, model, x, where, exc)
+
+
 def _summary(calls) -> str:
     parts = []
-    for name, mod, inp, out in calls:
-        if isinstance(mod, nn.Conv2d):
-            parts.append(f"conv {mod.in_channels}->{mod.out_channels} k{tuple(mod.kernel_size)} on {tuple(inp.shape[-2:])}")
+    for c in calls:
+        if c["type"] == "Conv2d":
+            parts.append(f"conv {c.get('in_channels')}->{c.get('out_channels')} k{tuple(c.get('kernel_size', ()))} "
+                         f"on {tuple(c['input_shape'][-2:])}")
         else:
-            parts.append(f"dense {mod.in_features}->{mod.out_features}")
+            parts.append(f"dense {c.get('in_features')}->{c.get('out_features')}")
     return "; ".join(parts) or "no nn.Conv2d / nn.Linear layer was called"
 
 
-def _build(lab, variant: str, size: int) -> nn.Module:
-    model = lab.build_cnn(variant, image_size=size)
-    assert isinstance(model, nn.Module), f"build_cnn({variant!r}) must return an nn.Module, got {type(model).__name__}"
-    return model
+def _layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...], bool]]:
+    """(kind, weight shape, has bias) per layer, read from parameter shapes in order: a 4-D
+    tensor is a conv weight, a 2-D one a dense weight, a 1-D one right after it of its size its bias."""
+    layers, i = [], 0
+    while i < len(shapes):
+        s = shapes[i]
+        if len(s) in (2, 4):
+            bias = i + 1 < len(shapes) and len(shapes[i + 1]) == 1 and shapes[i + 1][0] == s[0]
+            layers.append(("conv" if len(s) == 4 else "dense", s, bias))
+            i += 2 if bias else 1
+        else:
+            layers.append(("other", s, False))
+            i += 1
+    return layers
 
 
 # --------------------------------------------------------------------------- Task 5.1: the models
@@ -149,27 +296,40 @@ def _build(lab, variant: str, size: int) -> nn.Module:
 def test_parameter_counts_match_lecture(lab):
     for variant, want in LECTURE_PARAMETERS.items():
         model = _build(lab, variant, LECTURE_SIZE)
-        own = sum(p.numel() for p in model.parameters() if p.requires_grad)
         where = f"build_cnn({variant!r}, image_size=320)"
-        hint = ""
-        if any(isinstance(m, nn.Conv2d) and m.padding in (0, (0, 0), "valid") for m in model.modules()):
-            hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
-        calls, _ = _trace(model, torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE), where)
+        params = lab.grader.parameters(model)
+        own = sum(t.numel() for _, t, trainable in params if trainable)
+        x = torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE)
         if own != want:
+            hint = ""
+            if _padding_hint(lab, model):
+                hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
+            calls, _ = _trace(lab, model, x, where)
             pytest.fail(
                 f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
                 f"Layers called: {_summary(calls)}"
             )
+        _forward(lab, model, x, where)
+        shapes = [tuple(t.shape) for _, t, _ in params]
+        expected = _expected_shapes(variant, LECTURE_SIZE)
+        assert shapes == expected, (
+            f"{where} has {want} trainable parameters, but model.parameters() gives tensors of shapes {shapes}, "
+            f"the lecture's model {expected}: create the layers in the lecture's order (the conv layers, "
+            "then the dense layers), each nn.Conv2d / nn.Linear with its bias"
+        )
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
 
 
 @pytest.mark.points(1)
 def test_count_parameters_counts_trainable_only(lab):
-    net = nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2))
+    net = lab.grader.to_worker(nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2)))
     got = int(lab.count_parameters(net))
     assert got == 26, f"count_parameters of Linear(5, 3), Linear(3, 2) returned {got}, expected 18 + 8 = 26"
-    net[0].weight.requires_grad_(False)
+    net.get_submodule("0").weight.requires_grad_(False)
+    assert [trainable for _, _, trainable in lab.grader.parameters(net)] == [False, True, True, True], (
+        "grader bug: could not freeze the first weight in the worker"
+    )
     got = int(lab.count_parameters(net))
     assert got == 11, (
         f"count_parameters returned {got} for a model whose first weight (15 numbers) is frozen; "
@@ -178,30 +338,95 @@ def test_count_parameters_counts_trainable_only(lab):
 
 
 def _check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
-    convs = [(n, m, i, o) for n, m, i, o in calls if isinstance(m, nn.Conv2d)]
+    """The conv blocks as the trace reports them (evidence: words for a failure, never a pass)."""
+    convs = [c for c in calls if c["type"] == "Conv2d"]
     where = f"build_cnn({variant!r}, image_size={size})"
     assert len(convs) == n_blocks, (
         f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {_summary(calls)}"
     )
-    for k, (name, mod, inp, out) in enumerate(convs, start=1):
-        layer = f"{where}: conv layer {k} of {n_blocks} ({name})"
-        assert tuple(mod.kernel_size) == (3, 3), f"{layer} has kernel {tuple(mod.kernel_size)}, expected 3x3"
+    for k, c in enumerate(convs, start=1):
+        layer = f"{where}: conv layer {k} of {n_blocks} ({c['name']})"
+        kernel = tuple(c.get("kernel_size", ()))
+        assert kernel == (3, 3), f"{layer} has kernel {kernel}, expected 3x3"
         want_in = 1 if k == 1 else 4
-        assert (mod.in_channels, mod.out_channels) == (want_in, 4), (
-            f"{layer} maps {mod.in_channels} -> {mod.out_channels} channels, expected {want_in} -> 4 (4 filters)"
+        assert (c.get("in_channels"), c.get("out_channels")) == (want_in, 4), (
+            f"{layer} maps {c.get('in_channels')} -> {c.get('out_channels')} channels, expected {want_in} -> 4 (4 filters)"
         )
-        assert mod.bias is not None, f"{layer} has no bias (the lecture's 3x3x4 conv has 4 biases)"
-        assert tuple(out.shape[-2:]) == tuple(inp.shape[-2:]), (
-            f"{layer} turns {tuple(inp.shape[-2:])} into {tuple(out.shape[-2:])}: use stride 1 and padding=1 ('same')"
+        assert c["has_bias"], f"{layer} has no bias (the lecture's 3x3x4 conv has 4 biases)"
+        inp, out = tuple(c["input_shape"]), tuple(c["output_shape"])
+        assert out[-2:] == inp[-2:], (
+            f"{layer} turns {inp[-2:]} into {out[-2:]}: use stride 1 and padding=1 ('same')"
         )
-        if k > 1:
-            prev = convs[k - 2][3]
-            want = F.max_pool2d(F.relu(prev), 2)
-            ok = inp.shape == want.shape and torch.allclose(inp, want, atol=1e-5, rtol=1e-4)
+        if k > 1 and "input" in c:
+            want = F.max_pool2d(F.relu(convs[k - 2]["output"]), 2)
+            got = c["input"]
+            ok = got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
             assert ok, (
-                f"{layer}: its input (shape {tuple(inp.shape)}) is not max_pool2d(relu(output of conv layer {k - 1}), 2) "
+                f"{layer}: its input (shape {tuple(got.shape)}) is not max_pool2d(relu(output of conv layer {k - 1}), 2) "
                 f"(shape {tuple(want.shape)}): each block is conv 3x3, ReLU, 2x2 max-pool"
             )
+
+
+def _check_head(variant: str, size: int, calls) -> None:
+    """The dense layers as the trace reports them (evidence: words for a failure, never a pass)."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    dense = [c for c in calls if c["type"] == "Linear"]
+    want_dense = [(4 * (size // 16) ** 2, 16), (16, 1)] if variant == "fc" else [(4, 1)]
+    got_dense = [(c.get("in_features"), c.get("out_features")) for c in dense]
+    assert got_dense == want_dense, f"{where}: dense layers {got_dense}, expected {want_dense} (in_features, out_features)"
+    last_conv = [c for c in calls if c["type"] == "Conv2d"][-1]
+    if "output" not in last_conv:
+        return
+    features = F.relu(last_conv["output"])
+    if variant != "gap1":
+        features = F.max_pool2d(features, 2)
+    first_in = dense[0]["input"]
+    if variant == "fc":
+        want = features.flatten(1)
+        ok = first_in.shape == want.shape and torch.allclose(first_in.sort(dim=1).values, want.sort(dim=1).values, atol=1e-5)
+        assert ok, (
+            f"{where}: the input of dense layer 1 ({want_dense[0][0]} -> 16) is not the flattened output of the last "
+            f"block (conv, ReLU, 2x2 max-pool): flatten {tuple(features.shape)} to {tuple(want.shape)}"
+        )
+        hidden_out, out_in = dense[0]["output"], dense[1]["input"]
+        assert out_in.shape == hidden_out.shape and torch.allclose(out_in, F.relu(hidden_out), atol=1e-6), (
+            f"{where}: the input of the output layer (16 -> 1) is not relu(dense layer 1): "
+            "the hidden dense layer needs its ReLU"
+        )
+    else:
+        want = features.mean(dim=(2, 3))
+        ok = first_in.shape == want.shape and torch.allclose(first_in, want, atol=1e-5, rtol=1e-4)
+        block = "the ReLU of the conv layer" if variant == "gap1" else "the last block (conv, ReLU, 2x2 max-pool)"
+        assert ok, (
+            f"{where}: the input of the dense layer (4 -> 1) is not the global average pool of {block}: "
+            "average each feature map over H and W with global_average_pool"
+        )
+
+
+def _check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> None:
+    """Pass only if the reported parameters have the lecture's shapes and the grader's model with
+    them computes the student's outputs; otherwise fail with the words the trace suggests."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    tensors = lab.grader.tensors(model)
+    own = _rebuild(variant, size, tensors)
+    if own is not None:
+        got = _forward(lab, model, x, where)
+        if _forward_matches(own, x, got):
+            return
+    calls, _ = _trace(lab, model, x, where, values=True)
+    _check_blocks(variant, size, calls, 1 if variant == "gap1" else 4)
+    _check_head(variant, size, calls)
+    if own is None:
+        shapes = [tuple(t.shape) for t in tensors]
+        pytest.fail(
+            f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model "
+            f"{_expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
+        )
+    pytest.fail(
+        f"{where}: its output differs from the lecture's model with the same parameters (conv 3x3 padding 1, "
+        "ReLU, 2x2 max-pool per block; flatten, dense, ReLU, dense for 'fc'; global average pool, dense for "
+        "'gap1' / 'gap4'): check the order of the layers in forward"
+    )
 
 
 @pytest.mark.points(2)
@@ -211,47 +436,63 @@ def test_layer_structure(lab, grader_seed):
         size = LECTURE_SIZE
         model = _build(lab, variant, size)
         x = torch.rand(2, 1, size, size, generator=g)
-        calls, _ = _trace(model, x, f"build_cnn({variant!r}, image_size={size})")
-        n_blocks = 1 if variant == "gap1" else 4
-        _check_blocks(variant, size, calls, n_blocks)
-        where = f"build_cnn({variant!r}, image_size={size})"
-        dense = [(n, m, i, o) for n, m, i, o in calls if isinstance(m, nn.Linear)]
-        want_dense = [(1600, 16), (16, 1)] if variant == "fc" else [(4, 1)]
-        got_dense = [(m.in_features, m.out_features) for _, m, _, _ in dense]
-        assert got_dense == want_dense, (
-            f"{where}: dense layers {got_dense}, expected {want_dense} (in_features, out_features)"
-        )
-        last_conv = [o for _, m, _, o in calls if isinstance(m, nn.Conv2d)][-1]
-        features = F.relu(last_conv) if variant == "gap1" else F.max_pool2d(F.relu(last_conv), 2)
-        first_in = dense[0][2]
-        if variant == "fc":
-            want = features.flatten(1)
-            ok = first_in.shape == want.shape and torch.allclose(first_in.sort(dim=1).values, want.sort(dim=1).values, atol=1e-5)
-            assert ok, (
-                f"{where}: the input of dense layer 1 (1600 -> 16) is not the flattened output of the last "
-                "block (conv, ReLU, 2x2 max-pool): flatten (N, 4, 20, 20) to (N, 1600)"
-            )
-            hidden_out, out_in = dense[0][3], dense[1][2]
-            assert torch.allclose(out_in, F.relu(hidden_out), atol=1e-6), (
-                f"{where}: the input of the output layer (16 -> 1) is not relu(dense layer 1): "
-                "the hidden dense layer needs its ReLU"
-            )
-        else:
-            want = features.mean(dim=(2, 3))
-            ok = first_in.shape == want.shape and torch.allclose(first_in, want, atol=1e-5, rtol=1e-4)
-            block = "the ReLU of the conv layer" if variant == "gap1" else "the last block (conv, ReLU, 2x2 max-pool)"
-            assert ok, (
-                f"{where}: the input of the dense layer (4 -> 1) is not the global average pool of {block}: "
-                "average each feature map over H and W with global_average_pool"
-            )
+        _check_structure(lab, model, variant, size, x)
     # the dense layer of "fc" follows the image size
     model = _build(lab, "fc", 64)
-    calls, _ = _trace(model, torch.rand(2, 1, 64, 64, generator=g), "build_cnn('fc', image_size=64)")
-    dense = [(m.in_features, m.out_features) for _, m, _, _ in calls if isinstance(m, nn.Linear)]
+    x = torch.rand(2, 1, 64, 64, generator=g)
+    where = "build_cnn('fc', image_size=64)"
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
+    dense = [(s[1], s[0]) for kind, s, _ in _layers_of(shapes) if kind == "dense"]
     assert dense[:1] == [(64, 16)], (
-        f"build_cnn('fc', image_size=64): dense layers {dense}; after four pools 64 -> 4, so the first dense "
+        f"{where}: dense layers {dense}; after four pools 64 -> 4, so the first dense "
         "layer maps 4 * 4 * 4 = 64 -> 16 (compute its size from image_size)"
     )
+    _check_structure(lab, model, "fc", 64, x)
+
+
+def _head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple[list[torch.Tensor], float] | None:
+    """Parameters that make the body's output known whatever it does: every conv weight 0 and
+    every conv bias the same c > 0 (each conv outputs c everywhere, so ReLU, max-pool, global
+    average pool and flatten in any order all give c); positive hidden dense layers (their ReLU
+    changes nothing); the output layer's bias set so that z = z_target.
+
+    Returns (tensors, z of the output layer as the grader computes it in float64 from those
+    float32 tensors), or None if the model has no dense layer.
+    """
+    layers = _layers_of([tuple(t.shape) for t in tensors])
+    dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
+    if not dense:
+        return None
+    c = 0.5
+    out: list[torch.Tensor] = []
+    value, h, z = c, None, None
+    k = 0  # index into tensors
+    for i, (kind, shape, bias) in enumerate(layers):
+        n = 2 if bias else 1
+        if kind == "conv":
+            out.append(torch.zeros(shape))
+            if bias:
+                out.append(torch.full((shape[0],), c))
+            value, h = (c if bias else 0.0), None
+        elif kind == "dense" and z is None:
+            n_out, n_in = shape
+            if h is None or h.numel() != n_in:
+                h = torch.full((n_in,), value, dtype=torch.float64)
+            if i == dense[-1]:
+                w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
+                zw = w.double() @ h
+                b = (z_target - zw).float()
+                out += [w, b] if bias else [w]
+                z = float((zw + (b.double() if bias else 0.0))[0])
+            else:
+                w = (torch.rand(shape, generator=g) / n_in).float()
+                b = (0.1 + torch.rand(n_out, generator=g)).float()
+                out += [w, b] if bias else [w]
+                h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
+        else:
+            out += [t.clone() for t in tensors[k:k + n]]
+        k += n
+    return out, z
 
 
 @pytest.mark.points(1)
@@ -263,26 +504,35 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
         model = _build(lab, variant, size)
         x = torch.rand(n, 1, size, size, generator=g)
         where = f"build_cnn({variant!r}, image_size={size}) on a batch of {n}"
-        calls, out = _trace(model, x, where)
+        out = _forward(lab, model, x, where)
         assert isinstance(out, torch.Tensor) and tuple(out.shape) == (n, 1), (
             f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
         )
         assert torch.all((out >= 0) & (out <= 1)), (
             f"{where}: outputs range {out.min().item():.3f}..{out.max().item():.3f}, but they are probabilities in [0, 1]"
         )
-        dense = [o for _, m, _, o in calls if isinstance(m, nn.Linear)]
-        assert dense, f"{where}: no nn.Linear layer was called (build the output layer with nn.Linear)"
-        z = dense[-1].reshape(out.shape)
-        if torch.allclose(out, torch.sigmoid(z), atol=1e-6):
-            continue
-        if torch.allclose(out, torch.sigmoid(torch.sigmoid(z)), atol=1e-6):
-            why = ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
-                   "so every image is called 'accelerated'")
-        elif torch.allclose(out, z, atol=1e-6):
-            why = "the output layer has no sigmoid"
-        else:
-            why = "apply exactly one sigmoid to the output of the last dense layer"
-        pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
+        reported = lab.grader.tensors(model)
+        for z_target in (float(rng.uniform(-3.0, -1.5)), float(rng.uniform(1.5, 3.0))):
+            made = _head_parameters(reported, g, z_target)
+            assert made is not None, f"{where}: the model has no nn.Linear layer (build the output layer with nn.Linear)"
+            tensors, z = made
+            lab.grader.probe("load_parameters", model, tensors)
+            out = _forward(lab, model, x, where)
+            assert isinstance(out, torch.Tensor) and out.numel() == n, (
+                f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
+            )
+            got = out.detach().reshape(-1).double()
+            zt = torch.full_like(got, z)
+            if torch.allclose(got, torch.sigmoid(zt), atol=1e-6, rtol=0):
+                continue
+            if torch.allclose(got, torch.sigmoid(torch.sigmoid(zt)), atol=1e-6, rtol=0):
+                why = ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
+                       "so every image is called 'accelerated'")
+            elif torch.allclose(got, zt, atol=1e-6, rtol=0):
+                why = "the output layer has no sigmoid"
+            else:
+                why = "apply exactly one sigmoid to the output of the last dense layer"
+            pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
 
 
 @pytest.mark.points(1)
@@ -299,8 +549,10 @@ def test_unknown_variant_raises_value_error(lab):
             )
         except NotImplementedError:
             raise
-        except Exception as exc:  # noqa: BLE001
-            pytest.fail(f"build_cnn({bad!r}) raised {type(exc).__name__}: {exc}; expected a ValueError naming 'fc', 'gap1', 'gap4'")
+        except _PASS_THROUGH:
+            raise
+        except remote.StudentError as exc:
+            pytest.fail(f"build_cnn({bad!r}) raised {exc.type_name}: {exc}; expected a ValueError naming 'fc', 'gap1', 'gap4'")
         else:
             pytest.fail(f"build_cnn({bad!r}) returned a model; an unknown variant must raise ValueError naming 'fc', 'gap1', 'gap4'")
 
@@ -316,10 +568,10 @@ def test_global_average_pool_matches_adaptive_avg_pool(lab, grader_seed):
         if c in (h, w):
             c = max(h, w) + 1
         x = torch.randn(n, c, h, w, generator=g, dtype=dtype)
-        x_copy = x.clone()
-        got = lab.global_average_pool(x)
+        kept = lab.grader.keep(x)  # the same tensor object stays in the worker: in-place changes show
+        got = lab.global_average_pool(kept)
         want = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        assert torch.equal(x, x_copy), "global_average_pool changed its input in place"
+        assert torch.equal(lab.grader.probe("tensor", kept), x), "global_average_pool changed its input in place"
         assert isinstance(got, torch.Tensor) and tuple(got.shape) == (n, c), (
             f"global_average_pool of shape (N, C, H, W) = {(n, c, h, w)} returned shape "
             f"{tuple(getattr(got, 'shape', ()))}, expected (N, C) = {(n, c)}"
@@ -338,6 +590,34 @@ def test_global_average_pool_matches_adaptive_avg_pool(lab, grader_seed):
         assert got.dtype == dtype, f"global_average_pool turned {dtype} into {got.dtype}: keep the input's dtype"
 
 
+def _bce(p: torch.Tensor, y: torch.Tensor) -> float:
+    return float(F.binary_cross_entropy(p.reshape(-1).double().clamp(1e-12, 1 - 1e-12), y.double()))
+
+
+def _gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Tensor, where: str) -> bool:
+    """Whether the reported gradient of parameter ``i`` is how the loss really changes: central
+    finite differences of the grader's BCE of the model's outputs along the gradient's direction
+    (several step sizes: float32 noise at small steps, ReLU / max-pool kinks at large ones)."""
+    norm = float(grad.double().norm())
+    direction = grad / norm
+    scale = max(float(tensors[i].norm()), 1e-3)
+    try:
+        for rel in (5e-4, 1e-3, 2e-3):
+            eps = rel * scale
+            losses = []
+            for sign in (1.0, -1.0):
+                moved = [t.clone() for t in tensors]
+                moved[i] = tensors[i] + sign * eps * direction
+                lab.grader.probe("load_parameters", model, moved)
+                losses.append(_bce(_forward(lab, model, x, where), y))
+            slope = (losses[0] - losses[1]) / (2 * eps)
+            if abs(slope - norm) <= 0.5 * norm:
+                return True
+        return False
+    finally:
+        lab.grader.probe("load_parameters", model, tensors)
+
+
 @pytest.mark.points(1)
 def test_gradients_reach_every_conv_layer(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
@@ -345,23 +625,35 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
     for variant in VARIANTS:
         reached: dict[str, bool] = {}
         names: list[str] = []
-        for _ in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
-            model = _build(lab, variant, 32)
-            convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-            names = [n for n, _ in convs]
-            for k, (name, mod) in enumerate(convs, start=1):
-                for pname, p in (("weight", mod.weight), ("bias", mod.bias)):
-                    if p is not None and not p.requires_grad:
+        for attempt in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
+            model = _build(lab, variant, 32, seed=grader_seed + attempt)
+            where = f"build_cnn({variant!r}, image_size=32)"
+            params = lab.grader.parameters(model)
+            tensors = [t for _, t, _ in params]
+            shapes = [tuple(t.shape) for t in tensors]
+            convs = [i for i, s in enumerate(shapes) if len(s) == 4]
+            names = [params[i][0].rsplit(".", 1)[0] if "." in params[i][0] else params[i][0] for i in convs]
+            for k, i in enumerate(convs, start=1):
+                has_bias = i + 1 < len(shapes) and shapes[i + 1] == (shapes[i][0],)
+                for pname, j in (("weight", i), ("bias", i + 1 if has_bias else None)):
+                    if j is not None and not params[j][2]:
                         pytest.fail(
-                            f"build_cnn({variant!r}): the {pname} of conv layer {k} ({name}) is frozen "
+                            f"build_cnn({variant!r}): the {pname} of conv layer {k} ({names[k - 1]}) is frozen "
                             "(requires_grad is False): every layer must be trained"
                         )
-            model.zero_grad()
-            p = _forward(model, x, f"build_cnn({variant!r}, image_size=32)")
-            F.binary_cross_entropy(p.reshape(-1), y).backward()
-            for name, mod in convs:
-                grad = mod.weight.grad
-                reached[name] = reached.get(name, False) or (grad is not None and bool(grad.abs().sum() > 0))
+            try:
+                grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
+            except (NotImplementedError, *_PASS_THROUGH):
+                raise
+            except remote.StudentError as exc:
+                _fail_forward(lab, model, x, where, exc)
+            for k, (i, name) in enumerate(zip(convs, names)):
+                if reached.get(name):
+                    continue
+                grad = grads[i][1] if i < len(grads) else None
+                ok = grad is not None and tuple(grad.shape) == shapes[i] and bool(grad.abs().sum() > 0)
+                ok = ok and _gradient_confirmed(lab, model, x, y, tensors, i, grad, where)
+                reached[name] = ok
         for k, name in enumerate(names, start=1):
             assert reached.get(name), (
                 f"build_cnn({variant!r}): conv layer {k} of {len(names)} ({name}) receives no gradient from the loss: "
@@ -378,12 +670,13 @@ def test_train_puts_model_in_train_mode(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, y = _toy_images(g, 12)
     xv, yv = _toy_images(g, 6)
-    model = _TinyNet()
-    model.eval()  # as after an evaluation: train() must switch back
-    calls: list[tuple[bool, bool]] = []
-    model.register_forward_pre_hook(lambda m, inputs: calls.append((m.training, torch.is_grad_enabled())))
+    net = _tiny_net()
+    net.eval()  # as after an evaluation: train() must switch back
+    model = lab.grader.to_worker(net)
+    recorder = lab.grader.probe("lab05.watch_modes", model)  # how-check: a forward pre-hook in the worker
     lab.train(model, x, y, xv, yv, epochs=2, lr=1e-3, batch_size=4, device="cpu", seed=grader_seed)
-    with_grad = [training for training, grad in calls if grad]
+    calls = recorder.calls.fetch()
+    with_grad = [bool(training) for training, grad in calls if grad]
     assert with_grad, "train() never called model(x) with gradients enabled (call the model, not model.forward)"
     n_eval = sum(1 for training in with_grad if not training)
     assert n_eval == 0, (
@@ -418,6 +711,8 @@ def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str) 
 
 
 def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    if len(a) != len(b) or any(tuple(u.shape) != tuple(v.shape) for u, v in zip(a, b)):
+        return math.inf
     return max(float((u.detach().cpu().double() - v.double()).abs().max()) for u, v in zip(a, b))
 
 
@@ -434,11 +729,11 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     x, y = _toy_images(g, 10)
     xv, yv = _toy_images(g, 4)
     torch.manual_seed(grader_seed)
-    model = _TinyNet()
+    start = _tiny_net()
     lr, epochs = 0.05, 3
-    start = copy.deepcopy(model)
+    model = lab.grader.to_worker(start)
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
-    got = [p.detach().cpu() for p in model.parameters()]
+    got = lab.grader.tensors(model)
     tol = 0.05 * lr
     if _max_diff(got, _reference_params(start, x, y, lr, epochs, "adam")) <= tol:
         return
@@ -465,14 +760,18 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
 @pytest.mark.points(1)
 @pytest.mark.timeout(60)
 def test_train_history_matches_own_evaluation(lab, grader_seed):
+    # train() reports its validation loss and accuracy: it needs the validation labels here.
     g = torch.Generator().manual_seed(grader_seed)
     x, y = _toy_images(g, 20)
     xv, yv = _toy_images(g, 10)
-    model = _TinyNet()
+    model = lab.grader.to_worker(_tiny_net())
     epochs = 3
     history = lab.train(model, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=10,
                         device="cpu", seed=grader_seed)
-    assert isinstance(history, dict), f"train() must return a dict of per-epoch lists, got {type(history).__name__}"
+    assert isinstance(history, dict), (
+        f"train() must return a dict of per-epoch lists, got "
+        f"{history.type_name if isinstance(history, remote.RemoteObject) else type(history).__name__}"
+    )
     keys = ("train_loss", "train_acc", "val_loss", "val_acc")
     missing = [k for k in keys if k not in history]
     assert not missing, f"train()'s history lacks {missing}; expected the keys {list(keys)}"
@@ -484,8 +783,8 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
         else:
             assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
     # Only the validation values are compared: a running mean over the epoch (as Keras reports it)
-    # is a fine training accuracy too.
-    p = _own_proba(model, xv)
+    # is a fine training accuracy too. The grader evaluates its own copy of the trained model.
+    p = _own_proba(_tiny_from(lab, model, "train()"), xv)
     acc = float(((p > 0.5).float() == yv).float().mean())
     loss = float(F.binary_cross_entropy(p, yv))
     got_acc = as_float(history["val_acc"][-1], "history['val_acc'][-1]")
@@ -505,13 +804,17 @@ def test_predict_thresholds_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, _ = _toy_images(g, 12)
     torch.manual_seed(grader_seed)
-    model = _TinyNet()
+    net = _tiny_net()
     with torch.no_grad():
-        model.dense.weight.mul_(20.0)  # spread the probabilities
-    p = _own_proba(model, x)
+        net[4].weight.mul_(20.0)  # spread the probabilities
+    p = _own_proba(net, x)
+    model = lab.grader.to_worker(net)
     for threshold in (0.5, float(p.median()), 0.9):
         labels = lab.predict(model, x, threshold=threshold)
-        labels = torch.as_tensor(labels).detach().cpu()
+        assert isinstance(labels, (torch.Tensor, np.ndarray, list, tuple)), (
+            f"predict() must return a tensor of labels, got {type(labels).__name__}"
+        )
+        labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).detach().cpu()
         assert tuple(labels.shape) == (len(x),), (
             f"predict() must return one label per image, shape ({len(x)},), got {tuple(labels.shape)}"
         )
@@ -524,16 +827,31 @@ def test_predict_thresholds_probabilities(lab, grader_seed):
 
 def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
     """The accuracy check's pipeline (also run by bench/bench_lab05.py --calibrate): build the
-    variant, the grader's He initialisation, the student's train(), the grader's own forward pass.
+    variant in the worker, load the grader's He initialisation, the student's train(), then the
+    grader's own model with the trained parameters on the validation images.
+
+    The validation images and labels never leave the grader: train() gets the first
+    ``HISTORY_IMAGES`` training images as its x_val / y_val (its history is not graded here, and
+    what it evaluates after each epoch does not change the training).
 
     Returns (validation accuracy, (N_val,) predicted probabilities).
     """
     image_size = int(data.x_train.shape[-1])
+    where = f"build_cnn({variant!r}, image_size={image_size})"
     model = _build(lab, variant, image_size)
-    _he_init(model, seed)
-    lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_val.clone(), data.y_val.clone(),
+    expected = _expected_shapes(variant, image_size)
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
+    assert shapes == expected, (
+        f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model {expected}: "
+        "the grader's initialisation and evaluation need the lecture's layers"
+    )
+    lab.grader.probe("load_parameters", model, _he_tensors(expected, seed))
+    k = HISTORY_IMAGES
+    lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
               epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
-    p = _own_proba(model, data.x_val)
+    own = _rebuild(variant, image_size, lab.grader.tensors(model))
+    assert own is not None, f"train(): the parameters of {where} changed shape during training"
+    p = _own_proba(own, data.x_val)
     return float(((p > 0.5).float() == data.y_val).float().mean()), p
 
 
@@ -549,7 +867,8 @@ def recon_subset():
 @pytest.mark.timeout(300)  # includes making the image subset on a cold cache
 def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed):
     """gap4 on 48 simulated pairs at 64x64 (64 training, 32 validation images), 30 epochs, Adam
-    lr 3e-3, batch 10, the grader's He initialisation: validation accuracy >= 0.75 (chance 0.5).
+    lr 3e-3, batch 10, the grader's He initialisation: validation accuracy >= 0.75 (chance 0.5),
+    measured by the grader's own gap4 with the trained parameters.
 
     Solution over 20 grader seeds (20181-20200, bench/bench_lab05.py --calibrate 20): min 0.906,
     median 1.000, 3-5 s each on one busy core (data.recon SIM_VERSION 2). A model that learns nothing
@@ -581,16 +900,14 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
 def test_no_hard_coded_device(lab, grader_seed):
     for name in ("build_cnn", "QualityCNN", "count_parameters", "global_average_pool", "predict_proba", "predict",
                  "evaluate", "train"):
-        func = getattr(lab, name, None)
-        if func is not None:
-            assert_no_hard_coded_device(func, name)
+        assert_no_hard_coded_device(getattr(lab, name), name)
     g = torch.Generator().manual_seed(grader_seed)
     x, y = _toy_images(g, 6)
     with cuda_reported_unavailable():
-        model = _TinyNet()
+        model = lab.grader.to_worker(_tiny_net())
         lab.train(model, x, y, x, y, epochs=1, batch_size=3, device="cpu", seed=grader_seed)
         lab.predict(model, x)
-        _forward(lab.build_cnn("gap4", image_size=64), torch.rand(2, 1, 64, 64), "build_cnn('gap4', image_size=64)")
+        _forward(lab, _build(lab, "gap4", 64), torch.rand(2, 1, 64, 64), "build_cnn('gap4', image_size=64)")
 
 
 @pytest.mark.cuda
@@ -601,18 +918,27 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     x, y = _toy_images(g, 12, 32)
     xv, yv = _toy_images(g, 6, 32)
     model_cpu = _build(lab, "gap1", 32)
-    _he_init(model_cpu, grader_seed)
-    model_gpu = copy.deepcopy(model_cpu)
+    expected = _expected_shapes("gap1", 32)
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model_cpu)]
+    assert shapes == expected, (
+        f"build_cnn('gap1', image_size=32): model.parameters() gives tensors of shapes {shapes}, the lecture's "
+        f"model {expected}"
+    )
+    lab.grader.probe("load_parameters", model_cpu, _he_tensors(expected, grader_seed))
+    model_gpu = lab.grader.probe("deepcopy", model_cpu)
     lr = 1e-3
     lab.train(model_cpu, x.clone(), y.clone(), xv, yv, epochs=3, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     lab.train(model_gpu, x.clone(), y.clone(), xv, yv, epochs=3, lr=lr, batch_size=16, device="cuda", seed=grader_seed)
-    assert all(p.device.type == "cuda" for p in model_gpu.parameters()), (
+    assert all(d == "cuda" for d in lab.grader.probe("lab05.devices", model_gpu)), (  # how-check (evidence)
         "train(device='cuda') left parameters on the CPU: model.to(device)"
     )
-    diff = _max_diff([p.detach().cpu() for p in model_gpu.parameters()], [p.detach() for p in model_cpu.parameters()])
+    got_gpu, got_cpu = lab.grader.tensors(model_gpu), lab.grader.tensors(model_cpu)
+    diff = _max_diff(got_gpu, got_cpu)
     assert diff <= 0.05 * lr, f"train(): gap1 parameters after 3 epochs differ between cuda and cpu by {diff:.2e} (> {0.05 * lr:.0e})"
-    p_cpu, p_gpu = _own_proba(model_cpu, xv), _own_proba(model_gpu, xv)
-    # atol 2e-3: cuDNN may run the convs in TF32 (about 1e-3 relative precision)
+    own_cpu, own_gpu = _rebuild("gap1", 32, got_cpu), _rebuild("gap1", 32, got_gpu)
+    assert own_cpu is not None and own_gpu is not None, "train(): the parameters of gap1 changed shape during training"
+    p_cpu, p_gpu = _own_proba(own_cpu, xv), _own_proba(own_gpu, xv)
+    # atol 2e-3 as when the probabilities came from the GPU (cuDNN may run convs in TF32)
     assert torch.allclose(p_cpu, p_gpu, atol=2e-3), (
         f"predicted probabilities of the cuda- and the cpu-trained gap1 differ by up to {float((p_cpu - p_gpu).abs().max()):.2e}"
     )

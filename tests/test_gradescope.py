@@ -3,43 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import zipfile
 
 import pytest
 
 from grader.impl import REPO_ROOT
+from tests.autograder import build_autograder, run_autograder
 
 
 @pytest.fixture(scope="module")
 def autograder(tmp_path_factory):
-    from grader.gradescope import build
-
-    root = tmp_path_factory.mktemp("ag")
-    zip_path = build(root / "autograder.zip")
-    source = root / "autograder" / "source"
-    with zipfile.ZipFile(zip_path) as zf:
-        names = zf.namelist()
-        zf.extractall(source)
+    root, names = build_autograder(tmp_path_factory.mktemp("ag"))
     assert "setup.sh" in names and "run_autograder" in names
     assert not any(n.startswith("solutions/") for n in names)
     assert any(n.startswith("grader/hidden/test_lab") for n in names), "hidden tests belong in the autograder"
-    return root / "autograder", names
+    return root, names
 
 
 def _run(root, submission_files, extra_args="--lab 1 --lab 2"):
-    sub = root / "submission"
-    shutil.rmtree(sub, ignore_errors=True)
-    (sub / "labs").mkdir(parents=True)
-    for name, text in submission_files.items():
-        (sub / name).write_text(text)
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), PYTHON=sys.executable, GRADER_ARGS=extra_args)
-    env.pop("LABS_IMPL", None)
-    proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=280)
-    return proc, json.loads((root / "results" / "results.json").read_text())
+    return run_autograder(root, submission_files, extra_args)
 
 
 @pytest.mark.timeout(300)

@@ -144,12 +144,18 @@ def encode(value, handle_of=None) -> tuple[bytes, list]:
             arr = t.cpu().resolve_conj().resolve_neg().contiguous().numpy()
             kind = "tensor"
         else:
-            arr = np.ascontiguousarray(np.asarray(v).view(np.ndarray))
+            arr = np.asarray(v).view(np.ndarray)
+            if not arr.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d into 1-d)
+                arr = arr.copy(order="C")
             kind = "numpy"
         dtype = str(arr.dtype)
         if dtype not in DTYPES:
             raise WireError(f"arrays of dtype {dtype} cannot be sent")
-        data = arr.tobytes()
+        data = memoryview(arr).cast("B") if arr.size else b""
+        pad = -offset[0] % 64  # aligned offsets: the judge maps arrays onto the payload without copying
+        if pad:
+            buffers.append(b"\0" * pad)
+            offset[0] += pad
         out = {"__array__": kind, "dtype": dtype, "shape": list(arr.shape), "offset": offset[0], "nbytes": len(data)}
         out.update(meta)
         buffers.append(data)
@@ -164,7 +170,7 @@ def encode(value, handle_of=None) -> tuple[bytes, list]:
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(text: bytes, payload: bytes, handle=None, make=None):
+def decode(text: bytes, payload, handle=None, make=None):
     """JSON bytes + payload -> plain Python / NumPy / torch values.
 
     Args:
@@ -236,7 +242,9 @@ def decode(text: bytes, payload: bytes, handle=None, make=None):
         count = math.prod(shape)
         if count * np.dtype(dtype).itemsize != nbytes:
             raise WireError("array size does not match its shape")
-        arr = np.frombuffer(payload, dtype=np.dtype(dtype), count=count, offset=off).reshape(shape).copy()
+        arr = np.frombuffer(payload, dtype=np.dtype(dtype), count=count, offset=off).reshape(shape)
+        if not arr.flags.writeable:
+            arr = arr.copy()
         if v["__array__"] == "tensor":
             import torch
 
@@ -280,7 +288,8 @@ def recv_frame(sock: socket.socket, deadline=None) -> tuple[bytes, bytes]:
     n_json, n_payload = _HEADER.unpack(head)
     if n_json > MAX_JSON or n_payload > MAX_PAYLOAD:
         raise WireError("message over the size limit")
-    return bytes(_recv_exact(sock, n_json, deadline)), bytes(_recv_exact(sock, n_payload, deadline))
+    # The payload stays a bytearray: arrays decoded from it are writable views, not copies.
+    return bytes(_recv_exact(sock, n_json, deadline)), _recv_exact(sock, n_payload, deadline)
 
 
 def _recv_exact(sock: socket.socket, n: int, deadline) -> bytearray:

@@ -1,0 +1,151 @@
+"""Lab 3 probes: grader models and tensors that record *how* student code ran, in the worker.
+
+They run next to student code, so what they report is evidence a student could forge (README,
+"Trust boundary"); the judge uses them only for checks of how ``train()`` / ``accuracy()`` run:
+
+* :class:`OrderProbe` records the sample ids of every training forward pass (shuffling, seed);
+* :class:`DeviceProbe` with :class:`Tagged` tensors records whether the model and every batch
+  were sent somewhere with ``.to(device)`` (visible on a CPU-only machine too);
+* :func:`path` builds the ``pathlib.Path`` argument of ``plot_losses``, :func:`text` reports
+  the path it returned as a string.
+
+This module must not import anything from ``grader`` (only torch, the standard library and its
+sibling ``probes``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+UNMOVED = "not moved"
+
+
+# --------------------------------------------------------------------------- sample order
+
+
+class OrderProbe(nn.Module):
+    """A tiny model that records the sample ids (column 0 of x) of every training forward pass."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.lin = nn.Linear(1, n_classes)
+        self.batches: list[torch.Tensor] = []
+
+    def forward(self, x):
+        if torch.is_grad_enabled():
+            self.batches.append(x[:, 0].detach().to("cpu").round().long())
+        return torch.log_softmax(self.lin(x[:, 1:]), dim=1)
+
+
+def order_probe(n_classes: int) -> OrderProbe:
+    return OrderProbe(int(n_classes))
+
+
+def batches(probe: OrderProbe) -> list:
+    """The recorded batches of sample ids, as plain tensors."""
+    return [torch.Tensor.as_subclass(b, torch.Tensor).clone() for b in probe.batches]
+
+
+# --------------------------------------------------------------------------- device moves
+
+# A CPU tensor that remembers where it was last sent with .to(): the CPU-only grader can see
+# whether train() / accuracy() move their batches with .to(device) (on a GPU a forgotten .to
+# is a device-mismatch error; on a CPU it would go unnoticed).
+
+
+def _find_tag(obj):
+    if isinstance(obj, Tagged):
+        return getattr(obj, "_graded_device", UNMOVED)
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            tag = _find_tag(item)
+            if tag is not None:
+                return tag
+    if isinstance(obj, dict):
+        return _find_tag(list(obj.values()))
+    return None
+
+
+def _set_tag(obj, tag):
+    if isinstance(obj, Tagged):
+        obj._graded_device = tag
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            _set_tag(item, tag)
+
+
+class Tagged(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tag = _find_tag((args, kwargs))
+        out = super().__torch_function__(func, types, args, kwargs)
+        name = getattr(func, "__name__", "")
+        if name == "to":
+            device = torch._C._nn._parse_to(*args[1:], **kwargs)[0]
+            if device is not None:
+                tag = torch.device(device)
+        elif name == "cpu":
+            tag = torch.device("cpu")
+        if tag is not None:
+            _set_tag(out, tag)
+        return out
+
+
+class DeviceProbe(nn.Module):
+    """Records, for every forward pass, where its input was sent and where the model was sent."""
+
+    def __init__(self, n_in: int, n_classes: int):
+        super().__init__()
+        self.lin = nn.Linear(n_in, n_classes)
+        self.sent_to = UNMOVED
+        self.calls: list[tuple] = []
+
+    def to(self, *args, **kwargs):
+        device = torch._C._nn._parse_to(*args, **kwargs)[0]
+        if device is not None:
+            self.sent_to = torch.device(device)
+        return super().to(*args, **kwargs)
+
+    def forward(self, x):
+        self.calls.append((getattr(x, "_graded_device", UNMOVED) if isinstance(x, Tagged) else UNMOVED, self.sent_to))
+        return torch.log_softmax(self.lin(x), dim=1)
+
+
+def device_probe(n_in: int, n_classes: int, seed: int) -> DeviceProbe:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return DeviceProbe(int(n_in), int(n_classes))
+
+
+def tagged(x) -> Tagged:
+    """A copy of the grader's tensor that remembers where it was sent (keep it as a handle)."""
+    return x.detach().clone().as_subclass(Tagged)
+
+
+def device_calls(probe: DeviceProbe) -> list:
+    """[(where the batch was sent, where the model was sent)] per forward pass, as strings."""
+    return [[str(data), str(model)] for data, model in probe.calls]
+
+
+# --------------------------------------------------------------------------- returned values
+
+
+def path(text: str):
+    """A ``pathlib.Path`` (keep it as a handle): the argument a student's ``plot_losses`` gets."""
+    import pathlib
+
+    return pathlib.Path(str(text))
+
+
+def text(obj) -> str | None:
+    """A returned path (str or os.PathLike) as a string; None for anything else."""
+    if isinstance(obj, (str, os.PathLike)):
+        try:
+            return str(os.fspath(obj))
+        except Exception:  # noqa: BLE001 - a broken __fspath__ is "not a path"
+            return None
+    return None

@@ -1,0 +1,207 @@
+"""The cheating catalogue: a student who has read our whole source tries to forge or read grades.
+
+Each attack is a few lines appended to the untouched lab 1 stub and graded through the built
+Gradescope autograder with its own ``run_autograder``, as on Gradescope: as root, with the user
+``grader-worker`` that ``setup.sh`` creates, so student code runs as that user (the user switch).
+A stub earns 0 honestly, so every point above 0 would be a forged one; no hidden check's source,
+grader file or data-cache content may appear in any check's output.
+
+Where the tests do not run as root, the user switch cannot be exercised: the attacks still run,
+and the process boundary (forged objects, patched modules, fake reports, os._exit, lying values)
+is checked; the file-permission protections are then reported as not exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.autograder import build_autograder, enable_user_switch, run_autograder
+
+# Text that exists only in files student code must not read.
+HIDDEN_MARK = "pytestmark = pytest.mark.hidden"
+PLUGIN_MARK = "_REPORT_KEY = pytest.StashKey"
+CACHE_MARK = "SECRET-TEST-LABELS-7f3a"
+
+
+@pytest.fixture(scope="module")
+def autograder(tmp_path_factory):
+    root, _ = build_autograder(tmp_path_factory.mktemp("cheat"))
+    cache = root / "source" / "data" / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "labels.txt").write_text(CACHE_MARK)  # stands for the test labels in the data caches
+    why_not = enable_user_switch()
+    stub = (root / "source" / "labs" / "lab01_autograd.py").read_text()
+    return root, stub, why_not
+
+
+def _paths(root) -> dict:
+    src = root / "source"
+    return {
+        "RESULTS": str(root / "results" / "results.json"),
+        "HIDDEN": str(src / "grader" / "hidden" / "test_lab01_hidden.py"),
+        "PLUGIN": str(src / "grader" / "plugin.py"),
+        "CACHE": str(src / "data" / "cache" / "labels.txt"),
+    }
+
+
+def _grade(autograder, attack: str):
+    root, stub, why_not = autograder
+    header = "".join(f"{k} = {v!r}\n" for k, v in _paths(root).items())
+    proc, results = run_autograder(root, {"labs/lab01_autograd.py": stub + "\n\n" + header + attack}, "--lab 1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    if why_not is None:
+        assert "student code runs as grader-worker" in proc.stdout, proc.stdout[-2000:]
+    return root, results
+
+
+def _assert_honest(results) -> None:
+    """A stub earns nothing: every check 0, the maximum unchanged, nothing leaked."""
+    lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
+    assert lab1 and all(t["score"] == 0 for t in lab1), [(t["name"], t["score"]) for t in lab1 if t["score"]]
+    assert results["score"] == 0
+    assert results["max_score"] == 12, results["max_score"]  # 10 public + 2 hidden CPU points
+    text = json.dumps(results)
+    for mark in (HIDDEN_MARK, PLUGIN_MARK, CACHE_MARK):
+        assert mark not in text, f"{mark!r} leaked into results.json"
+
+
+FORGE = '''
+import atexit, json, os, subprocess, sys
+
+FORGE_SRC = """
+import json, os
+for path in (RESULTS,):
+    try:
+        data = json.load(open(path))
+        for t in data.get('tests', []):
+            t['score'] = t['max_score']; t['status'] = 'passed'
+        data['score'] = data.get('max_score', 12)
+        open(path, 'w').write(json.dumps(data))
+    except Exception:
+        pass
+"""
+FORGE_SRC = f"RESULTS = {RESULTS!r}\\n" + FORGE_SRC
+
+def _forge():
+    exec(FORGE_SRC)
+
+_forge()                      # at import time
+atexit.register(_forge)       # at exit (the classic attack)
+# a child that outlives the worker and edits the results once grading is over
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(6)\\n" + FORGE_SRC], start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# patch the grader, pytest and the plugin wherever they can be found
+for name in ("grader.plugin", "_pytest.runner", "pytest"):
+    try:
+        __import__(name)
+    except Exception:
+        pass
+for name, module in list(sys.modules.items()):
+    if name.startswith("grader") and hasattr(module, "Report"):
+        module.Report.totals = lambda self, lab=None: (12.0, 12.0)
+    if name == "_pytest.runner":
+        module.call_and_report = lambda *a, **k: None
+
+def graph_forward(a, b):
+    _forge()                  # a fake report, then vanish
+    os._exit(0)
+
+def graph_backward(a, b):
+    raise SystemExit(0)
+'''
+
+
+@pytest.mark.timeout(300)
+def test_forged_results_files_and_patched_graders_earn_nothing(autograder):
+    root, results = _grade(autograder, FORGE)
+    _assert_honest(results)
+    time.sleep(8)  # the delayed child would have written by now
+    _assert_honest(json.loads((root / "results" / "results.json").read_text()))
+
+
+LEAK = '''
+import glob, os
+
+def _read_everything():
+    found = []
+    for path in [HIDDEN, PLUGIN, CACHE, RESULTS] + glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
+        try:
+            with open(path, errors="replace") as f:
+                found.append(f.read()[:3000])
+        except Exception as exc:
+            found.append(type(exc).__name__)
+    try:  # import the grader and look for its tests in this process
+        import grader.hidden.test_lab01_hidden as h
+        found.append(open(h.__file__).read())
+    except Exception as exc:
+        found.append(type(exc).__name__)
+    return " | ".join(found)
+
+def graph_forward(a, b):
+    raise ValueError(_read_everything())
+
+def graph_backward(a, b):
+    print(_read_everything())
+    raise RuntimeError(_read_everything())
+
+def fit_linear_regression(*args, **kwargs):
+    raise AssertionError(_read_everything())
+'''
+
+
+@pytest.mark.timeout(300)
+def test_hidden_tests_grader_files_and_caches_do_not_leak(autograder):
+    _root, results = _grade(autograder, LEAK)
+    why_not = autograder[2]
+    if why_not is not None:
+        pytest.skip(f"file permissions not exercised ({why_not}); the process boundary is, in the other tests")
+    _assert_honest(results)
+    outputs = " ".join(t["output"] for t in results["tests"])
+    assert "PermissionError" in outputs  # the attack ran and was refused
+
+
+LIARS = '''
+import torch
+
+class Liar(float):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __sub__(self, other): return Liar(0.0)
+    def __rsub__(self, other): return Liar(0.0)
+    def __abs__(self): return Liar(0.0)
+    def __lt__(self, other): return True
+    def __gt__(self, other): return False
+    def __float__(self): return 0.0
+
+class LyingTensor(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return True
+
+def graph_forward(a, b):
+    return Liar(1), Liar(2), Liar(3)
+
+def graph_backward(a, b):
+    return Liar(0), Liar(0)
+
+def graph_autograd(a, b):
+    return LyingTensor(torch.zeros(())), LyingTensor(torch.zeros(()))
+
+def linear_model(x, k, d):
+    return torch.zeros_like(x).as_subclass(LyingTensor)
+
+def squared_error(y_pred, y):
+    return Liar(0)
+
+def fit_linear_regression(x, y, lr=0.005, epochs=1000, k0=0.0, d0=0.0, device="cpu"):
+    return Liar(2.0), Liar(1.0), [Liar(0.0)] * epochs
+'''
+
+
+@pytest.mark.timeout(300)
+def test_lying_objects_arrive_as_plain_values(autograder):
+    _root, results = _grade(autograder, LIARS)
+    _assert_honest(results)
