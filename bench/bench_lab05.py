@@ -39,7 +39,7 @@ def epoch_times(n_train: int = 347, n_val: int = 173, size: int = 320, repeats: 
     """Seconds per epoch of :func:`solutions.lab05_cnn.train` for each variant, on random tensors."""
     import torch
 
-    import solutions.lab05_cnn as lab
+    import solutions.lab05_cnn as lab  # the solution's own speed: no grading, no worker
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -67,7 +67,10 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int) ->
 
     torch.set_num_threads(1)
     import grader.test_lab05_cnn as T
-    import solutions.lab05_cnn as lab
+    from grader import impl
+
+    impl.set_impl_dir(impl.REPO_ROOT / "solutions")
+    lab = impl.load_lab("lab05")
     from data.recon import load_recon_subset
     from grader.plugin import DEFAULT_SEED, seed_for_test
 

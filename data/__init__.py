@@ -7,7 +7,8 @@ Import what you need (submodules are loaded lazily so ``import data`` stays chea
     dti = load_dti()                # real CSVs in data/dti/ if present, else simulated
 
 Generated files go to ``cache_dir()`` (``$MRI_DL_LABS_CACHE`` or ``data/cache``).
-Command line: ``python -m data prepare [mnist|dti|recon|all]`` and ``python -m data info``.
+Command line: ``python -m data prepare [mnist|dti|recon|grader|all]`` and ``python -m data info``
+(``prepare mnist`` also fetches full MNIST into ``data/MNIST/raw``, see ``data.mnist.prepare_full``).
 See data/README.md.
 """
 from __future__ import annotations

@@ -19,8 +19,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from grader import remote
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,6 @@ import os
 import platform
 import random
 import re
-import sys
 import time
 import traceback
 import zlib
@@ -336,13 +335,17 @@ def seed_for_test(grader_seed: int, nodeid: str) -> int:
 
 @pytest.fixture(autouse=True)
 def _seed_everything(request: pytest.FixtureRequest) -> int:
-    """Seed ``random``, NumPy and torch (CPU and CUDA) before every test."""
+    """Seed ``random``, NumPy and torch (CPU and CUDA) before every test, here and in the workers."""
     import torch
+
+    from grader import remote
 
     seed = seed_for_test(request.config.stash[_REPORT_KEY].seed, request.node.nodeid)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    remote.test_seed["seed"] = seed  # the workers are seeded with it at their first call of this check
+    remote.test_seed["check"] += 1
     return seed
 
 

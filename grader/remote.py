@@ -43,6 +43,7 @@ DEFAULT_CALL_LIMIT = 600.0  # backstop when no check budget is known
 _options: dict = {}
 _evidence: dict = {}
 call_budget: dict = {"deadline": None}  # set per check by the plugin (time.monotonic() deadline)
+test_seed: dict = {"seed": None, "check": 0}  # set per check by the plugin: the worker is seeded with it
 
 
 # --------------------------------------------------------------------------- errors
@@ -252,6 +253,7 @@ class Worker:
         self.sock: socket.socket | None = None
         self.pid: int | None = None
         self.generation = 0
+        self.seeded_for = -1
         _all_workers.append(self)
 
     # ---- life cycle
@@ -281,7 +283,14 @@ class Worker:
     def request(self, req: dict, what: str):
         if self.sock is None:
             self.start()
-        req = dict(req, opts=dict(_options))
+        opts = dict(_options)
+        if test_seed["seed"] is not None and self.seeded_for != test_seed["check"]:
+            # The first call of each check seeds the worker's RNGs with the check's seed, as the
+            # judge's own are seeded: results do not depend on the order of the checks.
+            if opts.get("seed") is None:
+                opts["seed"] = test_seed["seed"]
+            self.seeded_for = test_seed["check"]
+        req = dict(req, opts=opts)
         reply = self._roundtrip(req, limit=None, what=what)
         _evidence.clear()
         _evidence.update({k: reply.get(k) for k in ("figures", "out") if k in reply})
@@ -453,6 +462,10 @@ class WorkerTools:
     def parameters(self, model) -> list:
         """[(name, tensor, requires_grad)] of ``model`` (reported by the worker)."""
         return self.probe("parameters", model)
+
+    def seed(self, value: int) -> None:
+        """Seed ``random``, NumPy and torch in the worker (``torch.manual_seed`` here does not reach it)."""
+        self.probe("seed", int(value))
 
     def tensors(self, model) -> list:
         """The parameter tensors of ``model`` in order (reported by the worker)."""

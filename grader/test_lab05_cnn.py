@@ -205,10 +205,10 @@ def _own_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- calls into the worker
 
 
-def _build(lab, variant: str, size: int, seed: int | None = None):
-    """``lab.build_cnn(variant, image_size=size)``: a handle to the model in the worker."""
-    with remote.options(seed=seed):
-        model = lab.build_cnn(variant, image_size=size)
+def _build(lab, variant: str, size: int):
+    """``lab.build_cnn(variant, image_size=size)``: a handle to the model in the worker (whose RNGs
+    the plugin seeds with the check's seed at its first call, so the initialisation is reproducible)."""
+    model = lab.build_cnn(variant, image_size=size)
     is_module = isinstance(model, remote.RemoteObject) and lab.grader.probe("lab05.is_module", model) is True
     assert is_module, (
         f"build_cnn({variant!r}) must return an nn.Module, got "
@@ -310,13 +310,6 @@ def test_parameter_counts_match_lecture(lab):
                 f"Layers called: {_summary(calls)}"
             )
         _forward(lab, model, x, where)
-        shapes = [tuple(t.shape) for _, t, _ in params]
-        expected = _expected_shapes(variant, LECTURE_SIZE)
-        assert shapes == expected, (
-            f"{where} has {want} trainable parameters, but model.parameters() gives tensors of shapes {shapes}, "
-            f"the lecture's model {expected}: create the layers in the lecture's order (the conv layers, "
-            "then the dense layers), each nn.Conv2d / nn.Linear with its bias"
-        )
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
 
@@ -463,32 +456,43 @@ def _head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tupl
     dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
     if not dense:
         return None
+    # The dense layers in the order the data flows (whatever order they were created in): back
+    # from the output layer (the last one with one output), each fed by the one whose outputs fit.
+    last = max((i for i in dense if layers[i][1][0] == 1), default=dense[-1])
+    chain = [last]
+    while True:
+        n_in = layers[chain[0]][1][1]
+        feeder = [i for i in dense if i not in chain and layers[i][1][0] == n_in]
+        if not feeder:
+            break
+        chain.insert(0, feeder[-1])
     c = 0.5
+    convs = [bias for kind, _, bias in layers if kind == "conv"]
+    value = c if convs and convs[-1] else 0.0  # every feature the first dense layer sees
+    made: dict[int, list[torch.Tensor]] = {}
+    h = torch.full((layers[chain[0]][1][1],), value, dtype=torch.float64)
+    z = 0.0
+    for i in chain:
+        shape, bias = layers[i][1], layers[i][2]
+        n_out, n_in = shape
+        if i == last:
+            w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
+            zw = w.double() @ h
+            b = (z_target - zw).float()
+            z = float((zw + (b.double() if bias else 0.0))[0])
+        else:
+            w = (torch.rand(shape, generator=g) / n_in).float()
+            b = (0.1 + torch.rand(n_out, generator=g)).float()
+            h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
+        made[i] = [w, b] if bias else [w]
     out: list[torch.Tensor] = []
-    value, h, z = c, None, None
     k = 0  # index into tensors
     for i, (kind, shape, bias) in enumerate(layers):
         n = 2 if bias else 1
         if kind == "conv":
-            out.append(torch.zeros(shape))
-            if bias:
-                out.append(torch.full((shape[0],), c))
-            value, h = (c if bias else 0.0), None
-        elif kind == "dense" and z is None:
-            n_out, n_in = shape
-            if h is None or h.numel() != n_in:
-                h = torch.full((n_in,), value, dtype=torch.float64)
-            if i == dense[-1]:
-                w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
-                zw = w.double() @ h
-                b = (z_target - zw).float()
-                out += [w, b] if bias else [w]
-                z = float((zw + (b.double() if bias else 0.0))[0])
-            else:
-                w = (torch.rand(shape, generator=g) / n_in).float()
-                b = (0.1 + torch.rand(n_out, generator=g)).float()
-                out += [w, b] if bias else [w]
-                h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
+            out += [torch.zeros(shape)] + ([torch.full((shape[0],), c)] if bias else [])
+        elif i in made:
+            out += made[i]
         else:
             out += [t.clone() for t in tensors[k:k + n]]
         k += n
@@ -625,8 +629,8 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
     for variant in VARIANTS:
         reached: dict[str, bool] = {}
         names: list[str] = []
-        for attempt in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
-            model = _build(lab, variant, 32, seed=grader_seed + attempt)
+        for _ in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
+            model = _build(lab, variant, 32)  # a new initialisation at every attempt
             where = f"build_cnn({variant!r}, image_size=32)"
             params = lab.grader.parameters(model)
             tensors = [t for _, t, _ in params]
@@ -877,7 +881,13 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     acc, p = train_on_subset(lab, recon_subset, grader_seed)
     if acc >= MIN_VAL_ACCURACY:
         return
-    if acc <= 1.0 - MIN_VAL_ACCURACY:
+    model = _build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
+    x = recon_subset.x_train[:4]
+    own = _rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
+    if own is not None and not _forward_matches(own, x, _forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
+        why = ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
+               "structure check), and the grader measures the lecture's gap4 with your trained parameters")
+    elif acc <= 1.0 - MIN_VAL_ACCURACY:
         why = ("it is below chance: the predictions are inverted, are the labels swapped? "
                "(0 = fully sampled reference, 1 = accelerated PI-CS)")
     elif float(p.min()) >= 0.5:

@@ -130,7 +130,6 @@ def test_pipeline_two_subjects_other_validation_fraction(lab, dti, request):
         "have the requested sizes"
     )
     run = run_pipeline(lab, dti, seed, epochs=SUBSET_EPOCHS, val_fraction=SUBSET_VAL_FRACTION, rows=rows)
-    print("METRICS", left_out, run.test["accuracy"], run.test["balanced"])
     assert run.test["accuracy"] >= MIN_SUBSET_ACCURACY and run.test["balanced"] >= MIN_SUBSET_BALANCED, (
         "the pipeline trained on two of the training subjects with another validation fraction (hidden) does "
         "not classify the test subject well enough (accuracy or balanced accuracy, measured by the grader): "

@@ -213,6 +213,17 @@ def training_flags(model) -> list:
     return [bool(m.training) for m in model.modules()]
 
 
+def seed(value: int) -> None:
+    """Seed ``random``, NumPy and torch in the worker (as the judge does before every check)."""
+    import random
+
+    import numpy as np
+
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
+
+
 def tensor(x):
     """A plain tensor in the worker (for passing the same data to several calls by handle)."""
     return x
