@@ -227,6 +227,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("collectonly"):
+        from grader import remote
+
+        remote.zygote()  # first: the worker's zygote imports torch while this process starts up
     for line in (
         "points(n): points this graded check is worth",
         "cuda: needs a CUDA GPU; skipped and reported as 'not graded here (no GPU)' without one",
@@ -256,10 +260,6 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
-    if not config.getoption("collectonly") and not hasattr(config, "workerinput"):
-        from grader import remote
-
-        remote.zygote()  # the worker's zygote imports torch while this process collects the tests
 
 
 def _device_summary(choice: str) -> str:
