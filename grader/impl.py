@@ -216,6 +216,13 @@ def close_lab(lab_id: str) -> None:
         worker.kill()
 
 
+def close_all_labs() -> None:
+    """Stop every lab's worker (end of a grading session; the zygote stays for the next one)."""
+    for lab_id in list(_workers):
+        close_lab(lab_id)
+    _cache.clear()
+
+
 def lab_source(lab_id: str) -> str:
     """The text of the graded file (read, never executed, by the judge)."""
     return lab_path(lab_id).read_text(errors="replace")

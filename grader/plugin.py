@@ -478,6 +478,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    impl.close_all_labs()
     report = session.config.stash.get(_REPORT_KEY, None)
     if report is not None:
         for check in report.checks.values():
