@@ -238,28 +238,27 @@ def _fail_forward(lab, model, x, where: str, exc: Exception) -> None:
     pytest.fail(f"{where} fails on a batch of shape {tuple(x.shape)}{hint}: {name}: {first}", pytrace=False)
 
 
-def _forward(lab, model, x: torch.Tensor, where: str):
-    """model(x) in the worker (no gradients), or a failure in words that says which model failed."""
+def _run_model(lab, model, x: torch.Tensor, where: str, probe: str, *args):
+    """Run the probe ``probe`` on ``model`` and ``x`` in the worker; a student error becomes a
+    failure in words that says which model failed (not implemented, exits and crashes pass through)."""
     try:
-        return lab.grader.forward(model, x)
+        return lab.grader.probe(probe, model, x, *args)
     except NotImplementedError:
         raise
     except _PASS_THROUGH:
         raise
     except remote.StudentError as exc:
         _fail_forward(lab, model, x, where, exc)
+
+
+def _forward(lab, model, x: torch.Tensor, where: str):
+    """model(x) in the worker (no gradients), or a failure in words that says which model failed."""
+    return _run_model(lab, model, x, where, "forward")
 
 
 def _trace(lab, model, x: torch.Tensor, where: str = "the model", values: bool = False):
     """The ``lab05.trace`` probe: (calls, out), calls = the Conv2d / Linear calls in order (evidence)."""
-    try:
-        return lab.grader.probe("lab05.trace", model, x, values)
-    except NotImplementedError:
-        raise
-    except _PASS_THROUGH:
-        raise
-    except remote.StudentError as exc:
-        _fail_forward(lab, model, x, where, exc)
+    return _run_model(lab, model, x, where, "lab05.trace", values)
 
 
 def _summary(calls) -> str:
