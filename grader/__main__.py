@@ -18,6 +18,7 @@ Examples::
     python -m grader --device cuda        # only the device-parametrised checks on the GPU
     python -m grader release DEST         # instructors: write and check the student repository
     python -m grader gradescope AG.zip    # instructors: build a Gradescope autograder
+    python -m grader batch SUBS --out OUT # instructors: grade a whole class (gradebook.csv)
 """
 
 from __future__ import annotations
@@ -38,10 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--solutions", action="store_true", help="grade solutions/ instead of labs/ (instructors)")
     parser.add_argument("--labs-dir", metavar="DIR", help="grade the labNN_*.py files in DIR")
+    from grader.impl import lab_numbers
+
     parser.add_argument(
-        "--lab", type=int, action="append", choices=range(1, 6), metavar="N", help="grade lab N only (repeatable: --lab 1 --lab 2)"
+        "--lab", type=int, action="append", choices=lab_numbers(), metavar="N",
+        help="grade lab N only (repeatable: --lab 1 --lab 2)",
     )
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all", help="devices for device checks (default all)")
+    parser.add_argument(
+        "--gpu-points", action="store_true",
+        help="GPU checks are worth their points (a GPU assignment; refused without a GPU). "
+        "Default: they are 0-point information, so the maximum is the same on every machine",
+    )
     parser.add_argument("--json", default="grader-results.json", metavar="PATH", help="results.json path (default %(default)s)")
     parser.add_argument("--grader-seed", type=int, default=None, metavar="N", help="grader seed (default fixed)")
     parser.add_argument(
@@ -51,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=int, default=None, metavar="K",
         help="seed robustness: grade K times with grader seeds 1..K and report per check how often it passed",
+    )
+    parser.add_argument(
+        "--seeds-json", default="grader-seeds.json", metavar="PATH",
+        help="with --seeds: where the per-check pass counts go (default %(default)s; --json is not written)",
     )
     parser.add_argument("--in-process", action="store_true", help="one pytest run in this process (no crash isolation)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's per-test output and tracebacks")
@@ -99,7 +112,12 @@ def _crash_message(code: int) -> str:
 
 
 def grade_seeds(args: argparse.Namespace) -> int:
-    """Grade with grader seeds 1..K; print per check how many seeds it passed on."""
+    """Grade with grader seeds 1..K; print per check how many seeds it passed on.
+
+    The per-check counts are written atomically to ``args.seeds_json`` as
+    ``{"seeds": K, "checks": {name: {"passed": n, "seeds": K}}}``; ``args.json`` (the results.json
+    of a single run) is left alone. Information checks (0 points) are not counted.
+    """
     import copy
     import json
     import tempfile
@@ -123,25 +141,44 @@ def grade_seeds(args: argparse.Namespace) -> int:
         flag = "" if sum(v) in (0, len(v)) else "   <- depends on the seed"
         print(f"{sum(v):>4}/{len(v):<3}  {name}{flag}")
     summary = {name: {"passed": sum(v), "seeds": len(v)} for name, v in counts.items()}
-    out = Path(args.json).resolve()
-    out.write_text(json.dumps({"seeds": args.seeds, "checks": summary}, indent=1))
+    out = Path(args.seeds_json).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp_out.write_text(json.dumps({"seeds": args.seeds, "checks": summary}, indent=1))
+    os.replace(tmp_out, out)
     print(f"\nper-check counts written to {out}")
     return 0
 
 
-def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
+#: Environment of every grading pytest process (set by the runner that starts it).
+GRADING_ENV = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "GRADER_NO_SUMMARY": "1"}
+
+
+def run_pytest_subprocess(argv: list[str], quiet: bool) -> int:
+    """Run ``python -m pytest *argv`` in the repository root; returns its exit code."""
+    import subprocess
+
+    env = dict(os.environ, **GRADING_ENV)
+    proc = subprocess.run([sys.executable, "-m", "pytest", *argv], cwd=REPO_ROOT, env=env, text=True, capture_output=quiet)
+    return proc.returncode
+
+
+def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run_pytest_subprocess) -> int:
     """Grade in a pytest subprocess; if student code kills it, go on in a new one.
 
     All selected labs run in one child process (one torch import). When the child dies
     (``os._exit()``, a segfault, out of memory), the check that was running is failed with an
     explanation and a new child grades the checks that had not run yet.
+
+    ``run_pytest(argv, quiet) -> exit code`` starts that child; ``python -m grader batch`` passes
+    one that forks a judge which has imported torch already, so a class is graded by exactly this
+    function with the same checks, seeds and crash handling.
     """
     import json
-    import subprocess
     import tempfile
     import time
 
-    from grader.plugin import render_report
+    from grader.plugin import gpu_policy_line, render_report
 
     started = time.time()
     common = [a for a in pytest_args(args)[1:]]  # everything but the test path
@@ -149,7 +186,6 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
     del common[i : i + 2]
     if not args.verbose:
         common = [a for a in common if a != "-q"]  # one progress line per test file
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", GRADER_NO_SUMMARY="1")
     files = _lab_files(args)
     if not files:
         print("python -m grader: no graded test files match --lab", file=sys.stderr)
@@ -160,21 +196,22 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
         for attempt in range(200):
             out = Path(tmp) / f"results-{attempt}.json"
             deselect = [f"--deselect={t['extra_data']['nodeid']}" for t in done.values()]
-            cmd = [sys.executable, "-m", "pytest", *map(str, files), "--grade-json", str(out), *common, *deselect]
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, text=True, capture_output=quiet)
+            returncode = run_pytest([*map(str, files), "--grade-json", str(out), *common, *deselect], quiet)
             if not out.is_file():
-                if proc.returncode in (0, 1, 5):
+                if returncode in (0, 1, 5):
                     break
-                print(f"python -m grader: pytest failed before any check ran (exit code {proc.returncode})", file=sys.stderr)
+                print(f"python -m grader: pytest failed before any check ran (exit code {returncode})", file=sys.stderr)
                 return 3
             results = json.loads(out.read_text())
             extra = results.get("extra_data", extra)
-            crashed = proc.returncode not in (0, 1, 5)
+            crashed = returncode not in (0, 1, 5)
             for t in results["tests"]:
                 state = t["extra_data"]["state"]
                 if state == "running" and crashed:
-                    t.update(score=0.0, status="failed", output=_crash_message(proc.returncode))
-                    t["extra_data"]["state"] = "failed"
+                    t.update(score=0.0, output=_crash_message(returncode))
+                    # an information (0-point GPU) check is never shown as a failure
+                    t["status"] = "failed" if t["extra_data"].get("graded", True) else "passed"
+                    t["extra_data"].update(state="failed", reason="crashed")
                     done[t["name"]] = t
                 elif state not in ("pending", "running"):
                     done[t["name"]] = t
@@ -190,7 +227,8 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False) -> int:
         "score": round(sum(t["score"] for t in merged), 4),
         "max_score": round(sum(t["max_score"] for t in merged), 4),
         "execution_time": round(time.time() - started, 2),
-        "output": f"Graded with grader seed {extra.get('grader_seed')} on {extra.get('device')}.",
+        "output": f"Graded with grader seed {extra.get('grader_seed')} on {extra.get('device')}. "
+        + gpu_policy_line(extra.get("gpu_checks") == "graded"),
         "tests": merged,
         "extra_data": extra,
     }
@@ -224,9 +262,27 @@ def main(argv: list[str] | None = None) -> int:
         from grader import gradescope
 
         return gradescope.main(argv[1:])
+    if argv and argv[0] == "batch":
+        from grader import batch
+
+        return batch.main(argv[1:])
+    import importlib.util
+
+    missing = [m for m in ("torch", "numpy", "pytest") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"python -m grader: {sys.executable} has no {', '.join(missing)}, so it is not the course's .venv: "
+            "run `make grade` (creates .venv the first time), or `.venv/bin/python -m grader`",
+            file=sys.stderr,
+        )
+        return 2
     args = build_parser().parse_args(argv)
+    if args.seeds is not None and args.seeds < 1:
+        build_parser().error(f"--seeds {args.seeds}: give the number of grader seeds, 1 or more")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.gpu_points:
+        os.environ["GRADER_GPU_POINTS"] = "1"  # read by the grading plugin in every pytest process
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     if args.seeds:

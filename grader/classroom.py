@@ -13,7 +13,11 @@ from pathlib import Path
 
 
 def markdown(results: dict) -> str:
-    """Markdown table (lab, earned, possible) and the failed checks, from a results.json dict."""
+    """Markdown table (lab, earned, possible) and the failed visible checks, from a results.json dict.
+
+    A failure that hits a whole lab (its file is missing or does not import) is listed once for
+    the lab, not once per check; 0-point information checks (GPU checks) are never listed.
+    """
     lines = ["| lab | earned | possible |", "|---|---:|---:|"]
     labs: dict[str, list[float]] = {}
     for t in results["tests"]:
@@ -23,10 +27,16 @@ def markdown(results: dict) -> str:
     for lab, (earned, possible) in sorted(labs.items()):
         lines.append(f"| {lab} | {earned:g} | {possible:g} |")
     lines.append(f"| **total** | **{results['score']:g}** | **{results['max_score']:g}** |")
-    failed = [t for t in results["tests"] if t["max_score"] > 0 and t["score"] < t["max_score"]]
+    failed = [
+        t for t in results["tests"]
+        if t["max_score"] > 0 and t["score"] < t["max_score"] and t.get("visibility", "visible") == "visible"
+    ]
     if failed:
+        from grader.plugin import failure_lines
+
         lines += ["", "What to look at:", ""]
-        lines += [f"- `{t['name']}`: {t['output']}" for t in failed if t.get("visibility", "visible") == "visible"]
+        for lab, name, _points, output in failure_lines(failed):
+            lines.append(f"- `{lab}`: all checks: {output}" if name is None else f"- `{lab}: {name}`: {output}")
     lines += ["", f"Points {results['score']:g}/{results['max_score']:g}"]
     return "\n".join(lines)
 

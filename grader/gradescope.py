@@ -1,33 +1,52 @@
-"""``python -m grader gradescope DEST.zip``: build a Gradescope autograder.
+"""``python -m grader gradescope [--lab N ...] [--gpu-points] DEST.zip``: build a Gradescope autograder.
+
+One autograder per assignment: ``--lab 1`` builds the one for a weekly lab 1 assignment (its
+maximum is lab 1's points), ``--lab 4 --lab 5`` one for both, no ``--lab`` one for all labs of
+:data:`grader.impl.LABS`. ``--gpu-points`` makes GPU checks worth points (a GPU assignment on a
+GPU autograder image; grading is refused on a machine without a GPU); by default they are
+0-point information, so the maximum is the same on every image (README, "GPU checks").
 
 The zip holds the student release (stubs, public tests, plugin, data code) plus the hidden tests
-in ``grader/hidden/`` (never ``solutions/``), and Gradescope's two scripts:
+in ``grader/hidden/`` (never ``solutions/``), restricted to the chosen labs, and Gradescope's
+two scripts:
 
-* ``setup.sh``: installs Python and ``requirements.txt`` and prepares the offline datasets once,
-  when the autograder image is built;
-* ``run_autograder``: copies the submission's ``labNN_*.py`` files (from ``labs/`` or the top
-  level of the submission) over a clean copy of the grader, grades them with
-  ``python -m grader`` and writes ``/autograder/results/results.json``. Nothing else of the
-  submission is used, so a modified grader test in the submission has no effect. If the grader
-  itself fails, a results.json with score 0 and the reason is still written. Run as root (as on
-  Gradescope) with the user ``grader-worker`` that ``setup.sh`` creates, student code runs as that
-  user in a sandbox folder, under resource limits, and cannot read the grader, the hidden tests,
-  the data caches or the results (see README, "Trust boundary").
+* ``setup.sh``: installs Python, PyTorch and ``requirements.txt`` and prepares the offline
+  datasets once, when the autograder image is built. Without a GPU (no working ``nvidia-smi``)
+  it installs the CPU build of torch from ``TORCH_INDEX_URL`` (default
+  ``https://download.pytorch.org/whl/cpu``), not the default wheel that pulls several GB of CUDA
+  libraries; a torch of the pinned version that is already importable is kept as it is.
+* ``run_autograder``: copies the submission's lab files of the chosen labs (from ``labs/`` or
+  the top level of the submission) over a clean copy of the grader, grades them with
+  ``python -m grader`` (with the options baked in at build time) and writes
+  ``/autograder/results/results.json``. Nothing else of the submission is used, so a modified
+  grader test in the submission has no effect. If the grader itself fails, a results.json with
+  score 0 and the reason is still written. Run as root (as on Gradescope) with the user
+  ``grader-worker`` that ``setup.sh`` creates, student code runs as that user in a sandbox
+  folder, under resource limits, and cannot read the grader, the hidden tests, the data caches
+  or the results (see README, "Trust boundary").
 
-``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` let the scripts run locally against
-a fake submission folder (``tests/test_gradescope.py`` does that).
+Environment variables, for running the scripts by hand (Gradescope sets none of them):
+``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` (default ``python3``) let both
+scripts run locally against a fake submission folder (``tests/test_gradescope.py`` does that);
+``GRADER_ARGS`` appends ``python -m grader`` options to run_autograder's baked-in ones (e.g.
+``--lab 1`` to grade one lab of an all-labs autograder in a test); ``TORCH_INDEX_URL`` is
+setup.sh's index for the CPU build of torch.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.impl import REPO_ROOT
-from grader.release import write_release
+from grader.impl import LABS, REPO_ROOT, lab_numbers
+from grader.release import _hash_tree, write_release
+
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope: runs once when the autograder image is built.
@@ -36,6 +55,25 @@ ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null; then
   apt-get update && apt-get install -y python3 python3-pip python3-venv
+fi
+# PyTorch first: the pinned versions of requirements.txt (filled in when the zip is built).
+TORCH_REQS=(@TORCH_REQS@)
+if "$PYTHON" - "${TORCH_REQS[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+for req in sys.argv[1:]:  # "torch==2.14.1": the installed version, without "+cpu", must match
+    name, _, want = req.partition("==")
+    assert want and version(name).split("+")[0] == want
+PY
+then
+  echo "setup.sh: ${TORCH_REQS[*]} already installed: kept"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "setup.sh: GPU found: installing the default (CUDA) build of ${TORCH_REQS[*]}"
+  "$PYTHON" -m pip install "${TORCH_REQS[@]}"
+else
+  INDEX="${TORCH_INDEX_URL:-@CPU_TORCH_INDEX@}"
+  echo "setup.sh: no GPU: installing the CPU build of ${TORCH_REQS[*]} from $INDEX"
+  "$PYTHON" -m pip install "${TORCH_REQS[@]}" --index-url "$INDEX"
 fi
 "$PYTHON" -m pip install -r "$ROOT/source/requirements.txt"
 cd "$ROOT/source"
@@ -47,7 +85,7 @@ fi
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
-# Gradescope: runs for every submission. Grades only the submission's lab files.
+# Gradescope: runs for every submission. Grades only the submission's lab files of this assignment.
 # Trust boundary: the judge (pytest + graded tests, as root) never imports student code; the
 # student code runs in worker processes as the user grader-worker, in a sandbox folder that holds
 # a copy of the lab files only. The grader, the hidden tests, the data caches and the results
@@ -62,7 +100,7 @@ mkdir -p "$RES"
 WORK="$(mktemp -d)"
 cp -r "$SRC/." "$WORK/"
 found=0
-for name in lab01_autograd lab02_backprop lab03_mnist lab04_dti lab05_cnn; do
+for name in @LAB_MODULES@; do
   f="$(find "$SUB" -name "$name.py" -not -path '*/__pycache__/*' | head -n 1)"
   if [ -n "$f" ]; then cp "$f" "$WORK/labs/$name.py"; found=$((found + 1)); fi
 done
@@ -83,7 +121,8 @@ else
 fi
 cd "$WORK"
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg MRI_DL_LABS_CACHE="$SRC/data/cache"
-if ! "$PYTHON" -m grader --json "$RES/results.json" ${GRADER_ARGS:-}; then
+# This assignment's options (python -m grader gradescope); GRADER_ARGS only for runs by hand.
+if ! "$PYTHON" -m grader --json "$RES/results.json" @GRADER_OPTIONS@ ${GRADER_ARGS:-}; then
   "$PYTHON" - "$RES/results.json" <<'PY'
 import json, sys
 json.dump({"score": 0, "output": "The grader failed to run on this submission; please contact the course staff.",
@@ -97,50 +136,132 @@ rm -rf "$WORK" "${SANDBOX:-}"
 """
 
 
-def build(dest_zip: Path) -> Path:
-    """Write the autograder zip to ``dest_zip``; returns its path.
+def selected_labs(labs: list[int] | None) -> list[str]:
+    """The lab ids (``"lab01"``, ...) of ``labs`` (lab numbers; None or empty: every lab), in course order.
+
+    Raises:
+        ValueError: a number that is not a lab of :data:`grader.impl.LABS`.
+    """
+    if not labs:
+        return list(LABS)
+    unknown = sorted(set(labs) - set(lab_numbers()))
+    if unknown:
+        raise ValueError(
+            f"--lab {unknown[0]}: there is no such lab; the labs are {', '.join(map(str, lab_numbers()))} "
+            "(grader/impl.py, LABS)"
+        )
+    wanted = {f"lab{n:02d}" for n in labs}
+    return [lab_id for lab_id in LABS if lab_id in wanted]
+
+
+def torch_requirements(requirements: Path) -> list[str]:
+    """The ``torch`` and ``torchvision`` lines of requirements.txt (``["torch==2.14.1", ...]``).
+
+    Raises:
+        ValueError: either is missing or not pinned with ``==`` (setup.sh installs exactly these).
+    """
+    found = {}
+    for line in requirements.read_text().splitlines():
+        req = line.split("#", 1)[0].strip().replace(" ", "")
+        name = req.split("==", 1)[0].split(">", 1)[0].split("<", 1)[0].split("~", 1)[0].split("!", 1)[0].lower()
+        if name in ("torch", "torchvision"):
+            if "==" not in req:
+                raise ValueError(f"{requirements}: pin {name} with == ({req!r}): setup.sh installs that exact version")
+            found[name] = req
+    missing = [n for n in ("torch", "torchvision") if n not in found]
+    if missing:
+        raise ValueError(f"{requirements} has no {' or '.join(missing)} line: add torch==X and torchvision==Y")
+    return [found["torch"], found["torchvision"]]
+
+
+def setup_sh(requirements: Path) -> str:
+    """Gradescope's setup.sh, with the torch pins of ``requirements``."""
+    reqs = " ".join(shlex.quote(r) for r in torch_requirements(requirements))
+    return SETUP_SH.replace("@TORCH_REQS@", reqs).replace("@CPU_TORCH_INDEX@", CPU_TORCH_INDEX)
+
+
+def run_autograder_sh(lab_ids: list[str], gpu_points: bool = False) -> str:
+    """Gradescope's run_autograder for the labs ``lab_ids``: which files it takes and the grader options."""
+    options = [f"--lab {int(lab_id[3:])}" for lab_id in lab_ids] if lab_ids != list(LABS) else []
+    if gpu_points:
+        options.append("--gpu-points")
+    modules = " ".join(LABS[lab_id] for lab_id in lab_ids)
+    return RUN_AUTOGRADER.replace("@LAB_MODULES@", modules).replace("@GRADER_OPTIONS@", " ".join(options))
+
+
+def _drop_other_labs(root: Path, lab_ids: list[str]) -> None:
+    """Remove the stubs and graded tests (public and hidden) of the labs not in ``lab_ids``."""
+    for lab_id, module in LABS.items():
+        if lab_id in lab_ids:
+            continue
+        for path in [root / "labs" / f"{module}.py", *(root / "grader").glob(f"test_{lab_id}_*.py"),
+                     *(root / "grader" / "hidden").glob(f"test_{lab_id}_*.py")]:
+            path.unlink(missing_ok=True)
+
+
+def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = False) -> Path:
+    """Write the autograder zip to ``dest_zip`` for the lab numbers ``labs`` (None: all); returns its path.
 
     Raises:
         FileExistsError: ``dest_zip`` exists.
+        ValueError: ``labs`` names a lab that does not exist, or requirements.txt does not pin torch.
     """
     dest_zip = Path(dest_zip).resolve()
     if dest_zip.exists():
         raise FileExistsError(f"{dest_zip} exists: remove it or choose another name")
+    lab_ids = selected_labs(labs)
+    setup = setup_sh(REPO_ROOT / "requirements.txt")
     with tempfile.TemporaryDirectory() as tmp:
         root = write_release(Path(tmp) / "source")
         hidden = REPO_ROOT / "grader" / "hidden"
         if hidden.is_dir():
             shutil.copytree(hidden, root / "grader" / "hidden", ignore=shutil.ignore_patterns("__pycache__"))
-            # The hidden tests are part of this grader: refresh the manifest to include them.
-            import json
-
-            from grader.release import _hash_tree
-
-            files = _hash_tree(root / "grader")
-            (root / "grader" / "MANIFEST.json").write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
-        (root / "setup.sh").write_text(SETUP_SH)
-        (root / "run_autograder").write_text(RUN_AUTOGRADER)
+        _drop_other_labs(root, lab_ids)
+        # The hidden tests are part of this grader, the other labs' tests are not: refresh the manifest.
+        files = _hash_tree(root / "grader")
+        (root / "grader" / "MANIFEST.json").write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+        (root / "setup.sh").write_text(setup)
+        (root / "run_autograder").write_text(run_autograder_sh(lab_ids, gpu_points))
         dest_zip.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(dest_zip, "w", zipfile.ZIP_DEFLATED) as zf:
+        part = dest_zip.with_name(f".{dest_zip.name}.part")
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in sorted(root.rglob("*")):
                 if path.is_file():
                     info = zipfile.ZipInfo.from_file(path, str(path.relative_to(root)))
                     if path.name in ("setup.sh", "run_autograder"):
                         info.external_attr = 0o755 << 16
                     zf.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+        part.replace(dest_zip)  # atomic: never a half-written zip under the final name
     return dest_zip
 
 
 def main(argv: list[str]) -> int:
+    """``python -m grader gradescope [--lab N ...] [--gpu-points] DEST.zip``; returns the exit code."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m grader gradescope", description="Build a Gradescope autograder zip.")
-    parser.add_argument("dest", type=Path, help="the zip to write, e.g. autograder.zip")
+    parser = argparse.ArgumentParser(
+        prog="python -m grader gradescope",
+        description="Build a Gradescope autograder zip for one assignment (some or all labs).",
+    )
+    parser.add_argument("dest", type=Path, help="the zip to write, e.g. autograder-lab01.zip")
+    parser.add_argument(
+        "--lab", type=int, action="append", choices=lab_numbers(), metavar="N",
+        help="grade lab N only (repeatable: --lab 4 --lab 5; default: every lab)",
+    )
+    parser.add_argument(
+        "--gpu-points", action="store_true",
+        help="a GPU assignment: GPU checks are worth points (needs a GPU autograder image; "
+        "default: 0-point information, the same maximum on every image)",
+    )
     args = parser.parse_args(argv)
     try:
-        path = build(args.dest)
-    except FileExistsError as exc:
+        path = build(args.dest, labs=args.lab, gpu_points=args.gpu_points)
+    except (FileExistsError, ValueError) as exc:
         print(f"python -m grader gradescope: {exc}", file=sys.stderr)
         return 2
+    lab_ids = selected_labs(args.lab)
+    files = ", ".join(f"{LABS[lab_id]}.py" for lab_id in lab_ids)
     print(f"Gradescope autograder written to {path}: upload it as the assignment's autograder (Ubuntu base image).")
+    print(f"It grades {', '.join(lab_ids)}: students submit {files}.")
+    print("GPU checks: " + ("graded (needs a GPU image)." if args.gpu_points else "0-point information (README, 'GPU checks')."))
     return 0

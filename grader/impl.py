@@ -36,6 +36,13 @@ LABS = {
     "lab04": "lab04_dti",
     "lab05": "lab05_cnn",
 }
+# A new lab is registered here and nowhere else in the grader (see docs/writing-a-lab.md).
+
+
+def lab_numbers() -> list[int]:
+    """The numbers of the labs in :data:`LABS` (``[1, 2, 3, 4, 5]``), for ``--lab N`` options."""
+    return [int(lab_id[3:]) for lab_id in LABS]
+
 
 _impl_dir: Path = REPO_ROOT / "labs"
 _cache: dict[str, object] = {}

@@ -7,7 +7,13 @@ too. What it adds to pytest:
   ``pytest -m lab02`` grades one lab; ``@pytest.mark.cuda`` for GPU-only checks;
   ``@pytest.mark.hidden`` for tests whose result students see only after publication.
 * options ``--solutions`` / ``--labs-dir DIR`` (which implementation is graded, see
-  :mod:`grader.impl`), ``--grader-seed N``, ``--device {all,cpu,cuda}`` and ``--grade-json PATH``.
+  :mod:`grader.impl`), ``--grader-seed N``, ``--device {all,cpu,cuda}``, ``--gpu-points`` and
+  ``--grade-json PATH``.
+* the GPU policy: the maximum never depends on the machine. By default a GPU check (marked
+  ``cuda``, including the ``cuda`` case of the ``device`` fixture) is information worth 0 points:
+  it runs where there is a GPU and is reported either way, never as a failure in results.json.
+  With ``--gpu-points`` (or ``GRADER_GPU_POINTS=1``; a GPU assignment) GPU checks are worth their
+  points, and grading without a GPU is refused.
 * an autouse fixture that seeds ``random``, NumPy and torch before every test from the grader
   seed and the test id (order-independent), and a ``device`` fixture (``cpu``, plus ``cuda``).
 * a report: one table per lab (earned / possible) and one line per failed check that says why in
@@ -35,7 +41,9 @@ import pytest
 from grader import impl
 
 DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
-NO_GPU = "not graded here (no GPU)"
+NO_GPU = "not run here (no GPU)"
+GPU_INFO = "GPU check, information only, 0 points"
+GPU_POINTS_ENV = "GRADER_GPU_POINTS"
 _LAB_FILE = re.compile(r"test_(lab\d\d)_")
 
 
@@ -46,12 +54,14 @@ class Check:
     nodeid: str
     lab: str
     name: str
-    max_score: float
+    max_score: float  # the points of the check (what it is worth when graded)
     score: float = 0.0
-    status: str = "pending"  # passed | failed | not graded
+    status: str = "pending"  # pending | running | passed | failed | not run
     output: str = ""
     visibility: str = "visible"
     duration: float = 0.0
+    graded: bool = True  # False: a GPU check outside a GPU assignment (information, 0 points)
+    reason: str = ""  # why it failed, as a category (see failure_reason); "" when it did not fail
 
 
 @dataclass
@@ -65,32 +75,46 @@ class Report:
     impl: str = "labs"
     json_path: Path | None = None
     integrity: dict = field(default_factory=dict)
+    gpu_points: bool = False
 
     def labs(self) -> list[str]:
+        """The lab ids that have checks in this run, sorted."""
         return sorted({c.lab for c in self.checks.values()})
 
     def totals(self, lab: str | None = None) -> tuple[float, float]:
-        graded = [c for c in self.checks.values() if c.status != "not graded" and (lab is None or c.lab == lab)]
+        """(earned, possible) over the graded checks (of ``lab``); information checks count 0 of 0."""
+        graded = [c for c in self.checks.values() if c.graded and (lab is None or c.lab == lab)]
         return sum(c.score for c in graded), sum(c.max_score for c in graded)
 
     def to_gradescope(self) -> dict:
+        """The run as Gradescope's results.json dict.
+
+        A graded check is ``passed`` or ``failed`` with its points. An information check (a GPU
+        check outside a GPU assignment) has score 0 of 0 and status ``passed`` whatever happened
+        (Gradescope shows a 0-point ``failed`` test as a red failure): its output starts with
+        :data:`GPU_INFO` and says what happened, ``extra_data.graded`` is false and
+        ``extra_data.state`` is ``passed``, ``failed`` or ``not run``.
+        """
         import torch
 
         score, max_score = self.totals()
         tests = []
         for c in self.checks.values():
-            graded = c.status != "not graded"
+            if c.graded:
+                status, output = ("passed" if c.status == "passed" else "failed"), c.output
+            else:
+                status, output = "passed", info_output(c)
             tests.append(
                 {
                     "name": f"{c.lab}: {c.name}",
-                    "score": c.score if graded else 0.0,
-                    "max_score": c.max_score if graded else 0.0,
-                    "status": "passed" if c.status == "passed" else "failed",
-                    "output": c.output if graded else f"{NO_GPU} ({c.max_score:g} points when graded on a GPU)",
+                    "score": c.score if c.graded else 0.0,
+                    "max_score": c.max_score if c.graded else 0.0,
+                    "status": status,
+                    "output": output,
                     "visibility": c.visibility,
                     "extra_data": {
                         "nodeid": c.nodeid, "points_if_graded": c.max_score, "state": c.status,
-                        "duration": round(c.duration, 3),
+                        "graded": c.graded, "duration": round(c.duration, 3), "reason": c.reason,
                     },
                 }
             )
@@ -103,6 +127,7 @@ class Report:
             "cuda_available": bool(torch.cuda.is_available()),
             "grader_seed": self.seed,
             "graded_implementation": self.impl,
+            "gpu_checks": "graded" if self.gpu_points else "information",
         }
         return {
             "score": round(score, 4),
@@ -110,7 +135,7 @@ class Report:
             "execution_time": round(time.time() - self.started, 2),
             "output": (
                 f"Graded {self.impl} with grader seed {self.seed} on {self.device} "
-                f"(torch {torch.__version__})."
+                f"(torch {torch.__version__}). {gpu_policy_line(self.gpu_points)}"
             ),
             "tests": tests,
             "extra_data": extra,
@@ -124,6 +149,30 @@ class Report:
         tmp = self.json_path.with_name(f".{self.json_path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_gradescope(), indent=2))
         os.replace(tmp, self.json_path)
+
+
+def gpu_policy_line(gpu_points: bool) -> str:
+    """One sentence on how GPU checks count in this run (printed and written to results.json)."""
+    if gpu_points:
+        return "GPU checks are graded (a GPU assignment): they count in the maximum."
+    return (
+        "GPU checks are information only (0 points): the maximum is the same with and without a GPU; "
+        "they run where there is a GPU."
+    )
+
+
+def info_output(check: Check) -> str:
+    """The results.json output line of an information (0-point GPU) check."""
+    if check.status == "passed":
+        what = "passed on the GPU"
+    elif check.status == "not run":
+        what = NO_GPU if check.output == NO_GPU else "not run"
+    elif check.status == "failed":
+        what = f"failed on the GPU: {check.output}" if check.output else "failed on the GPU"
+    else:
+        what = "did not run"
+    points = f"{check.max_score:g} point" + ("s" if check.max_score != 1 else "")
+    return f"{GPU_INFO} ({points} in a GPU assignment): {what}"
 
 
 def environment_fingerprint() -> dict:
@@ -223,6 +272,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="all",
         help="run device-parametrised checks on cpu, cuda or both (default: all; cuda only with a GPU)",
     )
+    group.addoption(
+        "--gpu-points",
+        action="store_true",
+        default=None,
+        help=f"GPU checks are worth their points (a GPU assignment; needs a GPU; {GPU_POINTS_ENV}=1 does the same). "
+        "Default: GPU checks are information, 0 points, so the maximum is the same on every machine",
+    )
     group.addoption("--grade-json", default=None, metavar="PATH", help="write a Gradescope results.json here")
 
 
@@ -233,7 +289,7 @@ def pytest_configure(config: pytest.Config) -> None:
         remote.zygote()  # first: the worker's zygote imports torch while this process starts up
     for line in (
         "points(n): points this graded check is worth",
-        "cuda: needs a CUDA GPU; skipped and reported as 'not graded here (no GPU)' without one",
+        "cuda: a GPU check: information (0 points) unless --gpu-points; not run without a GPU",
         "hidden: graded, but students see the result only after the grades are published",
         *(f"{lab}: graded check of {name}.py" for lab, name in impl.LABS.items()),
     ):
@@ -251,7 +307,9 @@ def pytest_configure(config: pytest.Config) -> None:
     json_path = config.getoption("grade_json")
     report = Report(seed=seed, impl=impl.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
     report.device = _device_summary(config.getoption("device"))
+    report.gpu_points = gpu_points_wanted(config)
     report.integrity = check_integrity()
+    _refuse_gpu_points_without_gpu(report.gpu_points, config.getoption("device"))
     config.stash[_REPORT_KEY] = report
     global _current_report
     _current_report = report
@@ -260,6 +318,37 @@ def pytest_configure(config: pytest.Config) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def gpu_points_wanted(config: pytest.Config) -> bool:
+    """True when GPU checks are worth points: ``--gpu-points`` or ``GRADER_GPU_POINTS=1``.
+
+    Raises:
+        pytest.UsageError: ``GRADER_GPU_POINTS`` is set to something other than 0 or 1.
+    """
+    if config.getoption("gpu_points"):
+        return True
+    value = os.environ.get(GPU_POINTS_ENV, "").strip()
+    if value in ("", "0"):
+        return False
+    if value == "1":
+        return True
+    raise pytest.UsageError(f"{GPU_POINTS_ENV}={value!r}: set it to 1 (GPU checks worth points) or 0 / unset (information)")
+
+
+def _refuse_gpu_points_without_gpu(gpu_points: bool, device_choice: str) -> None:
+    """A GPU assignment graded where its GPU checks cannot run would lose points to the machine."""
+    if not gpu_points:
+        return
+    if device_choice == "cpu":
+        raise pytest.UsageError("--gpu-points with --device cpu: GPU checks cannot be worth points when they do not run; drop one")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise pytest.UsageError(
+            "--gpu-points (a GPU assignment) but this machine has no CUDA GPU: grade on a GPU machine, "
+            f"or drop --gpu-points / {GPU_POINTS_ENV} to report GPU checks as 0-point information"
+        )
 
 
 def _device_summary(choice: str) -> str:
@@ -276,6 +365,11 @@ def _lab_of(item: pytest.Item) -> str | None:
     return match.group(1) if match else None
 
 
+def is_gpu_check(item: pytest.Item) -> bool:
+    """A check that needs a GPU: marked ``cuda`` (also the ``cuda`` case of the ``device`` fixture)."""
+    return item.get_closest_marker("cuda") is not None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 
@@ -290,7 +384,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if device_choice != "all" and param_device is not None and param_device != device_choice:
             dropped.append(item)
             continue
-        if item.get_closest_marker("cuda") and not has_cuda:
+        if is_gpu_check(item) and not has_cuda:
             item.add_marker(pytest.mark.skip(reason=NO_GPU))
         kept.append(item)
     if dropped:
@@ -321,6 +415,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             name=item.name,
             max_score=float(points.args[0]),
             visibility="after_published" if hidden else "visible",
+            graded=report.gpu_points or not is_gpu_check(item),
         )
     report.write_json()
 
@@ -438,6 +533,31 @@ def explain(excinfo: pytest.ExceptionInfo) -> str:
     return f"{excinfo.typename}: {first}{_impl_frame(excinfo.tb)}"
 
 
+#: Categories of failure, for class analytics (``python -m grader batch``): what went wrong, not
+#: which slip. ``crashed`` is set by ``python -m grader`` when a check ended the grading process.
+FAILURE_REASONS = ("not implemented", "wrong", "error", "timeout", "crashed", "import error", "exit")
+
+
+def failure_reason(excinfo: pytest.ExceptionInfo) -> str:
+    """The category (one of :data:`FAILURE_REASONS`) of a failed check's exception."""
+    from grader import remote
+
+    exc = excinfo.value
+    if isinstance(exc, impl.LabImportError):
+        return "import error"
+    if isinstance(exc, remote.WorkerTimeout) or excinfo.typename == "Failed" and str(exc).startswith("Timeout"):
+        return "timeout"
+    if isinstance(exc, (remote.WorkerDied, remote.ProtocolError)):
+        return "crashed"
+    if isinstance(exc, (remote.StudentExit, SystemExit)):
+        return "exit"
+    if isinstance(exc, NotImplementedError):
+        return "not implemented"
+    if isinstance(exc, AssertionError):
+        return "wrong"
+    return "error"
+
+
 def pytest_runtest_logstart(nodeid: str, location) -> None:
     """Mark the check as running in the JSON report: if student code kills the process
     (``os._exit()``, a segfault), ``python -m grader`` knows which check did it."""
@@ -457,7 +577,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if rep.skipped and call.when in ("setup", "call"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        check.status = "not graded" if NO_GPU in reason else "failed"
+        check.status = "not run" if NO_GPU in reason else "failed"
         check.output = NO_GPU if NO_GPU in reason else f"skipped: {reason}"
         check.score = 0.0
     elif rep.failed:
@@ -465,16 +585,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             check.status = "failed"
             check.score = 0.0
             check.output = explain(call.excinfo) if call.excinfo else "failed"
+            check.reason = failure_reason(call.excinfo) if call.excinfo else "error"
     elif rep.passed and call.when == "call":
         check.status = "passed"
-        check.score = check.max_score
+        check.score = check.max_score if check.graded else 0.0
         check.output = ""
     check.duration += rep.duration
     if call.when == "teardown":
         if check.status in ("pending", "running"):
-            check.status = "failed"
-            check.output = check.output or "did not run"
+            _did_not_run(check)
         report.write_json()
+
+
+def _did_not_run(check: Check) -> None:
+    """A check that never reached a verdict: a graded one scores 0 (``failed``); an information
+    check is ``not run``, never ``failed``."""
+    check.score = 0.0
+    if check.graded:
+        check.status, check.output = "failed", check.output or "did not run"
+    else:
+        check.status, check.output = "not run", ""
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -483,7 +613,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if report is not None:
         for check in report.checks.values():
             if check.status in ("pending", "running"):  # interrupted
-                check.status, check.output = "failed", "did not run"
+                _did_not_run(check)
         report.write_json()
 
 
@@ -495,38 +625,76 @@ def render_report(results: dict) -> list[str]:
     """
     tests = results["tests"]
     extra = results.get("extra_data", {})
-    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}   not graded here (no GPU)"]
+    info = [t for t in tests if is_info_test(t)]
+    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}" + ("   GPU checks (information, 0 points)" if info else "")]
     labs = sorted({t["name"].split(":", 1)[0] for t in tests})
     for lab in labs:
         mine = [t for t in tests if t["name"].startswith(lab + ":")]
         earned, possible = sum(t["score"] for t in mine), sum(t["max_score"] for t in mine)
-        skipped = sum(t.get("extra_data", {}).get("points_if_graded", 0) for t in mine if t["max_score"] == 0)
-        lines.append(f"{lab:<8}{earned:>8g}{possible:>10g}   {f'{skipped:g} pts' if skipped else '-'}")
+        line = f"{lab:<8}{earned:>8g}{possible:>10g}"
+        if info:
+            states = [t.get("extra_data", {}).get("state", "") for t in mine if is_info_test(t)]
+            counts = [f"{states.count(s)} {s}" for s in ("passed", "failed", "not run") if states.count(s)]
+            line += "   " + (", ".join(counts) if counts else "-")
+        lines.append(line)
     lines.append(f"{'total':<8}{results['score']:>8g}{results['max_score']:>10g}")
     failed = [t for t in tests if t["max_score"] > 0 and t["score"] < t["max_score"]]
     if failed:
         lines += ["", "What to look at:"]
-        whole_lab: set[str] = set()
-        for t in failed:
-            lab, name = t["name"].split(": ", 1)
-            if t["output"].startswith("could not import") or " is missing: " in t["output"]:
-                if lab not in whole_lab:
-                    whole_lab.add(lab)
-                    lines.append(f"  {lab}: all checks: {t['output']}")
-                continue
-            pts = f"{t['max_score']:g} pt" + ("s" if t["max_score"] != 1 else "")
-            lines.append(f"  {lab} {name} [{pts}]: {t['output']}")
-    not_graded = [t["name"].replace(":", "") for t in tests if t["max_score"] == 0 and NO_GPU in t["output"]]
-    if not_graded:
-        lines += ["", f"{NO_GPU}: " + ", ".join(not_graded)]
+        for lab, name, points, output in failure_lines(failed):
+            if name is None:
+                lines.append(f"  {lab}: all checks: {output}")
+            else:
+                pts = f"{points:g} pt" + ("s" if points != 1 else "")
+                lines.append(f"  {lab} {name} [{pts}]: {output}")
+    if info:
+        lines += ["", gpu_policy_line(False)]
+        not_run = [t["name"].replace(":", "") for t in info if t.get("extra_data", {}).get("state") == "not run"]
+        if not_run:
+            lines.append(f"  {NO_GPU}: " + ", ".join(not_run))
+        for t in info:
+            if t.get("extra_data", {}).get("state") == "failed":
+                lines.append(f"  {t['name'].replace(':', '')}: {t['output'].split('): ', 1)[-1]}")
     for problem in extra.get("integrity", {}).get("problems", []):
         lines += ["", f"WARNING: {problem}"]
     return lines
 
 
+def is_info_test(test: dict) -> bool:
+    """True for a results.json test that is information only (a 0-point GPU check)."""
+    extra = test.get("extra_data", {})
+    if "graded" in extra:
+        return not extra["graded"]
+    return test.get("max_score", 0) == 0 and "(no GPU)" in test.get("output", "")  # older reports
+
+
+def whole_lab_failure(output: str) -> bool:
+    """True when a failure hits every check of a lab: its file is missing or does not import."""
+    return output.startswith("could not import") or " is missing: " in output
+
+
+def failure_lines(failed: list[dict]) -> list[tuple[str, str | None, float, str]]:
+    """(lab, check name, points, output) per failed results.json test, in order.
+
+    A failure that hits every check of a lab (:func:`whole_lab_failure`) is given once per lab,
+    with the name ``None``, instead of once per check.
+    """
+    lines: list[tuple[str, str | None, float, str]] = []
+    whole_lab: set[str] = set()
+    for t in failed:
+        lab, name = t["name"].split(": ", 1)
+        if whole_lab_failure(t["output"]):
+            if lab not in whole_lab:
+                whole_lab.add(lab)
+                lines.append((lab, None, 0.0, t["output"]))
+            continue
+        lines.append((lab, name, float(t["max_score"]), t["output"]))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     report = config.stash.get(_REPORT_KEY, None)
-    if report is None or not report.checks or os.environ.get("GRADER_NO_SUMMARY"):
+    if report is None or not report.checks or os.environ.get("GRADER_NO_SUMMARY") or config.getoption("collectonly"):
         return
     terminalreporter.section(f"grade ({report.impl}, grader seed {report.seed}, device {report.device})")
     for line in render_report(report.to_gradescope()):

@@ -1,15 +1,27 @@
 """``python -m grader release DEST``: write the student repository, and check it.
 
-The release holds what students get: the stubs in ``labs/``, the public graded tests and the
-grading plugin in ``grader/`` (without ``grader/hidden/``), the ``data/`` code (no caches, no
-real data), ``conftest.py``, ``pytest.ini``, the README, requirements, Makefile and ``docs/``.
-It never holds ``solutions/``, hidden tests, the grader's own tests, benchmarks or caches.
+The release holds what students get: the stubs and ``QUESTIONS.md`` in ``labs/``, the public
+graded tests and the grading plugin in ``grader/`` (without ``grader/hidden/`` and the
+instructor tools), the ``data/`` code (no caches, no real data), ``conftest.py``, ``pytest.ini``
+and ``requirements.txt``, plus three files that exist only for students, kept in ``student/`` of
+the instructor repository:
+
+* ``student/README.md`` becomes the release's ``README.md`` (set-up, the labs, working on a lab,
+  grading; no solution statistics or planted bugs: those stay in the instructor README);
+* ``student/Makefile`` becomes ``Makefile`` (``make grade``, ``make lab N``, ``make data``,
+  ``make clean``; no instructor targets);
+* ``student/gitignore`` becomes ``.gitignore`` (``.venv/``, caches, data, figures, reports).
+
+It never holds ``solutions/``, hidden tests, the grader's own tests, benchmarks, caches or
+``docs/`` (instructor material: writing a lab, grading a class, GitHub Classroom set-up).
 
 The release check (run by the command, and by ``tests/test_release.py``):
 
 1. no file in the release contains a function body of ``solutions/`` or a hidden test's name;
-2. grading the release gives 0 points, every check saying "not implemented";
-3. the release with ``solutions/`` copied over ``labs/`` gets full marks on the public tests.
+2. the layout (:func:`layout_problems`): the student README, Makefile and .gitignore are there
+   and complete, no instructor file or wording is;
+3. grading the release gives 0 points, every check saying "not implemented";
+4. the release with ``solutions/`` copied over ``labs/`` gets full marks on the public tests.
 """
 
 from __future__ import annotations
@@ -17,18 +29,36 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from grader.impl import REPO_ROOT
+from grader.impl import LABS, REPO_ROOT
 
-INCLUDE = ["labs", "grader", "data", "docs", "conftest.py", "pytest.ini", "README.md", "requirements.txt", "Makefile"]
+INCLUDE = ["labs", "grader", "data", "conftest.py", "pytest.ini", "requirements.txt"]
+#: The files that exist only in the release: ``student/<source>`` -> ``<name in the release>``.
+STUDENT_DIR = REPO_ROOT / "student"
+STUDENT_FILES = {"README.md": "README.md", "Makefile": "Makefile", "gitignore": ".gitignore"}
 EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden", "MNIST", "dti", "recon_classification",
-                 "release.py", "stubs.py", "gradescope.py"}  # instructor tools stay home
+                 "release.py", "stubs.py", "gradescope.py", "batch.py"}  # instructor tools stay home
 EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
+
+#: Never in a release: instructor code, tests, docs, and what is generated.
+FORBIDDEN = ["solutions", "tests", "bench", "docs", "student", ".ci", ".venv", "data/cache", "grader/hidden",
+             "grader/release.py", "grader/stubs.py", "grader/gradescope.py", "grader/batch.py"]
+#: Lines the release's .gitignore must have (a student must not commit a 6 GB .venv or the data cache).
+GITIGNORE_LINES = [".venv/", "__pycache__/", ".pytest_cache/", "data/cache/", "figures/", "grader-results.json"]
+#: Targets of the student Makefile, and instructor targets it must not have.
+MAKE_TARGETS = ["grade", "lab", "data", "clean"]
+INSTRUCTOR_TARGETS = ["solutions", "stubs", "test", "bench"]
+#: Instructor wording the student README must not contain.
+INSTRUCTOR_WORDS = ["planted", "solutions/", "--solutions", "make test", "make solutions", "make stubs",
+                    "grader.stubs", "writing-a-lab", "grading-a-class", "github-classroom", "over 20 seeds"]
+#: Paths a README may name that only exist once the student has run something.
+GENERATED = (".venv", "figures", "data/cache", "grader-results.json")
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
@@ -40,10 +70,14 @@ def write_release(dest: Path) -> Path:
 
     Raises:
         FileExistsError: ``dest`` exists and is not empty.
+        FileNotFoundError: a source file of ``student/`` is missing.
     """
     dest = Path(dest).resolve()
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} exists and is not empty: choose a new folder for the release")
+    missing = [f"student/{src}" for src in STUDENT_FILES if not (STUDENT_DIR / src).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} missing: the release's README/Makefile/.gitignore come from student/")
     dest.mkdir(parents=True, exist_ok=True)
     for name in INCLUDE:
         src = REPO_ROOT / name
@@ -51,16 +85,11 @@ def write_release(dest: Path) -> Path:
             shutil.copytree(src, dest / name, ignore=_ignore)
         elif src.is_file():
             shutil.copy2(src, dest / name)
-    # The student Makefile's `make test` grades labs/ (there are no solutions/ or tests/ there).
+    for src, name in STUDENT_FILES.items():
+        shutil.copy2(STUDENT_DIR / src, dest / name)
     # A hash manifest of the released grader: the plugin reports any file that differs.
-    files = {
-        name: digest
-        for name, digest in _hash_tree(dest / "grader").items()
-    }
+    files = _hash_tree(dest / "grader")
     (dest / "grader" / "MANIFEST.json").write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
-    makefile = dest / "Makefile"
-    if makefile.is_file():
-        makefile.write_text(makefile.read_text().replace("-m pytest --solutions grader tests", "-m pytest grader"))
     return dest
 
 
@@ -134,6 +163,67 @@ def leaks(dest: Path) -> list[str]:
     return problems
 
 
+def _make_targets(makefile: str) -> set[str]:
+    return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", makefile, flags=re.MULTILINE))
+
+
+def _named_paths(readme: str) -> set[str]:
+    """Paths a README names in `backticks`: tokens with a slash or a file suffix, no wildcards."""
+    names = set()
+    for token in re.findall(r"`([\w./-]+)`", readme):
+        if token.startswith("-") or "NN" in token or token.startswith("."):
+            continue
+        if "/" in token or re.search(r"\.(py|md|txt|ini|json|cfg|toml)$", token):
+            names.add(token)
+    return names
+
+
+def layout_problems(dest: Path) -> list[str]:
+    """What the student repository in ``dest`` lacks or should not have (empty list: all good).
+
+    Checks that the README, Makefile and .gitignore are the ones of ``student/``; the README names
+    every lab file and ``labs/QUESTIONS.md``, every path it names exists, and it has no instructor
+    wording (:data:`INSTRUCTOR_WORDS`); the Makefile has the targets :data:`MAKE_TARGETS` and none
+    of :data:`INSTRUCTOR_TARGETS` (and, where ``make`` is installed, ``make -n lab N`` runs lab N's
+    module); .gitignore has :data:`GITIGNORE_LINES`; nothing of :data:`FORBIDDEN` is there.
+    """
+    dest = Path(dest)
+    problems = []
+    for name in FORBIDDEN:
+        if (dest / name).exists():
+            problems.append(f"{name} is in the release (instructor material or generated)")
+    required = ["README.md", "Makefile", ".gitignore", "requirements.txt", "conftest.py", "pytest.ini",
+                "labs/QUESTIONS.md", "grader/MANIFEST.json", *(f"labs/{m}.py" for m in LABS.values())]
+    problems += [f"{name} is missing" for name in required if not (dest / name).is_file()]
+    for src, name in STUDENT_FILES.items():
+        if (dest / name).is_file() and (dest / name).read_bytes() != (STUDENT_DIR / src).read_bytes():
+            problems.append(f"{name} is not student/{src}")
+    readme = (dest / "README.md").read_text() if (dest / "README.md").is_file() else ""
+    if readme:
+        for word in INSTRUCTOR_WORDS:
+            if word in readme:
+                problems.append(f"README.md has instructor material: {word!r} (keep it in the instructor README)")
+        for needed in [*(f"labs/{m}.py" for m in LABS.values()), "labs/QUESTIONS.md", "make lab"]:
+            if needed not in readme:
+                problems.append(f"README.md does not mention {needed}")
+        for path in sorted(_named_paths(readme)):
+            if not path.startswith(GENERATED) and not (dest / path.rstrip("/")).exists():
+                problems.append(f"README.md names {path}, which is not in the release")
+    gitignore = (dest / ".gitignore").read_text().split() if (dest / ".gitignore").is_file() else []
+    problems += [f".gitignore does not ignore {line}" for line in GITIGNORE_LINES if line not in gitignore]
+    if (dest / "Makefile").is_file():
+        targets = _make_targets((dest / "Makefile").read_text())
+        problems += [f"Makefile has no target {t!r}" for t in MAKE_TARGETS if t not in targets]
+        problems += [f"Makefile has the instructor target {t!r}" for t in INSTRUCTOR_TARGETS if t in targets]
+        if shutil.which("make") and "lab" in targets:
+            for lab_id, module in LABS.items():
+                number = str(int(lab_id[3:]))
+                proc = subprocess.run(["make", "-n", "-C", str(dest), "lab", number], capture_output=True, text=True)
+                if f"-m labs.{module}" not in proc.stdout:
+                    problems.append(f"`make lab {number}` does not run labs.{module}: {(proc.stdout + proc.stderr)[-300:]}")
+    return problems
+
+
 def _grade(folder: Path, labs_dir: Path | None = None) -> dict:
     out = Path(tempfile.mkdtemp()) / "results.json"
     # Reuse this checkout's data cache so that checking never writes a cache into the release.
@@ -153,7 +243,7 @@ def _grade(folder: Path, labs_dir: Path | None = None) -> dict:
 def check_release(dest: Path) -> list[str]:
     """Run the release check on ``dest``; returns the problems found (empty list: all good)."""
     dest = Path(dest).resolve()
-    problems = leaks(dest)
+    problems = leaks(dest) + layout_problems(dest)
     stub_report = _grade(dest)
     if stub_report["score"] != 0:
         problems.append(f"the release's stubs score {stub_report['score']} instead of 0")
@@ -181,13 +271,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         dest = write_release(args.dest)
-    except FileExistsError as exc:
+    except (FileExistsError, FileNotFoundError) as exc:
         print(f"python -m grader release: {exc}", file=sys.stderr)
         return 2
     print(f"release written to {dest}")
     if args.no_check:
         return 0
-    print("checking: no solution code or hidden test names; stubs score 0; solutions score full marks ...")
+    print("checking: no solution code or hidden test names; student README, Makefile and .gitignore; "
+          "stubs score 0; solutions score full marks ...")
     problems = check_release(dest)
     for p in problems:
         print(f"  PROBLEM: {p}")

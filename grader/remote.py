@@ -171,6 +171,7 @@ class Zygote:
         )
         child.close()
         self.ready = False
+        self.owner = os.getpid()  # a forked judge (python -m grader batch) borrows the zygote
 
     def _recv(self, timeout: float) -> dict:
         self.ctrl.settimeout(timeout)
@@ -197,11 +198,19 @@ class Zygote:
         return mine, int(reply["pid"])
 
     def alive(self) -> bool:
+        if os.getpid() != self.owner:  # not our child: Popen.poll() cannot tell
+            try:
+                os.kill(self.proc.pid, 0)
+            except ProcessLookupError:
+                return False
+            return True
         return self.proc.poll() is None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.ctrl.close()
+        if os.getpid() != self.owner:
+            return  # a borrower closes its copy of the socket; the owner stops the zygote
         with contextlib.suppress(OSError, ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
@@ -240,7 +249,7 @@ def _close_all() -> None:
     for worker in _all_workers:
         worker.kill()
     if _zygote is not None:
-        _zygote.close()
+        _zygote.close()  # only the process that started it stops it (see Zygote.close)
 
 
 class Worker:

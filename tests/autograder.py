@@ -13,11 +13,12 @@ from pathlib import Path
 WORKER_USER = "grader-worker"
 
 
-def build_autograder(root: Path) -> tuple[Path, list[str]]:
-    """Build the zip in ``root`` and unpack it as ``root/autograder/source``; (autograder root, names)."""
+def build_autograder(root: Path, labs: list[int] | None = None, gpu_points: bool = False) -> tuple[Path, list[str]]:
+    """Build the zip (for ``labs``, None: all) in ``root`` and unpack it as ``root/autograder/source``;
+    (autograder root, names in the zip)."""
     from grader.gradescope import build
 
-    zip_path = build(root / "autograder.zip")
+    zip_path = build(root / "autograder.zip", labs=labs, gpu_points=gpu_points)
     source = root / "autograder" / "source"
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
@@ -49,9 +50,13 @@ def enable_user_switch() -> str | None:
     return None
 
 
-def run_autograder(root: Path, files: dict[str, str], grader_args: str = "--lab 1 --lab 2",
+def run_autograder(root: Path, files: dict[str, str], grader_args: str = "",
                    timeout: int = 280) -> tuple[subprocess.CompletedProcess, dict]:
-    """Write a submission of ``{path: text}`` and run ``run_autograder``; (process, results.json)."""
+    """Write a submission of ``{path: text}`` and run ``run_autograder``; (process, results.json).
+
+    ``grader_args`` go to run_autograder as ``GRADER_ARGS``: options added to the ones baked in
+    at build time (``--lab 1`` grades lab 1 only of an autograder built for every lab).
+    """
     sub = root / "submission"
     shutil.rmtree(sub, ignore_errors=True)
     (sub / "labs").mkdir(parents=True)

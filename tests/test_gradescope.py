@@ -1,52 +1,176 @@
-"""The Gradescope autograder zip, run locally against fake submission folders."""
+"""The Gradescope autograder zip, run locally against fake submission folders, and the classroom summary."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from grader.impl import REPO_ROOT
+from grader.gradescope import CPU_TORCH_INDEX, build, main, selected_labs, torch_requirements
+from grader.impl import LABS, REPO_ROOT
 from tests.autograder import build_autograder, run_autograder
+
+SOL1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()
+SOL2 = (REPO_ROOT / "solutions" / "lab02_backprop.py").read_text()
 
 
 @pytest.fixture(scope="module")
 def autograder(tmp_path_factory):
-    root, names = build_autograder(tmp_path_factory.mktemp("ag"))
+    """The autograder of an assignment with labs 1 and 2."""
+    root, names = build_autograder(tmp_path_factory.mktemp("ag"), labs=[1, 2])
     assert "setup.sh" in names and "run_autograder" in names
     assert not any(n.startswith("solutions/") for n in names)
-    assert any(n.startswith("grader/hidden/test_lab") for n in names), "hidden tests belong in the autograder"
+    assert any(n.startswith("grader/hidden/test_lab01") for n in names), "hidden tests belong in the autograder"
     return root, names
 
 
-def _run(root, submission_files, extra_args="--lab 1 --lab 2"):
-    return run_autograder(root, submission_files, extra_args)
+def _lab_points(results, lab):
+    tests = [t for t in results["tests"] if t["name"].startswith(lab)]
+    return sum(t["score"] for t in tests), sum(t["max_score"] for t in tests)
 
 
 @pytest.mark.timeout(300)
 def test_run_autograder_grades_only_the_submitted_lab_files(autograder):
     root, _ = autograder
-    sol1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()
     # The submission also carries a "modified grader test" that must be ignored.
-    proc, results = _run(root, {"labs/lab01_autograd.py": sol1, "grader_test_hack.py": "assert False"})
+    proc, results = run_autograder(root, {"labs/lab01_autograd.py": SOL1, "grader_test_hack.py": "assert False"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
     lab2 = [t for t in results["tests"] if t["name"].startswith("lab02")]
     assert sum(t["score"] for t in lab1) == sum(t["max_score"] for t in lab1) > 0
     assert sum(t["score"] for t in lab2) == 0 and all("not implemented" in t["output"] for t in lab2 if t["max_score"])
+    assert {t["name"][:5] for t in results["tests"]} == {"lab01", "lab02"}, "the assignment grades labs 1 and 2 only"
     assert results["extra_data"]["integrity"] == {"checked": True, "problems": []}
     hidden = [t for t in lab1 if "hidden" in t["extra_data"]["nodeid"]]
     assert hidden and all(t["visibility"] == "after_published" for t in hidden)
+    # GPU checks are 0-point information, never a red failure on Gradescope.
+    gpu = [t for t in results["tests"] if not t["extra_data"]["graded"]]
+    assert gpu and all(t["max_score"] == 0 and t["status"] == "passed" for t in gpu)
 
 
 @pytest.mark.timeout(300)
 def test_run_autograder_accepts_top_level_files(autograder):
     root, _ = autograder
-    sol2 = (REPO_ROOT / "solutions" / "lab02_backprop.py").read_text()
-    proc, results = _run(root, {"lab02_backprop.py": sol2}, extra_args="--lab 2")
-    assert results["score"] == results["max_score"] > 0
+    proc, results = run_autograder(root, {"lab02_backprop.py": SOL2})
+    earned2, possible2 = _lab_points(results, "lab02")
+    assert earned2 == possible2 > 0, proc.stdout[-2000:]
+    assert _lab_points(results, "lab01")[0] == 0  # not submitted: the stub is graded
+
+
+@pytest.mark.timeout(400)
+def test_one_lab_autograder_grades_that_lab_only(tmp_path):
+    root, names = build_autograder(tmp_path, labs=[1])
+    tests = {n for n in names if n.startswith(("grader/test_lab", "grader/hidden/test_lab"))}
+    assert tests and all("test_lab01_" in n for n in tests), tests
+    assert not any(n.startswith("labs/lab0") and "lab01_" not in n for n in names), "other labs' stubs are not needed"
+    script = (root / "source" / "run_autograder").read_text()
+    assert "--lab 1 " in script and "for name in lab01_autograd; do" in script
+    assert "--gpu-points" not in script
+    proc, results = run_autograder(root, {"lab01_autograd.py": SOL1, "lab02_backprop.py": SOL2})
+    assert {t["name"][:5] for t in results["tests"]} == {"lab01"}, proc.stdout[-2000:]
+    graded = [t for t in results["tests"] if t["extra_data"]["graded"]]
+    assert results["score"] == results["max_score"] == sum(t["max_score"] for t in graded) > 0
+    assert "not implemented" not in json.dumps(results)
+
+
+def test_gpu_assignment_and_lab_choice_are_baked_in(tmp_path):
+    build(tmp_path / "gpu.zip", labs=[5, 4], gpu_points=True)
+    with zipfile.ZipFile(tmp_path / "gpu.zip") as zf:
+        script = zf.read("run_autograder").decode()
+    assert "--lab 4 --lab 5 --gpu-points" in script and "for name in lab04_dti lab05_cnn; do" in script
+    build(tmp_path / "all.zip")
+    with zipfile.ZipFile(tmp_path / "all.zip") as zf:
+        script = zf.read("run_autograder").decode()
+        names = zf.namelist()
+    assert f"for name in {' '.join(LABS.values())}; do" in script and "--lab" not in script.split("for name")[1]
+    assert all(f"labs/{m}.py" in names for m in LABS.values())
+
+
+def test_unknown_lab_and_existing_zip_are_refused(tmp_path, capsys):
+    with pytest.raises(ValueError, match="--lab 9: there is no such lab"):
+        selected_labs([1, 9])
+    assert selected_labs([3, 1]) == ["lab01", "lab03"] and selected_labs(None) == list(LABS)
+    (tmp_path / "ag.zip").write_text("old")
+    assert main([str(tmp_path / "ag.zip")]) == 2
+    assert "exists: remove it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--lab", "9", str(tmp_path / "new.zip")])
+    assert "invalid choice: 9" in capsys.readouterr().err
+
+
+def test_torch_requirements_must_be_pinned(tmp_path):
+    assert torch_requirements(REPO_ROOT / "requirements.txt")[0].startswith("torch==")
+    req = tmp_path / "requirements.txt"
+    req.write_text("torch>=2.0\ntorchvision==0.29.1\n")
+    with pytest.raises(ValueError, match="pin torch with =="):
+        torch_requirements(req)
+    req.write_text("numpy\ntorch==2.14.1  # comment\n")
+    with pytest.raises(ValueError, match="no torchvision line"):
+        torch_requirements(req)
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Logs what setup.sh asks of Python; runs only the version probe, with the real Python.
+echo "$*" >> "$LOG"
+if [ "$1" = - ]; then
+  if [ -n "${TORCH_IMPORTABLE:-}" ]; then exec "$REAL_PYTHON" "$@"; else cat >/dev/null; exit 1; fi
+fi
+exit 0
+"""
+
+
+def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool) -> list[str]:
+    root = tmp_path / f"ag-{gpu}-{torch_importable}"
+    source = root / "source"
+    source.mkdir(parents=True)
+    build(root / "ag.zip", labs=[1])
+    with zipfile.ZipFile(root / "ag.zip") as zf:
+        zf.extractall(source)
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "fake-python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    # nvidia-smi lists a GPU or fails (as where the driver has none); useradd only logs.
+    tools = {"nvidia-smi": "echo 'GPU 0: a GPU'" if gpu else "exit 9", "useradd": 'echo "useradd $*" >> "$LOG"'}
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    log = root / "log"
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), PYTHON=str(fake), LOG=str(log), REAL_PYTHON=sys.executable,
+               PATH=f"{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin")
+    env.pop("TORCH_INDEX_URL", None)
+    if torch_importable:
+        env["TORCH_IMPORTABLE"] = "1"
+    proc = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return log.read_text().splitlines()
+
+
+def test_setup_sh_installs_cpu_torch_without_a_gpu(tmp_path):
+    pins = " ".join(torch_requirements(REPO_ROOT / "requirements.txt"))
+    cpu = _run_setup(tmp_path, gpu=False, torch_importable=False)
+    assert f"-m pip install {pins} --index-url {CPU_TORCH_INDEX}" in cpu
+    assert any(line.startswith("-m pip install -r ") for line in cpu) and "-m data prepare grader" in cpu
+    gpu = _run_setup(tmp_path, gpu=True, torch_importable=False)
+    assert f"-m pip install {pins}" in gpu and not any("--index-url" in line for line in gpu)
+    # The pinned torch is already installed (this venv has it): setup.sh keeps it.
+    kept = _run_setup(tmp_path, gpu=False, torch_importable=True)
+    assert not any(line.startswith(f"-m pip install {pins}") for line in kept)
+    assert any(line.startswith("-m pip install -r ") for line in kept)
+
+
+def _classroom(tmp_path, results):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    proc = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def test_classroom_summary(tmp_path):
@@ -55,11 +179,20 @@ def test_classroom_summary(tmp_path):
         "tests": [
             {"name": "lab01: test_a", "score": 3.0, "max_score": 3.0, "output": "", "visibility": "visible"},
             {"name": "lab01: test_b", "score": 0.0, "max_score": 2.0, "output": "de/db is off", "visibility": "visible"},
+            {"name": "lab01: test_gpu", "score": 0.0, "max_score": 0.0, "status": "passed", "visibility": "visible",
+             "output": "GPU check, information only, 0 points (1 point in a GPU assignment): not run here (no GPU)",
+             "extra_data": {"graded": False, "state": "not run"}},
         ],
     }
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(results))
-    proc = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0
-    assert "| lab01 | 3 | 5 |" in proc.stdout and "de/db is off" in proc.stdout
-    assert proc.stdout.strip().endswith("Points 3/5")
+    out = _classroom(tmp_path, results)
+    assert "| lab01 | 3 | 5 |" in out and "de/db is off" in out
+    assert "test_gpu" not in out
+    assert out.strip().endswith("Points 3/5")
+
+
+def test_classroom_summary_names_a_missing_lab_once(tmp_path):
+    missing = "labs/lab02_backprop.py is missing: restore it from the release (the file name must stay lab02_backprop.py)"
+    tests = [{"name": f"lab02: test_{i}", "score": 0.0, "max_score": 1.0, "output": missing, "visibility": "visible"}
+             for i in range(13)]
+    out = _classroom(tmp_path, {"score": 0.0, "max_score": 13.0, "tests": tests})
+    assert out.count("is missing") == 1 and "`lab02`: all checks: " + missing in out

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from grader.plugin import seed_for_test
+from grader.plugin import GPU_INFO, NO_GPU, Check, Report, render_report, seed_for_test
 from grader.impl import REPO_ROOT
 from tests.planted import grade_variant
 
@@ -81,15 +81,106 @@ def test_report_format_and_gpu_checks(tmp_path):
     for key in ("score", "max_score", "execution_time", "tests", "extra_data"):
         assert key in report
     assert {"torch_version", "device", "grader_seed"} <= set(report["extra_data"])
+    assert report["extra_data"]["gpu_checks"] == "information" and "information only" in report["output"]
     for t in report["tests"]:
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
         assert t["status"] in ("passed", "failed") and t["visibility"] in ("visible", "after_published")
+    gpu = [t for name, t in results.items() if "cuda" in name]
+    assert gpu and all(not t["extra_data"]["graded"] for t in gpu)
+    # 0-point information, never a failure, whatever the machine.
+    assert all(t["max_score"] == 0 and t["score"] == 0 and t["status"] == "passed" for t in gpu)
+    assert all(t["output"].startswith(GPU_INFO) for t in gpu)
     import torch
 
     if not torch.cuda.is_available():
-        gpu = [t for name, t in results.items() if "cuda" in name]
-        assert gpu and all(t["max_score"] == 0 and "not graded here (no GPU)" in t["output"] for t in gpu)
-    assert report["score"] == report["max_score"] > 0
+        assert all(t["extra_data"]["state"] == "not run" and NO_GPU in t["output"] for t in gpu)
+    graded = [t for t in results.values() if t["extra_data"]["graded"]]
+    assert report["score"] == report["max_score"] == sum(t["max_score"] for t in graded) > 0
+
+
+def _report_with_gpu_check(state: str, gpu_points: bool = False) -> dict:
+    report = Report(gpu_points=gpu_points)
+    report.checks["a"] = Check("a", "lab01", "test_a", 2.0, score=2.0, status="passed")
+    report.checks["g"] = Check("g", "lab01", "test_g[cuda]", 3.0, status=state, graded=gpu_points,
+                               output="k differs on cuda" if state == "failed" else "")
+    return report.to_gradescope()
+
+
+@pytest.mark.parametrize("state", ["passed", "failed", "not run"])
+def test_maximum_does_not_depend_on_gpu_checks(state):
+    results = _report_with_gpu_check(state)
+    assert results["score"] == results["max_score"] == 2
+    gpu = results["tests"][1]
+    assert gpu["max_score"] == gpu["score"] == 0 and gpu["status"] == "passed"
+    assert gpu["extra_data"] == {**gpu["extra_data"], "graded": False, "state": state, "points_if_graded": 3.0}
+    text = "\n".join(render_report(results))
+    assert "What to look at" not in text and "GPU checks (information, 0 points)" in text
+    assert f"1 {state}" in text.splitlines()[1]
+    if state == "failed":
+        assert "lab01 test_g[cuda]: failed on the GPU: k differs on cuda" in text
+
+
+def test_gpu_points_make_gpu_checks_graded():
+    results = _report_with_gpu_check("failed", gpu_points=True)
+    assert results["max_score"] == 5 and results["score"] == 2
+    assert results["tests"][1]["status"] == "failed" and results["tests"][1]["max_score"] == 3
+    assert results["extra_data"]["gpu_checks"] == "graded"
+
+
+def test_gpu_points_are_refused_without_a_gpu(tmp_path):
+    import torch
+
+    impl = tmp_path / "impl"
+    impl.mkdir()
+    (impl / "lab01_autograd.py").write_text(SOL1)
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "grader", "--labs-dir", str(impl), "--lab", "1", "--json", str(out), "--gpu-points"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    if torch.cuda.is_available():
+        report = json.loads(out.read_text())
+        gpu = [t for t in report["tests"] if "cuda" in t["name"]]
+        assert gpu and all(t["extra_data"]["graded"] and t["max_score"] > 0 for t in gpu)
+    else:
+        assert proc.returncode != 0 and not out.exists()
+        assert "--gpu-points (a GPU assignment) but this machine has no CUDA GPU" in proc.stderr
+    env = dict(os.environ, GRADER_GPU_POINTS="yes")
+    proc = subprocess.run(cmd[:-1], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "GRADER_GPU_POINTS='yes': set it to 1" in proc.stderr
+
+
+@pytest.mark.timeout(280)
+def test_seeds_write_their_own_file(tmp_path):
+    impl = tmp_path / "impl"
+    impl.mkdir()
+    (impl / "lab01_autograd.py").write_text(SOL1)
+    results, seeds = tmp_path / "results.json", tmp_path / "seeds.json"
+    results.write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", "--labs-dir", str(impl), "--lab", "1", "--seeds", "2",
+         "--json", str(results), "--seeds-json", str(seeds)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=270,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert results.read_text() == "{}", "--seeds must not overwrite the results.json of a grading run"
+    summary = json.loads(seeds.read_text())
+    assert summary["seeds"] == 2 and summary["checks"]
+    assert all(v == {"passed": 2, "seeds": 2} for v in summary["checks"].values())
+    assert not any("cuda" in name for name in summary["checks"]), "0-point information checks are not counted"
+    assert f"per-check counts written to {seeds}" in proc.stdout
+
+
+def test_outside_the_venv_one_line_says_what_to_run(tmp_path):
+    # A Python without torch: this venv's, with torch hidden (None in sys.modules makes it unimportable).
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    for cmd, code in (([sys.executable, "-m", "grader", "--lab", "1"], 2),
+                      ([sys.executable, "-m", "pytest", "-m", "lab01", "grader"], 4)):
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == code, (cmd, proc.stdout, proc.stderr)
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        assert len(lines) == 1 and "has no torch" in lines[0], lines
+        assert "make grade" in lines[0] and ".venv/bin/python -m grader" in lines[0]
+        assert "INTERNALERROR" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_seed_is_stable_and_depends_on_grader_seed_and_test():

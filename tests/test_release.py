@@ -3,23 +3,80 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from grader.impl import REPO_ROOT
-from grader.release import leaks, write_release
+from grader.impl import LABS, REPO_ROOT
+from grader.release import GITIGNORE_LINES, layout_problems, leaks, write_release
 
 
 def test_release_holds_student_files_only(tmp_path):
     dest = write_release(tmp_path / "rel")
-    for name in ("labs", "grader", "data", "conftest.py", "pytest.ini", "README.md", "requirements.txt", "Makefile"):
+    for name in ("labs", "grader", "data", "conftest.py", "pytest.ini", "README.md", "requirements.txt", "Makefile",
+                 ".gitignore", "labs/QUESTIONS.md", "grader/classroom.py"):
         assert (dest / name).exists(), name
-    for name in ("solutions", "tests", "bench", ".ci", "grader/hidden", "grader/release.py", "data/cache"):
+    for name in ("solutions", "tests", "bench", ".ci", "docs", "student", "grader/hidden", "grader/release.py",
+                 "grader/gradescope.py", "grader/stubs.py", "data/cache"):
         assert not (dest / name).exists(), name
     assert json.loads((dest / "grader" / "MANIFEST.json").read_text())["files"]
     assert leaks(dest) == []
+    assert layout_problems(dest) == []
+
+
+def test_release_has_the_student_readme_makefile_and_gitignore(tmp_path):
+    dest = write_release(tmp_path / "rel")
+    readme = (dest / "README.md").read_text()
+    assert readme == (REPO_ROOT / "student" / "README.md").read_text() != (REPO_ROOT / "README.md").read_text()
+    for word in ("planted", "solutions/", "make test", "Trust boundary"):
+        assert word not in readme, word
+    for needed in ("labs/QUESTIONS.md", "make lab", "make grade", "make data", *(f"labs/{m}.py" for m in LABS.values())):
+        assert needed in readme, needed
+    gitignore = (dest / ".gitignore").read_text().split()
+    assert all(line in gitignore for line in GITIGNORE_LINES) and ".venv/" in gitignore
+    makefile = (dest / "Makefile").read_text()
+    assert "solutions" not in makefile and "stubs" not in makefile and "pytest --solutions" not in makefile
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_student_makefile_runs_lab_n(tmp_path):
+    dest = write_release(tmp_path / "rel")
+    for lab_id, module in LABS.items():
+        for goal in (["lab", str(int(lab_id[3:]))], ["lab", f"N={int(lab_id[3:])}"]):
+            proc = subprocess.run(["make", "-n", *goal], cwd=dest, capture_output=True, text=True)
+            assert f"-m labs.{module}" in proc.stdout, (goal, proc.stdout, proc.stderr)
+    proc = subprocess.run(["make", "lab", "9"], cwd=dest, capture_output=True, text=True)
+    assert proc.returncode != 0 and "make lab 9: no such lab; the labs are lab01_autograd.py" in proc.stdout
+    assert not (dest / ".venv").exists(), "a wrong lab number is refused before .venv is created"
+    for target in ("solutions", "stubs", "test"):
+        proc = subprocess.run(["make", "-n", target], cwd=dest, capture_output=True, text=True)
+        assert proc.returncode != 0 and "No rule to make target" in proc.stderr, target
+
+
+def test_layout_check_finds_instructor_material(tmp_path):
+    dest = write_release(tmp_path / "rel")
+    shutil.copy2(REPO_ROOT / "README.md", dest / "README.md")
+    (dest / "docs").mkdir()
+    shutil.copy2(REPO_ROOT / "docs" / "writing-a-lab.md", dest / "docs" / "writing-a-lab.md")
+    (dest / ".gitignore").write_text((dest / ".gitignore").read_text().replace(".venv/\n", ""))
+    (dest / "Makefile").write_text((dest / "Makefile").read_text() + "\nsolutions:\n\tpython -m grader --solutions\n")
+    (dest / "labs" / "QUESTIONS.md").unlink()
+    found = "\n".join(layout_problems(dest))
+    for expected in ("docs is in the release", "README.md is not student/README.md", "instructor material: 'planted'",
+                     ".gitignore does not ignore .venv/", "Makefile has the instructor target 'solutions'",
+                     "labs/QUESTIONS.md is missing", "Makefile is not student/Makefile"):
+        assert expected in found, (expected, found)
+
+
+def test_layout_check_finds_readme_naming_missing_files(tmp_path):
+    dest = write_release(tmp_path / "rel")
+    readme = dest / "README.md"
+    readme.write_text(readme.read_text().replace("labs/lab04_dti.py", "labs/lab04_tissue.py"))
+    found = layout_problems(dest)
+    assert "README.md names labs/lab04_tissue.py, which is not in the release" in found
+    assert "README.md does not mention labs/lab04_dti.py" in found
 
 
 def test_leak_check_finds_solution_code(tmp_path):

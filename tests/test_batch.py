@@ -1,0 +1,250 @@
+"""``python -m grader batch``: a generated class of 14 submissions graded end to end.
+
+The class (``tests/fake_class.py``) holds every layout instructors get and every way a
+submission goes wrong. It is graded once per session (lab 1 only, 10 s check budget, two slots,
+with similarity); the tests read that one run, grade four submissions again on their own with
+``python -m grader --labs-dir`` to check the gradebook against them, and resume the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import batch
+from tests.fake_class import CLASS, make_class
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--lab", "1", "--timeout", "10"]
+pytestmark = pytest.mark.timeout(900)  # the class is graded in the first test's set-up
+
+
+def run_batch(*argv: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "grader", "batch", *argv], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    subs, out = root / "submissions", root / "out"
+    make_class(subs)
+    proc = run_batch(str(subs), "--out", str(out), *ARGS, "--workers", "2", "--similarity", "-q")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["entry"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    return subs, out, rows, proc
+
+
+def test_every_entry_is_in_the_gradebook_with_its_status(graded):
+    _, out, rows, proc = graded
+    assert set(rows) == set(CLASS), f"entries missing or extra: {set(CLASS) ^ set(rows)}"
+    for entry, (what, status) in CLASS.items():
+        assert rows[entry]["status"] == status, f"{entry} ({what}): {rows[entry]}"
+        if status == "unreadable":
+            assert rows[entry]["notes"], f"{entry}: no reason given"
+    assert "14 submissions" in proc.stderr and "3 unreadable" in proc.stderr
+    # points: full, a planted bug, stubs, what is left after a crash
+    assert rows["ivan"]["lab01"] == rows["ivan"]["max"] == rows["classroom-alice"]["total"]
+    assert rows["peggy"]["total"] == rows["ivan"]["total"], "labs/ nested three folders deep not found"
+    assert 0 < float(rows["Dave Smith_1234_assignsubmission_file_"]["total"]) < float(rows["ivan"]["total"])
+    assert rows["carol.zip"]["total"] == "0" and rows["carol.zip"]["status"] == "ok"
+    assert rows["Dave Smith_1234_assignsubmission_file_"]["student"] == "Dave_Smith_1234"
+    assert "no file submitted" in rows["oscar"]["notes"]
+    assert "SyntaxError" in rows["grace"]["notes"] and "os._exit" in rows["frank.zip"]["notes"]
+    assert "time budget" in rows["erin"]["notes"]
+    for row in rows.values():
+        assert row["grader_seed"] == "20181" and len(row["grader_version"]) == 12
+
+
+@pytest.mark.parametrize("entry", ["Dave Smith_1234_assignsubmission_file_", "frank.zip", "grace", "oscar"])
+def test_batch_grades_as_a_single_run_does(graded, entry, tmp_path):
+    """Same checks, scores, messages and crash handling as `python -m grader --labs-dir`."""
+    _, out, rows, _ = graded
+    student = rows[entry]["student"]
+    single = tmp_path / "single.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "grader", "--labs-dir", str(out / "work" / student / "labs"), *ARGS,
+                           "--json", str(single)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alone = json.loads(single.read_text())
+    in_batch = json.loads((out / "results" / f"{student}.json").read_text())
+    keys = ("name", "score", "max_score", "status", "output", "visibility")
+    assert [{k: t[k] for k in keys} for t in in_batch["tests"]] == [{k: t[k] for k in keys} for t in alone["tests"]]
+    assert float(rows[entry]["total"]) == alone["score"] and float(rows[entry]["max"]) == alone["max_score"]
+
+
+def test_feedback_per_student_marks_hidden_checks(graded):
+    _, out, rows, _ = graded
+    for row in rows.values():
+        assert (out / "feedback" / f"{row['student']}.md").is_file(), row["student"]
+    dave = (out / "feedback" / "Dave_Smith_1234.md").read_text()
+    assert "de/db" in dave and "hidden check" in dave
+    results = json.loads((out / "results" / "Dave_Smith_1234.json").read_text())
+    hidden_failed = [t for t in results["tests"] if t["visibility"] != "visible" and t["score"] < t["max_score"]]
+    assert hidden_failed and all(f"`{t['name']}` ({t['score']:g}/{t['max_score']:g}) *(hidden check" in dave for t in hidden_failed)
+    assert "could not be graded" in (out / "feedback" / "heidi.md").read_text()
+    assert results["extra_data"]["batch"]["status"] == "ok" and results["extra_data"]["batch"]["entry"].startswith("Dave")
+
+
+def test_summary_names_the_slips_the_class_made(graded):
+    _, out, _, _ = graded
+    summary = (out / "summary.md").read_text()
+    assert "14 submissions: 8 ok, 2 crashed, 1 timed out, 3 unreadable" in summary
+    line = next(l for l in summary.splitlines() if l.startswith("| `lab01: test_graph_backward_matches_autograd`"))
+    assert "only one path counted" in line and "1 |" in line.split("%")[1], line  # one not implemented (carol)
+    assert "heidi" in summary and "not a readable zip" in summary
+    png = (out / "summary.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_similarity_lists_the_near_copies_not_the_stubs(graded):
+    _, out, _, _ = graded
+    md = (out / "similarity.md").read_text()
+    assert "[ivan](work/ivan/labs/lab01_autograd.py) | [judy](work/judy/labs/lab01_autograd.py)" in md
+    assert "carol" not in md, "a stub-only submission was reported as similar: the stub text is boilerplate"
+    assert "judy" in (out / "similarity.html").read_text()
+
+
+def test_resume_grades_only_what_changed(graded):
+    subs, out, rows, _ = graded
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    (out / "results" / "ivan.json").unlink()  # as if the batch had been stopped before ivan
+    (out / "results" / "judy.json").write_text("forged")  # damaged: listed, never dropped, then regraded
+    batch.write_reports(out, ["lab01"], batch.build_parser().parse_args(["--out", str(out)]))
+    damaged = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}["judy"]
+    assert damaged["status"] == "grader error" and "damaged" in damaged["notes"]
+    proc = run_batch(str(subs), "--out", str(out), *ARGS, "--workers", "1", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 to grade, 9 already graded" in proc.stderr, proc.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
+    changed = {n for n in after if after[n] != before.get(n)}
+    unreadable = {f"{r['student']}.json" for r in rows.values() if r["status"] == "unreadable"}
+    assert changed - unreadable == {"ivan.json", "judy.json"}
+    again = {r["entry"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    assert {e: {k: v for k, v in r.items() if k != "seconds"} for e, r in again.items()} == \
+        {e: {k: v for k, v in r.items() if k != "seconds"} for e, r in rows.items()}
+
+
+def test_merge_of_shards_gives_the_same_gradebook(graded, tmp_path):
+    _, out, rows, _ = graded
+    shards = [tmp_path / "s1", tmp_path / "s2"]
+    for i, path in enumerate(sorted((out / "results").glob("*.json"))):
+        dest = shards[i % 2]
+        for sub, suffix in (("results", ".json"), ("feedback", ".md")):
+            (dest / sub).mkdir(parents=True, exist_ok=True)
+            (dest / sub / f"{path.stem}{suffix}").write_bytes((out / sub / f"{path.stem}{suffix}").read_bytes())
+    proc = run_batch("--merge", *map(str, shards), "--out", str(tmp_path / "merged"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "merged" / "gradebook.csv").read_text() == (out / "gradebook.csv").read_text()
+    # shards graded with another seed are refused, naming the fix
+    other = json.loads((shards[1] / "results" / "ivan.json").read_text()) if (shards[1] / "results" / "ivan.json").exists() \
+        else json.loads((shards[0] / "results" / "ivan.json").read_text())
+    other["extra_data"]["grader_seed"] = 7
+    (shards[1] / "results" / "zz-other.json").write_text(json.dumps(other))
+    proc = run_batch("--merge", *map(str, shards), "--out", str(tmp_path / "merged2"), "-q")
+    assert proc.returncode != 0 and "--grader-seed" in proc.stderr
+
+
+def test_shards_split_the_class(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in "abcde":
+        (subs / f"{name}.zip").write_bytes(b"not a zip")  # unreadable: sharding needs no grading
+    for k in (1, 2):
+        proc = run_batch(str(subs), "--out", str(tmp_path / f"out{k}"), "--shard", f"{k}/2", "-q")
+        assert proc.returncode == 0, proc.stderr
+    got = [sorted(p.stem for p in (tmp_path / f"out{k}" / "results").glob("*.json")) for k in (1, 2)]
+    assert got == [["a", "c", "e"], ["b", "d"]]
+    proc = run_batch(str(subs), "--out", str(tmp_path / "x"), "--shard", "3/2")
+    assert proc.returncode == 2 and "1 <= K <= N" in proc.stderr
+
+
+def test_discover_reads_gradescope_exports_and_refuses_tricks(tmp_path):
+    subs = tmp_path / "export"
+    lab = (REPO_ROOT / "labs" / "lab01_autograd.py").read_text()
+    (subs / "submission_111" / "labs").mkdir(parents=True)
+    (subs / "submission_111" / "labs" / "lab01_autograd.py").write_text(lab)
+    (subs / "submission_222").mkdir()
+    (subs / "submission_222" / "lab01_autograd.py").write_text(lab)
+    (subs / "submission_metadata.yml").write_text(
+        "submission_111:\n  :submitters:\n  - :name: Ada Lovelace\n    :sid: '1'\n    :email: ada@uni.edu\n"
+        "submission_222:\n  :submitters:\n  - :name: Alan Turing\n    :email: alan@uni.edu\n"
+        "  - :name: Grace Hopper\n    :email: grace@uni.edu\n")
+    with zipfile.ZipFile(subs / "zed.zip", "w") as zf:  # a path out of the folder, and a huge "lab file"
+        zf.writestr("../lab01_autograd.py", lab)
+        zf.writestr("repo/labs/lab02_backprop.py", "x = 1\n" * 400_000)
+    entries = {e.source.name: e for e in batch.discover(subs)}
+    assert set(entries) == {"submission_111", "submission_222", "zed.zip"}
+    assert (entries["submission_111"].student, entries["submission_111"].email) == ("Ada_Lovelace", "ada@uni.edu")
+    assert entries["submission_222"].student == "Alan_Turing+Grace_Hopper"
+    assert entries["submission_222"].email == "alan@uni.edu;grace@uni.edu"
+    assert entries["submission_111"].files == {"lab01": "labs/lab01_autograd.py"}
+    assert entries["zed.zip"].files == {"lab02": "repo/labs/lab02_backprop.py"}, "../ must never be read"
+    with pytest.raises(batch.Unreadable, match="too large for a lab file"):
+        batch.extract(entries["zed.zip"], tmp_path / "w")
+    with pytest.raises(SystemExit, match="not a folder"):
+        batch.discover(tmp_path / "nowhere")
+
+
+def test_write_atomic_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "gradebook.csv"
+    batch.write_atomic(path, "old\n")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        batch.write_atomic(path, "new\n" * 1000)
+    assert path.read_text() == "old\n"
+
+
+ATTACK = '''
+
+def graph_forward(a, b):
+    import pathlib
+    import subprocess
+
+    for target in {targets!r}:
+        try:
+            pathlib.Path(target).write_text("forged")
+        except OSError:
+            pass
+    subprocess.Popen(["sleep", "600"], start_new_session=True)  # left behind for the next student
+    c, d = a + b, b + 1.0
+    return c, d, c * d
+'''
+
+
+def test_worker_user_keeps_students_away_from_each_other(tmp_path):
+    """As root with --worker-user, a student cannot touch results, other students' files or the grader."""
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    why = enable_user_switch()
+    if why:
+        pytest.skip(why)
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    alt = (REPO_ROOT / "tests" / "alt" / "lab01_autograd.py").read_text()
+    targets = [str(out / "results" / "victim.json"), str(out / "work" / "victim" / "labs" / "lab01_autograd.py"),
+               str(REPO_ROOT / "grader" / "FORGED"), str(out / "gradebook.csv")]
+    for name, text in (("victim", alt), ("zed", alt + ATTACK.format(targets=targets))):
+        (subs / name).mkdir(parents=True)
+        (subs / name / "lab01_autograd.py").write_text(text)
+    proc = run_batch(str(subs), "--out", str(out), *ARGS, "--workers", "1", "--worker-user", WORKER_USER, "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"student code runs as {WORKER_USER}" in proc.stderr
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    assert rows["victim"]["total"] == rows["victim"]["max"] == rows["zed"]["total"], rows
+    assert (out / "work" / "victim" / "labs" / "lab01_autograd.py").read_text() == alt
+    assert json.loads((out / "results" / "victim.json").read_text())["score"] == float(rows["victim"]["max"])
+    assert not (REPO_ROOT / "grader" / "FORGED").exists()
+    left = subprocess.run(["pgrep", "-u", WORKER_USER], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes of {WORKER_USER} outlived the batch: {left}"
