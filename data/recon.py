@@ -77,6 +77,10 @@ REAL_ROOT = Path(__file__).resolve().parent / "recon_classification"
 LECTURE_N_PAIRS = 260  # 520 images
 LECTURE_IMAGE_SIZE = 320
 SIM_VERSION = 2  # bump when the simulation changes: invalidates caches
+#: File names of the PNG set: ``<class>.<pair id>.png`` as in the lecture's data.zip, whose script
+#: takes the label from the name before the first dot. Part of the folder name, so a set written
+#: with the earlier names (``pair0000.png``) is not mistaken for this one.
+NAMING = "-named"
 #: (n_pairs, image_size) of the subset that grades lab 5; `python -m data prepare grader` builds it.
 GRADER_SUBSET = (48, 64)
 SECONDS_PER_PAIR_320 = 4.5  # one core, for the progress message
@@ -291,8 +295,9 @@ def load_recon_folder(root: str | Path, image_size: int | None = None, source: s
 
     train -> (x_train, y_train), test -> (x_val, y_val); label 0 for ``ref`` (fully sampled
     reference), 1 for ``tgv`` (accelerated PI-CS). 8-bit images are divided by 255, 16-bit by
-    65535; gray images stored as RGB(A) are accepted. Files with the same name in ``ref`` and
-    ``tgv`` share a pair id.
+    65535; gray images stored as RGB(A) are accepted. A ``ref`` and a ``tgv`` file share a pair
+    id when their names are equal or differ only in the class prefix (``ref.0007.png`` and
+    ``tgv.0007.png``, the lecture's naming; see `pair_key`).
 
     Args:
         root: dataset folder.
@@ -338,7 +343,7 @@ def load_recon_folder(root: str | Path, image_size: int | None = None, source: s
                     t = _resize(torch.from_numpy(a)[None, None], int(image_size))
                 xs.append(t)
                 ys.append(float(label))
-                stems.append(p.stem)
+                stems.append(pair_key(p.stem, cname))
         ids = {s: i for i, s in enumerate(sorted(set(stems)))}
         out.append((torch.cat(xs).contiguous(), torch.tensor(ys, dtype=torch.float32),
                     torch.tensor([ids[s] for s in stems], dtype=torch.int64)))
@@ -353,8 +358,8 @@ def _real_present(root: Path) -> bool:
 
 def sim_root(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE, seed: int = 0) -> Path:
     """Cache folder of a simulated PNG dataset:
-    ``<cache>/recon_sim/n{n}_{size}px_seed{seed}_v{SIM_VERSION}``."""
-    return cache_dir() / "recon_sim" / f"n{int(n_pairs)}_{int(image_size)}px_seed{int(seed)}_v{SIM_VERSION}"
+    ``<cache>/recon_sim/n{n}_{size}px_seed{seed}_v{SIM_VERSION}{NAMING}``."""
+    return cache_dir() / "recon_sim" / f"n{int(n_pairs)}_{int(image_size)}px_seed{int(seed)}_v{SIM_VERSION}{NAMING}"
 
 
 def _prepare_params(n_pairs: int, image_size: int, seed: int) -> dict:
@@ -364,8 +369,15 @@ def _prepare_params(n_pairs: int, image_size: int, seed: int) -> dict:
 
 def _pair_paths(root: Path, index: int, n_pairs: int) -> tuple[Path, Path]:
     split = SPLIT_DIRS[0] if index < n_train_pairs(n_pairs) else SPLIT_DIRS[1]
-    name = f"pair{index:04d}.png"
-    return root / split / CLASS_DIRS[0] / name, root / split / CLASS_DIRS[1] / name
+    return tuple(root / split / c / f"{c}.{index:04d}.png" for c in CLASS_DIRS[:2])
+
+
+def pair_key(stem: str, class_dir: str) -> str:
+    """What pairs a ``ref`` file with its ``tgv`` file: the name after the class prefix
+    (``ref.0007`` and ``tgv.0007`` -> ``0007``, the lecture's ``<class>.<id>.png``), or the
+    whole name when it has no such prefix (``img7`` in both folders)."""
+    prefix = f"{class_dir}."
+    return stem[len(prefix):] if stem.startswith(prefix) and len(stem) > len(prefix) else stem
 
 
 def _png_bytes(x: np.ndarray) -> bytes:
@@ -391,7 +403,8 @@ def prepare(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE
     """Build the simulated dataset as uint8 PNGs in the ISMRM 2018 layout (see `load_recon_folder`).
 
     Pairs 0..round(2 n/3)-1 go to ``train``, the rest to ``test``; files
-    ``{split}/{ref,tgv}/pair{index:04d}.png``. Each PNG is written atomically; finished pairs
+    ``{split}/{ref,tgv}/{ref,tgv}.{index:04d}.png`` (the lecture's ``<class>.<id>.png``: its script
+    takes the label from the name before the first dot). Each PNG is written atomically; finished pairs
     are kept, so an interrupted run resumes where it stopped. A manifest (parameters + sha256
     of all files) marks the folder complete; a complete folder is returned at once. The
     lecture set (260 pairs, 320 px) takes about 20 min on one core, ~10 min with 2 workers,

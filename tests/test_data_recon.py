@@ -242,16 +242,21 @@ def test_folder_loader_accepts_gray_stored_as_rgb_and_rejects_mixed_sizes(tmp_pa
 def test_prepare_writes_layout_and_resumes(cache):
     root = recon.prepare(n_pairs=3, image_size=32, workers=1, progress=False)
     pngs = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
-    assert pngs == ["test/ref/pair0002.png", "test/tgv/pair0002.png", "train/ref/pair0000.png",
-                    "train/ref/pair0001.png", "train/tgv/pair0000.png", "train/tgv/pair0001.png"]
-    victim = root / "train" / "tgv" / "pair0001.png"
+    assert pngs == ["test/ref/ref.0002.png", "test/tgv/tgv.0002.png", "train/ref/ref.0000.png",
+                    "train/ref/ref.0001.png", "train/tgv/tgv.0000.png", "train/tgv/tgv.0001.png"]
+    # the lecture's script labels a file by its name before the first dot, then LabelEncoder
+    labels = {p.name.split(".")[0] for p in root.rglob("*.png")}
+    assert labels == {"ref", "tgv"}
+    victim = root / "train" / "tgv" / "tgv.0001.png"
     before = victim.read_bytes()
-    stamp = (root / "train" / "ref" / "pair0000.png").stat().st_mtime_ns
+    stamp = (root / "train" / "ref" / "ref.0000.png").stat().st_mtime_ns
     victim.unlink()  # an interrupted run: one file missing, no valid manifest
     assert recon.prepare(n_pairs=3, image_size=32, workers=1, progress=False) == root
     assert victim.read_bytes() == before, "a resumed pair is bit-identical"
-    assert (root / "train" / "ref" / "pair0000.png").stat().st_mtime_ns == stamp, "finished pairs are kept"
+    assert (root / "train" / "ref" / "ref.0000.png").stat().st_mtime_ns == stamp, "finished pairs are kept"
     d = recon.load_recon_folder(root)
+    assert torch.equal(d.pair_train, torch.tensor([0, 1, 0, 1])), "ref.N pairs with tgv.N"
+    assert torch.equal(d.pair_val, torch.tensor([2, 2]))
     sub = recon.load_recon_subset(n_pairs=3, image_size=32, seed=0)
     assert torch.equal(d.x_val, sub.x_val), "PNG set and in-memory subset hold the same images"
     assert recon.info()["source"] in ("real", "offline")
