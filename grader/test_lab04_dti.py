@@ -12,10 +12,11 @@ normalised features come back as data. The numbers train() returns are only chec
 form. Training happens three times per grading: one full pipeline, shared by the accuracy and
 history checks (module-scoped fixture), and a pair on the imbalanced set.
 
-Rubric (22 points on a CPU machine, +1 on a GPU):
-    split 2, normaliser uses training statistics 2, constant feature 1, class weights 2,
-    model structure 2, history 1, validation set never trained on 2, predict 1,
-    confusion matrix 1, test-subject accuracy 3, test-subject balanced accuracy 2,
+Rubric (25 points on a CPU machine, +1 on a GPU):
+    split 2, split rejects bad arguments 1, normaliser uses training statistics 2, constant
+    feature 1, class weights 2, model structure 2, history 1, history matches the grader's
+    evaluation 1, mini-batches in a new order every epoch 1, validation set never trained on 2,
+    predict 1, confusion matrix 1, test-subject accuracy 3, test-subject balanced accuracy 2,
     class weights on an imbalanced training set 2, no hard-coded device 1,
     cuda pipeline 1 (GPU only).
 """
@@ -140,6 +141,11 @@ class Run:
     model: nn.Module  # the grader's MLP rebuilt from the trained parameters
     test: dict  # grader metrics on the test subject
     device: str  # where the worker reports the trained parameters (evidence)
+    handle: object = None  # the trained model in the worker
+    x_val: torch.Tensor | None = None  # the validation features as the student's Normalizer returned them
+    y_val: torch.Tensor | None = None
+    weights: torch.Tensor | None = None  # what class_weights returned (passed to train())
+    x_test: torch.Tensor | None = None  # the test subject's features, normalised by the student's Normalizer
 
 
 def train_student(lab, x_tr, y_tr, x_val, y_val, seed: int, weights, epochs: int, device: str = "cpu"):
@@ -168,13 +174,15 @@ def run_pipeline(lab, data, seed: int, epochs: int = EPOCHS, device: str = "cpu"
     x_tr, y_tr, x_val, y_val = lab.split_train_val(x.clone(), y.clone(), val_fraction, seed=seed)
     normalizer = lab.fit_normalizer(torch.as_tensor(x_tr).clone())
     weights = lab.class_weights(torch.as_tensor(y_tr).clone(), N_CLASSES)
+    x_val_n = normalizer.transform(torch.as_tensor(x_val).clone())
     model, history = train_student(lab, normalizer.transform(torch.as_tensor(x_tr).clone()), y_tr,
-                                   normalizer.transform(torch.as_tensor(x_val).clone()), y_val, seed, weights,
-                                   epochs, device)
+                                   x_val_n, y_val, seed, weights, epochs, device)
     on_device = lab.grader.probe("lab04.device_of", model)
     mine = judge_model(lab, model, "after train(), build_dti_mlp()")
-    pred = grader_predict(mine, normalizer.transform(data.x_test.clone()))
-    return Run(history=history, epochs=epochs, model=mine, test=metrics(data.y_test, pred), device=str(on_device))
+    x_test_n = normalizer.transform(data.x_test.clone())
+    pred = grader_predict(mine, x_test_n)
+    return Run(history=history, epochs=epochs, model=mine, test=metrics(data.y_test, pred), device=str(on_device),
+               handle=model, x_val=x_val_n, y_val=torch.as_tensor(y_val), weights=weights, x_test=x_test_n)
 
 
 def imbalanced_split(data, seed: int):
@@ -269,8 +277,42 @@ def test_split_train_val(lab, grader_seed):
     again = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed)[2]
     other = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed + 1)[2]
     first = lab.split_train_val(x.clone(), y.clone(), 0.2, seed=grader_seed)[2]
-    assert torch.equal(torch.as_tensor(again), torch.as_tensor(first)), "split_train_val is not deterministic for a fixed seed"
-    assert not torch.equal(torch.as_tensor(other), torch.as_tensor(first)), "split_train_val ignores its seed"
+    assert torch.equal(torch.as_tensor(again), torch.as_tensor(first)), (
+        "split_train_val is not deterministic for a fixed seed: draw the permutation from a generator seeded with "
+        "`seed` (torch.Generator().manual_seed(seed) or np.random.default_rng(seed)), not from the global RNG"
+    )
+    assert not torch.equal(torch.as_tensor(other), torch.as_tensor(first)), (
+        "split_train_val ignores its seed: seed the generator of the permutation with `seed`"
+    )
+
+
+_PASS_THROUGH = (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)
+
+
+def expect_value_error(call, what: str, why: str) -> None:
+    """``call()`` must raise ValueError in the worker; otherwise a failure that says ``why``."""
+    try:
+        call()
+    except ValueError:
+        return
+    except (NotImplementedError, *_PASS_THROUGH):
+        raise
+    except remote.StudentError as exc:
+        pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
+    pytest.fail(f"{what} returned normally; expected ValueError ({why})")
+
+
+@pytest.mark.points(1)
+def test_split_train_val_rejects_bad_arguments(lab, grader_seed):
+    g = torch.Generator().manual_seed(grader_seed)
+    x, y = torch.rand(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g)
+    expect_value_error(lambda: lab.split_train_val(x.clone(), y[:45].clone(), 0.2, seed=grader_seed),
+                       "split_train_val(x with 60 rows, y with 45 labels)",
+                       "x and y must have one label per row; check their lengths before splitting")
+    for fraction in (0.0, 1.0, 1.5, -0.2):
+        expect_value_error(lambda: lab.split_train_val(x.clone(), y.clone(), fraction, seed=grader_seed),
+                           f"split_train_val(val_fraction={fraction})",
+                           "val_fraction must be in (0, 1): otherwise one of the two sets is empty or does not exist")
 
 
 # --------------------------------------------------------------------------- Task 4.2: normalisation
@@ -314,6 +356,21 @@ def test_normalizer_uses_training_statistics(lab, dti, grader_seed):
             f"transform() uses statistics of the data it is given ({name}-set statistics leak into the model's "
             "input): normalise with the statistics that fit_normalizer computed on the training set only"
         )
+    mean = torch.as_tensor(normalizer.mean.fetch()).detach().double().cpu()
+    std = torch.as_tensor(normalizer.std.fetch()).detach().double().cpu()
+    assert tuple(mean.shape) == (5,) and tuple(std.shape) == (5,), (
+        f"fit_normalizer: the Normalizer's mean and std must have one entry per feature, shape (5,); "
+        f"got {tuple(mean.shape)} and {tuple(std.shape)}"
+    )
+    assert torch.isfinite(std).all() and (std > 0).all(), f"fit_normalizer: std must be finite and > 0, got {std.tolist()}"
+    z_val = torch.as_tensor(normalizer.transform(x_val.clone())).double()
+    want = (x_val.double() - mean) / std
+    if not torch.allclose(z_val, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())):
+        hint = ""
+        if torch.allclose(z_val, x_val.double() / std, rtol=1e-4, atol=1e-4 * float(want.abs().max())):
+            hint = ": it divides by std but does not subtract the stored mean"
+        pytest.fail("Normalizer.transform(x) differs from (x - mean) / std with the Normalizer's own mean and std "
+                    f"(the attributes fit_normalizer stored){hint}")
 
 
 @pytest.mark.points(1)
@@ -332,6 +389,14 @@ def test_normalizer_constant_feature(lab, grader_seed):
             "a constant training feature has standard deviation 0 (and a zero column has maximum 0); "
             "fit_normalizer must replace a zero scale by 1 instead of dividing by zero"
         )
+    z = torch.as_tensor(normalizer.transform(x_new.clone())).float()
+    for f in (1, 3):
+        biggest = float(z[:, f].abs().max())
+        assert biggest <= 10.0, (
+            f"Normalizer.transform on new data: the constant training feature {f} (new values in [0, 1]) comes out "
+            f"as large as {biggest:.3g}: a constant training feature must get the scale 1 (std 1), not a tiny "
+            "epsilon, or any new value is blown up"
+        )
 
 
 # --------------------------------------------------------------------------- Task 4.3: class balance
@@ -342,7 +407,12 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
     rng = np.random.default_rng(grader_seed)
     counts = [int(rng.integers(300, 600)), int(rng.integers(40, 90)), int(rng.integers(150, 300))]
     y = torch.from_numpy(rng.permutation(np.repeat(np.arange(3), counts)))
-    w = torch.as_tensor(lab.class_weights(y.clone(), 3)).detach().double().cpu()
+    got = lab.class_weights(y.clone(), 3)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32, (
+        f"class_weights must return a float32 tensor (the dtype of the logits nn.CrossEntropyLoss weighs), got "
+        f"{got.dtype if isinstance(got, torch.Tensor) else type(got).__name__}"
+    )
+    w = got.detach().double().cpu()
     assert tuple(w.shape) == (3,), f"class_weights(y, 3) must return one weight per class, shape (3,), got {tuple(w.shape)}"
     assert torch.isfinite(w).all() and (w > 0).all(), f"class_weights for class counts {counts}: got {w.tolist()}, expected finite positive weights"
     n = torch.tensor(counts, dtype=torch.float64)
@@ -361,6 +431,10 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
     assert tuple(w.shape) == (3,) and torch.isfinite(w).all(), (
         f"class_weights with no sample of class 1 gave {w.tolist()}: every weight must be finite "
         "(a class with n_c = 0 gets weight 0, not 1/0 = inf)"
+    )
+    assert w[1] == 0, (
+        f"class_weights with no sample of class 1 gave it the weight {float(w[1]):.4g}: a class with no samples "
+        "gets weight 0 (it has no term in the loss; any other value is an arbitrary choice)"
     )
     assert abs(w[0] * counts[0] - w[2] * counts[2]) <= 1e-4 * abs(w[0] * counts[0]), (
         f"class_weights with an absent class: the present classes' weights {w[[0, 2]].tolist()} must still be "
@@ -441,6 +515,94 @@ def test_train_history(pipeline):
     )
 
 
+@pytest.mark.points(1)
+@pytest.mark.timeout(300)
+def test_train_history_matches_own_evaluation(pipeline):
+    """The last validation loss and accuracy train() reports equal the grader's own evaluation of the
+    trained model (its parameters in the grader's MLP) on the same validation features, with the
+    class weights passed to train(): the validation loss is the class-weighted cross-entropy."""
+    h = pipeline.history
+    x_val = torch.as_tensor(pipeline.x_val).detach().float().cpu()
+    y_val = torch.as_tensor(pipeline.y_val).long().cpu()
+    weights = torch.as_tensor(pipeline.weights).detach().float().cpu().reshape(-1)
+    with torch.no_grad():
+        logits = pipeline.model(x_val)
+    acc = float((logits.argmax(dim=1) == y_val).double().mean())
+    loss = float(nn.functional.cross_entropy(logits, y_val, weight=weights))
+    plain = float(nn.functional.cross_entropy(logits, y_val))
+    got_acc = as_float(h["val_acc"][-1], "history['val_acc'][-1]")
+    got_loss = as_float(h["val_loss"][-1], "history['val_loss'][-1]")
+    assert abs(got_acc - acc) <= 1e-3, (
+        f"history['val_acc'][-1] = {got_acc:.4f}, but the trained model classifies {acc:.4f} of the validation "
+        "voxels correctly: evaluate the whole validation set after the epoch (argmax of the logits == label)"
+    )
+    if abs(got_loss - loss) > 1e-3 * max(1.0, loss):
+        hint = ""
+        if abs(got_loss - plain) <= 1e-3 * max(1.0, plain):
+            hint = ": it is the unweighted cross-entropy; use the class weight for the validation loss too"
+        pytest.fail(
+            f"history['val_loss'][-1] = {got_loss:.4f}, but the trained model's class-weighted cross-entropy on the "
+            f"validation set is {loss:.4f}{hint}"
+        )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
+    """The rows the model sees with gradients enabled (a forward pre-hook in the worker, evidence of
+    the order only): each epoch is ceil(N / batch_size) mini-batches of batch_size rows (the last one
+    smaller) that cover every training row once, in a new random order every epoch."""
+    g = torch.Generator().manual_seed(grader_seed)
+    n, batch_size, epochs = 100, 32, 3
+    x = torch.randn(n, 5, generator=g)
+    x[:, 0] = torch.arange(n, dtype=torch.float32) / n  # row i is known by its first feature
+    y = torch.randint(0, 3, (n,), generator=g)
+    x_val, y_val = torch.randn(20, 5, generator=g), torch.randint(0, 3, (20,), generator=g)
+    x_val[:, 0] = 2.0 + torch.arange(20, dtype=torch.float32) / 20
+    torch.manual_seed(grader_seed)
+    model = lab.grader.to_worker(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3)))
+    recorder = lab.grader.probe("lab04.watch_batches", model)
+    lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), epochs=epochs, batch_size=batch_size,
+              device="cpu", seed=grader_seed)
+    calls = recorder.calls.fetch()
+    batches = []
+    for _, grad, first in calls:
+        if not grad or first is None:
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and (ids.min() >= 0) and (ids.max() < n):
+            batches.append(ids.tolist())
+    per_epoch = -(-n // batch_size)
+    sizes = [len(b) for b in batches]
+    want_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    if sizes != want_sizes * epochs:  # an evaluation of the whole training set with gradients on is fine
+        steps = [b for b in batches if len(b) < n]
+        if [len(b) for b in steps] == want_sizes * epochs:
+            batches, sizes = steps, [len(b) for b in steps]
+    assert batches, (
+        f"train(batch_size={batch_size}) on {n} rows: the model never saw a mini-batch with gradients enabled; "
+        "one forward pass, loss, backward and Adam step per mini-batch of batch_size rows"
+    )
+    assert sizes == want_sizes * epochs, (
+        f"train(batch_size={batch_size}, epochs={epochs}) on {n} rows fed mini-batches of sizes {sizes}; expected "
+        f"{want_sizes} in every epoch: batch_size rows per step (use the argument, not a fixed number), the last "
+        "batch of an epoch smaller"
+    )
+    orders = [sum(batches[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)]
+    for e, order in enumerate(orders, start=1):
+        assert sorted(order) == list(range(n)), (
+            f"train(): epoch {e} does not visit every training row exactly once ({len(set(order))} distinct of {n})"
+        )
+    assert orders[0] != list(range(n)), (
+        "train(): the first epoch visits the rows in their stored order; shuffle them (the data come ordered by "
+        "subject and class, so every mini-batch would hold one class)"
+    )
+    assert all(a != b for a, b in zip(orders, orders[1:])), (
+        "train(): two epochs visit the rows in the same order; draw a new random order every epoch (one "
+        "generator seeded once with `seed`, not re-seeded per epoch)"
+    )
+
+
 @pytest.mark.points(2)
 @pytest.mark.timeout(120)
 def test_validation_set_never_trained_on(lab, dti, grader_seed):
@@ -492,9 +654,11 @@ def test_predict(lab, grader_seed):
     with torch.no_grad():
         want = model(x).argmax(dim=1)
     got = lab.predict(lab.grader.to_worker(model), x.clone())
-    got = torch.as_tensor(np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got))
+    assert isinstance(got, torch.Tensor), f"predict must return a torch.int64 tensor of labels, got {type(got).__name__}"
     assert tuple(got.shape) == (300,), f"predict(model, x) for x of shape (300, 5) must return (300,) labels, got {tuple(got.shape)}"
-    assert not got.is_floating_point(), f"predict must return integer class labels, got dtype {got.dtype}"
+    assert got.dtype == torch.int64, (
+        f"predict must return a torch.int64 tensor of class labels (what argmax gives), got dtype {got.dtype}"
+    )
     got = got.long()
     if torch.equal(got, want + 1):
         pytest.fail("predict(): the labels are off by one: they must be 0..2 (indices into CLASSES), "
@@ -514,7 +678,11 @@ def test_confusion_matrix_matches_sklearn(lab, grader_seed):
     y_true = rng.integers(0, 3, 200)
     y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 2, 200))  # class 2 under-predicted
     for to in (torch.from_numpy, np.asarray):
-        got = np.asarray(lab.confusion_matrix(to(y_true.copy()), to(y_pred.copy()), 3))
+        got = lab.confusion_matrix(to(y_true.copy()), to(y_pred.copy()), 3)
+        assert isinstance(got, np.ndarray) and got.dtype == np.int64, (
+            "confusion_matrix must return a NumPy array of dtype int64 (counts), got "
+            + (f"an array of dtype {got.dtype}" if isinstance(got, np.ndarray) else type(got).__name__)
+        )
         want = sk_confusion_matrix(y_true, y_pred, labels=[0, 1, 2])
         assert got.shape == (3, 3), f"confusion_matrix must be (3, 3), got {got.shape}"
         if np.array_equal(got, want.T) and not np.array_equal(got, want):
@@ -631,4 +799,12 @@ def test_pipeline_on_cuda(lab, dti, request):
     assert run.test["accuracy"] >= MIN_TEST_ACCURACY and run.test["balanced"] >= MIN_TEST_BALANCED, (
         f"trained on cuda: test accuracy {run.test['accuracy']:.3f}, balanced {run.test['balanced']:.3f}; "
         f"expected >= {MIN_TEST_ACCURACY} and >= {MIN_TEST_BALANCED} as on the CPU ({describe(run.test)})"
+    )
+    x_test = torch.as_tensor(run.x_test).detach().float().cpu()
+    got = torch.as_tensor(np.asarray(lab.predict(run.handle, x_test.clone()))).long().reshape(-1)
+    want = torch.from_numpy(grader_predict(run.model, x_test))
+    agree = float((got == want).double().mean()) if got.shape == want.shape else 0.0
+    assert agree >= 0.99, (
+        f"predict() with the model on cuda and the features on the CPU agrees with argmax of the logits on only "
+        f"{agree:.1%} of the test voxels: run the model on the device of its parameters (move x there)"
     )

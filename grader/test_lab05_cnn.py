@@ -19,14 +19,15 @@ from plain data only:
   ``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam;
   the accuracy check measures the trained gap4 with the grader's own forward pass on validation
   images that never leave the grader. Only *how* train() runs (train mode during training, the
-  device of the parameters) is taken from probes in the worker (``lab05.watch_modes``,
-  ``lab05.devices``).
+  device of the parameters, which images each forward pass sees) is taken from probes in the
+  worker (``lab05.watch_modes``, ``lab05.watch_batches``, ``lab05.devices``).
 
-Rubric (18 points on a CPU machine, +1 on a GPU):
+Rubric (21 points on a CPU machine, +1 on a GPU):
     parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
-    sigmoid output 1, unknown variant 1, global average pooling 1, gradients reach every conv
-    layer 1, training mode during training 1, Adam on the binary cross-entropy 2, history
-    matches the grader's evaluation 1, predict 1, trained gap4 reaches the validation accuracy 3,
+    sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1, gradients
+    reach every conv layer 1, training mode during training 1, Adam on the binary cross-entropy 2,
+    mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
+    predict_proba and evaluate 1, predict 1, trained gap4 reaches the validation accuracy 3,
     no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
 
@@ -316,7 +317,10 @@ def test_parameter_counts_match_lecture(lab):
 @pytest.mark.points(1)
 def test_count_parameters_counts_trainable_only(lab):
     net = lab.grader.to_worker(nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2)))
-    got = int(lab.count_parameters(net))
+    got = lab.count_parameters(net)
+    assert type(got) is int, (
+        f"count_parameters must return a Python int, got {type(got).__name__} ({got!r}): convert with int(...)"
+    )
     assert got == 26, f"count_parameters of Linear(5, 3), Linear(3, 2) returned {got}, expected 18 + 8 = 26"
     net.get_submodule("0").weight.requires_grad_(False)
     assert [trainable for _, _, trainable in lab.grader.parameters(net)] == [False, True, True, True], (
@@ -561,6 +565,27 @@ def test_unknown_variant_raises_value_error(lab):
 
 
 @pytest.mark.points(1)
+def test_image_too_small_raises_value_error(lab):
+    for variant in ("fc", "gap4"):
+        for size in (8, 15):
+            where = f"build_cnn({variant!r}, image_size={size})"
+            try:
+                lab.build_cnn(variant, image_size=size)
+            except ValueError:
+                continue
+            except (NotImplementedError, *_PASS_THROUGH):
+                raise
+            except remote.StudentError as exc:
+                pytest.fail(f"{where} raised {exc.type_name}: {str(exc).strip()[:200]}; expected a ValueError")
+            pytest.fail(
+                f"{where} returned a model; four 2x2 pools need image_size >= 16, so it must raise ValueError "
+                "(check image_size before building the layers)"
+            )
+    model = _build(lab, "gap1", 8)  # one conv, no pool: any size works
+    _forward(lab, model, torch.rand(2, 1, 8, 8), "build_cnn('gap1', image_size=8)")
+
+
+@pytest.mark.points(1)
 def test_global_average_pool_matches_adaptive_avg_pool(lab, grader_seed):
     rng = np.random.default_rng(grader_seed)
     g = torch.Generator().manual_seed(grader_seed)
@@ -760,6 +785,140 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     )
 
 
+def _labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
+    x, y = _toy_images(g, n, size)
+    x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
+    return x, y
+
+
+def _images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
+    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
+    out = []
+    for training, grad_on, first in calls:
+        if first is None or (grad is not None and grad_on != grad):
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
+            out.append((training, grad_on, ids.tolist()))
+    return out
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
+    """The images the model sees with gradients enabled (a forward pre-hook in the worker, evidence
+    of the order only): each epoch is ceil(N / batch_size) mini-batches of batch_size images (the
+    last one smaller) that cover every training image once, in a new random order every epoch; the
+    same seed gives the same trained parameters."""
+    g = torch.Generator().manual_seed(grader_seed)
+    n, batch_size, epochs = 23, 5, 3
+    x, y = _labelled_images(g, n)
+    xv, yv = _toy_images(g, 6)
+    xv[:, 0, 0, 0] = 2.0  # not one of the training images
+    torch.manual_seed(grader_seed)
+    model = lab.grader.to_worker(_tiny_net())
+    twin = lab.grader.probe("deepcopy", model)
+    recorder = lab.grader.probe("lab05.watch_batches", model)
+    for m in (model, twin):
+        lab.train(m, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=batch_size,
+                  device="cpu", seed=grader_seed)
+    batches = [ids for _, _, ids in _images_seen(recorder.calls.fetch(), n, grad=True)]
+    per_epoch = -(-n // batch_size)
+    want_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    sizes = [len(b) for b in batches]
+    if sizes != want_sizes * epochs:  # an evaluation of the whole training set with gradients on is fine
+        steps = [b for b in batches if len(b) < n]
+        if [len(b) for b in steps] == want_sizes * epochs:
+            batches, sizes = steps, [len(b) for b in steps]
+    assert batches, (
+        f"train(batch_size={batch_size}) on {n} images: the model never saw a mini-batch with gradients enabled; "
+        "one forward pass, loss, backward and Adam step per mini-batch of batch_size images"
+    )
+    assert sizes == want_sizes * epochs, (
+        f"train(batch_size={batch_size}, epochs={epochs}) on {n} images fed mini-batches of sizes {sizes}; expected "
+        f"{want_sizes} in every epoch: batch_size images per step (use the argument, not a fixed number), the last "
+        "batch of an epoch smaller"
+    )
+    orders = [sum(batches[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)]
+    for e, order in enumerate(orders, start=1):
+        assert sorted(order) == list(range(n)), (
+            f"train(): epoch {e} does not visit every training image exactly once ({len(set(order))} distinct of {n})"
+        )
+    assert orders[0] != list(range(n)), "train(): the first epoch visits the images in their stored order; shuffle them"
+    assert all(a != b for a, b in zip(orders, orders[1:])), (
+        "train(): two epochs visit the images in the same order; draw a new random order every epoch (one "
+        "generator seeded once with `seed`, not re-seeded per epoch)"
+    )
+    diff = _max_diff(lab.grader.tensors(model), lab.grader.tensors(twin))
+    assert diff == 0, (
+        f"train(): the same model, data and seed gave parameters that differ by up to {diff:.2e}: draw the "
+        "mini-batch order from a generator seeded with `seed`, so a run can be reproduced"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_predict_proba_and_evaluate(lab, grader_seed):
+    """predict_proba against the grader's own forward pass (and, from a forward pre-hook in the worker,
+    how it ran: evaluation mode, no gradients, at most batch_size images per call); evaluate against
+    the grader's own binary cross-entropy and accuracy."""
+    g = torch.Generator().manual_seed(grader_seed)
+    n, batch_size = 23, 5
+    x, y = _labelled_images(g, n)
+    torch.manual_seed(grader_seed)
+    net = _tiny_net()
+    with torch.no_grad():
+        net[4].weight.mul_(20.0)  # spread the probabilities
+    want = _own_proba(net, x)
+    net.train()
+    model = lab.grader.to_worker(net)  # in training mode
+    recorder = lab.grader.probe("lab05.watch_batches", model)
+    p = lab.predict_proba(model, x.clone(), batch_size=batch_size)
+    assert isinstance(p, torch.Tensor) and p.dtype == torch.float32 and tuple(p.shape) == (n,), (
+        f"predict_proba(model, x) for {n} images must return a float32 tensor of shape ({n},), got "
+        + (f"{p.dtype} of shape {tuple(p.shape)}" if isinstance(p, torch.Tensor) else type(p).__name__)
+    )
+    assert torch.allclose(p, want, atol=1e-6), (
+        f"predict_proba differs from the model's probabilities by up to {float((p - want).abs().max()):.2e}: "
+        "return model(x) per image, in the order of x"
+    )
+    calls = _images_seen(recorder.calls.fetch(), n)
+    seen = sorted(i for _, _, ids in calls for i in ids)
+    assert seen == list(range(n)), f"predict_proba: the model saw {len(seen)} images in total, expected each of the {n} once"
+    biggest = max(len(ids) for _, _, ids in calls)
+    assert biggest <= batch_size, (
+        f"predict_proba(batch_size={batch_size}) ran the model on {biggest} images at once: at most batch_size per "
+        "forward pass (memory at 320x320 and on a GPU)"
+    )
+    assert not any(training for training, _, _ in calls), (
+        "predict_proba ran the model in training mode: call model.eval() first (dropout and batch norm behave "
+        "differently in training mode)"
+    )
+    assert not any(grad for _, grad, _ in calls), (
+        "predict_proba ran the model with gradients enabled: wrap it in torch.no_grad() (no graph is needed to predict)"
+    )
+    assert not any(lab.grader.probe("training_flags", model)), "predict_proba must leave the model in evaluation mode"
+
+    lab.grader.forward(model, x[:1].clone(), train_mode=True)  # back to training mode
+    out = lab.evaluate(model, x.clone(), y.clone())
+    assert isinstance(out, (tuple, list)) and len(out) == 2, f"evaluate must return (loss, accuracy), got {out!r}"
+    loss, acc = out
+    assert type(loss) is float and type(acc) is float, (
+        f"evaluate must return two Python floats, got ({type(loss).__name__}, {type(acc).__name__}): use float(...)"
+    )
+    want_loss = float(F.binary_cross_entropy(want, y))
+    want_acc = float(((want > 0.5).float() == y).float().mean())
+    assert abs(acc - want_acc) <= 1e-6, (
+        f"evaluate: accuracy {acc:.4f}, but {want_acc:.4f} of the images have (p > 0.5) == y"
+    )
+    assert abs(loss - want_loss) <= 1e-4 * max(1.0, want_loss), (
+        f"evaluate: loss {loss:.4f}, but the mean binary cross-entropy of the model's probabilities is {want_loss:.4f}"
+        + (" (the sum over the images, not the mean)" if abs(loss - n * want_loss) <= 1e-3 * n * want_loss else "")
+    )
+    assert not any(lab.grader.probe("training_flags", model)), "evaluate must leave the model in evaluation mode"
+
+
 @pytest.mark.points(1)
 @pytest.mark.timeout(60)
 def test_train_history_matches_own_evaluation(lab, grader_seed):
@@ -814,10 +973,10 @@ def test_predict_thresholds_probabilities(lab, grader_seed):
     model = lab.grader.to_worker(net)
     for threshold in (0.5, float(p.median()), 0.9):
         labels = lab.predict(model, x, threshold=threshold)
-        assert isinstance(labels, (torch.Tensor, np.ndarray, list, tuple)), (
-            f"predict() must return a tensor of labels, got {type(labels).__name__}"
+        assert isinstance(labels, torch.Tensor) and labels.dtype == torch.int64, (
+            "predict() must return a torch.int64 tensor of labels (0 or 1), got "
+            + (f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__)
         )
-        labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).detach().cpu()
         assert tuple(labels.shape) == (len(x),), (
             f"predict() must return one label per image, shape ({len(x)},), got {tuple(labels.shape)}"
         )
@@ -950,4 +1109,9 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     # atol 2e-3 as when the probabilities came from the GPU (cuDNN may run convs in TF32)
     assert torch.allclose(p_cpu, p_gpu, atol=2e-3), (
         f"predicted probabilities of the cuda- and the cpu-trained gap1 differ by up to {float((p_cpu - p_gpu).abs().max()):.2e}"
+    )
+    p_student = torch.as_tensor(lab.predict_proba(model_gpu, xv.clone())).float().reshape(-1)
+    assert p_student.shape == p_gpu.shape and torch.allclose(p_student, p_gpu, atol=2e-3), (
+        "predict_proba() with the model on cuda and the images on the CPU does not give the model's probabilities: "
+        "run the model on the device of its parameters (move each batch there)"
     )

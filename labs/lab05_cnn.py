@@ -54,13 +54,11 @@ def global_average_pool(x: torch.Tensor) -> torch.Tensor:
 
     out[n, c] = 1 / (H W) sum_{i, j} x[n, c, i, j]   (Lin et al. 2014, "Network in network").
 
-    Write it by hand (a mean over the spatial dimensions), not with ``F.adaptive_avg_pool2d``.
-
     Args:
-        x: (N, C, H, W) float tensor.
+        x: (N, C, H, W) float tensor (not modified).
 
     Returns:
-        (N, C) tensor, same dtype and device as ``x``.
+        (N, C) tensor of the same dtype as ``x``.
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement global_average_pool()")
@@ -77,12 +75,13 @@ class QualityCNN(nn.Module):
     * ``gap1``: conv(1->4), ReLU, global average pool, dense(4 -> 1), sigmoid;
     * ``gap4``: the four conv blocks of ``fc``, global average pool, dense(4 -> 1), sigmoid.
 
-    H/16 is the size after four pools, rounded down at every pool: 320 -> 20, 64 -> 4.
-    Build the layers from ``nn.Conv2d`` and ``nn.Linear`` (pooling and ReLU may be modules or
-    functions) and use :func:`global_average_pool` for the global average pooling.
-    Initialisation: He-normal weights (``nn.init.kaiming_normal_``, nonlinearity "relu"; He et
-    al., ICCV 2015) and zero biases, as for ReLU networks; with PyTorch's default
-    initialisation the four-block models more often end with every ReLU of a layer dead.
+    H/16 is the size after four pools, rounded down at every pool: 320 -> 20, 64 -> 4. The conv
+    and dense layers are ``nn.Conv2d`` and ``nn.Linear`` modules, created in the order the data
+    flows, so that ``model.parameters()`` lists them in that order (pooling and ReLU may be
+    modules or functions).
+
+    The initialisation is not graded (the grader loads its own weights where it matters). The
+    lab uses He-normal weights and zero biases (He et al., ICCV 2015), made for ReLU networks.
 
     Args:
         variant: "fc", "gap1" or "gap4".
@@ -114,7 +113,7 @@ def build_cnn(variant: str = "fc", image_size: int = 320) -> nn.Module:
         image_size: H = W of the input images, >= 16 for "fc" and "gap4" (four 2x2 pools).
 
     Returns:
-        The model, in training mode: input (N, 1, H, W), output (N, 1) probabilities.
+        The model: input (N, 1, H, W) float32 images, output (N, 1) probabilities.
 
     Raises:
         ValueError: an unknown variant (the message names the allowed ones), or an image too
@@ -128,7 +127,7 @@ def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (those with ``requires_grad``) of ``model``.
 
     Returns:
-        int; 26117, 45 and 489 for "fc", "gap1" and "gap4" at 320x320.
+        a Python int; 26117, 45 and 489 for "fc", "gap1" and "gap4" at 320x320.
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement count_parameters()")
@@ -140,15 +139,17 @@ def count_parameters(model: nn.Module) -> int:
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """Probabilities of the "accelerated" class, in evaluation mode and without gradients.
 
-    Runs on the device of the model's parameters, in batches of ``batch_size`` images, and
-    leaves the model in evaluation mode (``model.eval()``).
+    The model runs on the device of its parameters, in evaluation mode, on at most
+    ``batch_size`` images at a time (memory: 50 images of 320x320 are about 80 MB of
+    activations), and stays in evaluation mode afterwards.
 
     Args:
         model: a model from :func:`build_cnn`.
         x: (N, 1, H, W) float32 images, on any device.
+        batch_size: most images per forward pass.
 
     Returns:
-        (N,) float32 probabilities on the CPU.
+        (N,) float32 tensor of probabilities p_n = model(x_n).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement predict_proba()")
@@ -163,7 +164,7 @@ def predict(model: nn.Module, x: torch.Tensor, threshold: float = 0.5) -> torch.
         threshold: decision threshold on the probability.
 
     Returns:
-        (N,) torch.int64 labels on the CPU (0 = fully sampled reference, 1 = accelerated).
+        (N,) torch.int64 tensor of labels (0 = fully sampled reference, 1 = accelerated).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement predict()")
@@ -172,14 +173,14 @@ def predict(model: nn.Module, x: torch.Tensor, threshold: float = 0.5) -> torch.
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean binary cross-entropy and accuracy of ``model`` on (x, y), in evaluation mode.
 
-    BCE = -1/N sum_n [y_n log p_n + (1 - y_n) log(1 - p_n)], p_n the predicted probability;
-    accuracy = fraction of images whose label (p_n > 0.5) equals y_n.
+    BCE = -1/N sum_n [y_n log p_n + (1 - y_n) log(1 - p_n)], p_n the predicted probability
+    (:func:`predict_proba`); accuracy = fraction of images whose label (p_n > 0.5) equals y_n.
 
     Args:
         x: (N, 1, H, W) images; y: (N,) labels 0./1.
 
     Returns:
-        (loss, accuracy) as Python floats.
+        (loss, accuracy) as Python floats; the model is left in evaluation mode.
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement evaluate()")
@@ -199,11 +200,10 @@ def train(
 ) -> dict[str, list[float]]:
     """Train ``model`` with Adam on the binary cross-entropy, in mini-batches (lecture: batch 10).
 
-    Every epoch: put the model in training mode (``model.train()``: :func:`evaluate` leaves it
-    in evaluation mode), go through the training images in a new random order (a
-    ``torch.Generator`` seeded with ``seed``, so runs are reproducible), and for each batch:
-    zero the gradients, p = model(x), loss = BCE(p, y), backward, optimizer step. After the
-    epoch, :func:`evaluate` on the training and on the validation set.
+    One Adam step (one optimiser for the whole run) per mini-batch of ``batch_size`` training
+    images, with the model in training mode; every epoch visits each training image exactly
+    once, in a new random order. The same model, data and ``seed`` give the same trained
+    weights. The validation set is only evaluated, never trained on.
 
     Args:
         model: a model from :func:`build_cnn`; trained in place and moved to ``device``.
@@ -216,8 +216,10 @@ def train(
         seed: seed of the shuffling.
 
     Returns:
-        {"train_loss", "train_acc", "val_loss", "val_acc"}: lists of ``epochs`` Python floats,
-        the values after each epoch.
+        {"train_loss", "train_acc", "val_loss", "val_acc"}: lists of ``epochs`` Python floats.
+        ``val_*``: the mean binary cross-entropy and the accuracy (:func:`evaluate`) on the
+        validation set after each epoch; ``train_*``: the same on the training set, after the
+        epoch or as the mean over the epoch's mini-batches (as Keras reports it).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab05_cnn.py: implement train()")
@@ -226,28 +228,79 @@ def train(
 # --------------------------------------------------------------------------- Task 5.3: figures
 
 
-def plot_accuracy_curves(histories: dict[str, dict], path: Path) -> None:  # keep
-    """Training and validation accuracy per epoch, one panel per variant; saved to ``path``."""
+#: Rules of :func:`diagnose_fit`, on the last epoch's numbers of a history.
+UNDERFIT_TRAIN_ACC = 0.9  # training accuracy below this: the model does not even fit the training set
+OVERFIT_ACC_GAP = 0.05  # training minus validation accuracy at least this: it fits the training set better
+OVERFIT_LOSS_RISE = 0.05  # validation loss this far (absolute, in nats) and 10 % above its minimum
+
+
+def diagnose_fit(history: dict) -> str:  # keep
+    """One line that says from the numbers whether a model under-, over- or fits well.
+
+    Underfits: last training accuracy < UNDERFIT_TRAIN_ACC. Overfits: training minus validation
+    accuracy >= OVERFIT_ACC_GAP, or the validation loss has risen since its minimum by
+    >= OVERFIT_LOSS_RISE and by >= 10 %. Otherwise: fits.
+    """
+    train_acc, val_acc = history["train_acc"][-1], history["val_acc"][-1]
+    val_loss = np.asarray(history["val_loss"], dtype=float)
+    best = int(np.argmin(val_loss))
+    rise = float(val_loss[-1] - val_loss[best])
+    if train_acc < UNDERFIT_TRAIN_ACC:
+        return f"underfits (training accuracy {train_acc:.2f})"
+    if train_acc - val_acc >= OVERFIT_ACC_GAP:
+        return f"overfits (accuracy training {train_acc:.2f} > validation {val_acc:.2f})"
+    if rise >= OVERFIT_LOSS_RISE and rise >= 0.1 * val_loss[best]:
+        return f"overfits (validation loss up {rise:.2f} since epoch {best + 1})"
+    return f"fits (accuracy training {train_acc:.2f}, validation {val_acc:.2f})"
+
+
+def plot_training_curves(histories: dict[str, dict], path: Path) -> None:  # keep
+    """Per variant (columns): accuracy (top) and loss (bottom), training and validation, per epoch,
+    with the epoch of the lowest validation loss marked; the title gives :func:`diagnose_fit`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(histories), figsize=(4.2 * len(histories), 3.4), sharey=True, squeeze=False)
-    for ax, (variant, h) in zip(axes[0], histories.items()):
+    n = len(histories)
+    fig, axes = plt.subplots(2, n, figsize=(4.4 * n, 6.4), sharex="col", squeeze=False)
+    for col, (variant, h) in enumerate(histories.items()):
         epochs = np.arange(1, len(h["train_acc"]) + 1)
-        ax.plot(epochs, h["train_acc"], label="training")
-        ax.plot(epochs, h["val_acc"], label="validation")
-        ax.set_title(f"{variant} ({h.get('parameters', '?')} parameters)")
-        ax.set_xlabel("epoch")
-        ax.set_ylim(0.4, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("accuracy")
-    axes[0, 0].legend(loc="lower right")
+        best = int(np.argmin(h["val_loss"])) + 1
+        for row, (key, label) in enumerate((("acc", "accuracy (fraction of images)"),
+                                            ("loss", "binary cross-entropy (nats)"))):
+            ax = axes[row, col]
+            ax.plot(epochs, h[f"train_{key}"], label="training")
+            ax.plot(epochs, h[f"val_{key}"], label="validation")
+            ax.axvline(best, color="grey", ls="--", lw=1, label=f"lowest validation loss (epoch {best})")
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel(label)
+            if row == 1:
+                ax.set_xlabel("epoch")
+                ax.xaxis.get_major_locator().set_params(integer=True)
+        axes[0, col].set_ylim(0.4, 1.02)
+        axes[0, col].set_title(f"{variant} ({h.get('parameters', '?')} parameters)\n{diagnose_fit(h)}", fontsize=9)
+        axes[1, col].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Image-quality CNNs: " + "; ".join(f"{v} {diagnose_fit(h).split(' (')[0]}"
+                                                    for v, h in histories.items()))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def print_history(variant: str, h: dict) -> None:  # keep
+    """The curves of one variant as a table (every few epochs, the best and the last one)."""
+    n = len(h["val_loss"])
+    best = int(np.argmin(h["val_loss"]))
+    step = max(1, n // 10)
+    print(f"{variant}: {'epoch':>5} {'train loss':>10} {'val loss':>9} {'train acc':>9} {'val acc':>8}")
+    for e in sorted({*range(0, n, step), best, n - 1}):
+        mark = "  <- lowest validation loss" if e == best else ""
+        print(f"{'':{len(variant) + 1}} {e + 1:>5} {h['train_loss'][e]:>10.4f} {h['val_loss'][e]:>9.4f} "
+              f"{h['train_acc'][e]:>9.3f} {h['val_acc'][e]:>8.3f}{mark}")
+    print(f"{'':{len(variant) + 1}} -> {diagnose_fit(h)}")
 
 
 def plot_example_pairs(x: torch.Tensor, y: torch.Tensor, path: Path, n_pairs: int = 3) -> None:  # keep
@@ -271,6 +324,8 @@ def plot_example_pairs(x: torch.Tensor, y: torch.Tensor, path: Path, n_pairs: in
             axes[row, col].imshow(np.asarray(img), cmap="gray", vmin=0, vmax=1)
             axes[row, col].set_title(title, fontsize=9)
             axes[row, col].axis("off")
+    fig.suptitle("Validation images: fully sampled reference (label 0) and PI-CS R=4 (label 1); "
+                 "grey levels 0..1 (a.u.)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -354,16 +409,17 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         h["parameters"] = count_parameters(model)
         histories[variant] = h
+        print_history(variant, h)
         proba = predict_proba(model, data.x_val)
         plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
                            f"{variant}: misclassified validation images")
         rows.append((variant, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], max(h["val_acc"])))
-    plot_accuracy_curves(histories, FIGURES / "accuracy.png")
+    plot_training_curves(histories, FIGURES / "training_curves.png")
 
     print(f"{'variant':<8}{'parameters':>11}{'train acc':>11}{'val acc':>9}{'best val':>10}")
     for variant, n_params, train_acc, val_acc, best in rows:
         print(f"{variant:<8}{n_params:>11}{train_acc:>11.3f}{val_acc:>9.3f}{best:>10.3f}")
-    print(f"figures written to {FIGURES}/ (accuracy.png, examples.png, misclassified_*.png)")
+    print(f"figures written to {FIGURES}/ (training_curves.png, examples.png, misclassified_*.png)")
     return 0
 
 

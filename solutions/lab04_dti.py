@@ -12,7 +12,8 @@ scanner units) and labels 0..2 that index :data:`CLASSES` (the CSV files store 1
 lecture's CSV files in ``data/dti/`` it uses a simulated data set (dipy tensor fit, see
 ``data/dti.py``).
 
-Run the whole lab with ``python -m labs.lab04_dti`` (figures go to ``figures/lab04/``).
+Run the whole lab with ``python -m labs.lab04_dti`` (about a minute on a CPU; ``--epochs 5`` for a quick
+look); the figures go to ``figures/lab04/``.
 """
 
 from __future__ import annotations
@@ -38,17 +39,16 @@ def split_train_val(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random split of the training subjects' voxels into a training and a validation set.
 
-    The rows of ``x`` come ordered by subject and by class, so the split must be random (a random
-    permutation drawn with ``torch.Generator().manual_seed(seed)``): the last 20 % of the rows
-    would be one subject's white matter only. Every row goes to exactly one of the two sets, with
-    its own label.
+    The rows of ``x`` come ordered by subject and by class, so the split must be random: the last
+    20 % of the rows would be one subject's white matter only. Every row goes to exactly one of
+    the two sets, with its own label; the same seed gives the same split, another seed another.
 
     Args:
         x: features, (N, F) float tensor.
         y: labels, (N,) int64 tensor.
         val_fraction: share of the rows in the validation set, 0 < val_fraction < 1;
             the validation set has ``round(val_fraction * N)`` rows.
-        seed: seed of the permutation.
+        seed: seed of the random split.
 
     Returns:
         (x_train, y_train, x_val, y_val), disjoint, together exactly the rows of (x, y).
@@ -72,45 +72,43 @@ def split_train_val(
 
 @dataclass
 class Normalizer:
-    """Per-feature z-scoring with statistics of the training set: (x - mean) / std.
+    """Per-feature scaling with statistics of the training set: (x - mean) / std.
 
-    The lecture divides each feature by its training maximum; we z-score instead (T1w is ~900
-    and FA ~0.3, and both end up with mean 0 and standard deviation 1). Either is fine as long as
-    the statistics come from the training set only: validation and test data are transformed with
-    the *training* mean and standard deviation, never with their own (that would leak information
-    about the test subject into the model's input, and make a voxel's features depend on the
-    other voxels it is normalised with).
+    The lab z-scores (mean and standard deviation of each training feature); the lecture divides
+    by the training maximum instead (then ``mean`` is 0 and ``std`` holds the maxima). Either is
+    fine as long as the statistics come from the training rows only: validation and test data are
+    transformed with the *training* statistics, never with their own.
 
     Attributes:
-        mean: (F,) float tensor, the training mean of each feature.
-        std: (F,) float tensor, the training standard deviation of each feature; a constant
-            feature gets std 1 (not 0), so it is only centred, never divided by zero.
+        mean: (F,) float tensor subtracted from every row (the training mean of each feature).
+        std: (F,) float tensor, > 0, that every row is divided by (the training standard
+            deviation of each feature; 1 for a constant feature, never 0 and never tiny).
     """
 
     mean: torch.Tensor
     std: torch.Tensor
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - mean) / std, row by row with the stored training statistics.
+        """(x - mean) / std with the stored ``mean`` and ``std``, for any data (training, validation, test).
 
         Args:
             x: (N, F) float tensor on any device (not modified).
 
         Returns:
-            (N, F) float tensor on x's device; row i depends on row i of x only.
+            (N, F) float tensor; row i depends on row i of x only.
         """
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
 def fit_normalizer(x_train: torch.Tensor) -> Normalizer:
-    """The per-feature mean and standard deviation of the training set.
+    """The per-feature statistics of the training set, as a :class:`Normalizer`.
 
     Args:
-        x_train: (N, F) float tensor, the training rows only (not validation, not test).
+        x_train: (N, F) float tensor, the training rows only (not validation, not test; not modified).
 
     Returns:
-        :class:`Normalizer` with mean and std of shape (F,); a std of 0 (constant feature) is
-        replaced by 1.
+        :class:`Normalizer` with ``mean`` and ``std`` of shape (F,); a feature that is constant
+        on the training rows gets std 1.
     """
     x_train = x_train.float()
     mean = x_train.mean(dim=0)
@@ -125,18 +123,18 @@ def fit_normalizer(x_train: torch.Tensor) -> Normalizer:
 def class_weights(y: torch.Tensor, n_classes: int = 3) -> torch.Tensor:
     """Inverse-frequency class weights for ``nn.CrossEntropyLoss(weight=...)``.
 
-    w_c = N / (K n_c), with n_c the number of samples of class c, N the number of samples and K
-    the number of classes (scikit-learn's ``class_weight="balanced"``): every class then
-    contributes the same total weight to the loss, so a small class (the CC genu) is not
-    ignored. A class with no samples gets weight 0 (it has no term in the loss anyway), never
-    inf.
+    w_c proportional to 1 / n_c, n_c the number of samples of class c: every class then
+    contributes the same total weight to the loss, so a small class (the CC genu) is not ignored.
+    The lab uses w_c = N / (K n_c) (N samples, K classes; scikit-learn's
+    ``class_weight="balanced"``); any positive factor gives the same loss, because
+    ``CrossEntropyLoss`` divides by the summed weights of the batch.
 
     Args:
         y: (N,) int64 labels in 0..n_classes-1.
         n_classes: K.
 
     Returns:
-        (K,) float32 tensor on y's device.
+        (K,) float32 tensor; a class with no samples gets weight 0 (never inf or NaN).
     """
     counts = torch.bincount(y.long(), minlength=n_classes)[:n_classes].float()
     weights = y.numel() / (n_classes * counts)
@@ -149,13 +147,14 @@ def class_weights(y: torch.Tensor, n_classes: int = 3) -> torch.Tensor:
 def build_dti_mlp(n_features: int = 5, width: int = 100, n_hidden: int = 4, n_classes: int = 3) -> nn.Sequential:
     """The lecture's multilayer perceptron: n_hidden hidden layers of ``width`` units with ReLU.
 
-    Linear(n_features, width), ReLU, then (n_hidden - 1) x [Linear(width, width), ReLU], then
-    Linear(width, n_classes) with no activation: the outputs are logits
-    (``nn.CrossEntropyLoss`` applies the softmax). With the defaults, 5-100-100-100-100-3:
-    600 + 3 x 10100 + 303 = 31203 parameters.
+    Layers n_features -> width -> ... -> width -> n_classes (n_hidden hidden layers), a ReLU
+    after every hidden layer and no activation on the output: the outputs are logits
+    (``nn.CrossEntropyLoss`` applies the log-softmax itself). With the defaults,
+    5-100-100-100-100-3: 31203 parameters.
 
     Returns:
-        ``nn.Sequential`` of Linear and ReLU modules, PyTorch's default initialisation.
+        ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU`` modules, in the order the data flows;
+        input (N, n_features) float, output (N, n_classes) logits.
     """
     layers: list[nn.Module] = [nn.Linear(n_features, width), nn.ReLU()]
     for _ in range(n_hidden - 1):
@@ -182,13 +181,10 @@ def train(
 ) -> dict[str, list[float]]:
     """Train ``model`` with Adam and the (class-weighted) cross-entropy loss, in place.
 
-    Each epoch visits the training rows in a new random order (``torch.Generator`` seeded with
-    ``seed``) in mini-batches of ``batch_size`` (the last one may be smaller): zero the
-    gradients, loss, ``backward()``, ``step()``. Per epoch it records the training loss and
-    accuracy as the averages over the epoch's mini-batches (weighted by batch size, as Keras
-    reports them) and, after the epoch, the loss and accuracy on the whole validation set
-    (``model.eval()``, ``torch.no_grad()``). The validation set is only evaluated, never trained on, and the model
-    after the last epoch is kept (no early stopping).
+    One Adam step per mini-batch of ``batch_size`` training rows (the last one may be smaller);
+    every epoch visits each training row exactly once, in a new random order. The same model,
+    data and ``seed`` give the same trained weights. The validation set is only evaluated, never
+    trained on, and the model after the last epoch is kept (no early stopping).
 
     Args:
         model: the network (moved to ``device``; trained in place).
@@ -204,6 +200,9 @@ def train(
 
     Returns:
         {"train_loss", "train_acc", "val_loss", "val_acc"}: lists of ``epochs`` Python floats.
+        ``val_*``: the mean (weighted) cross-entropy and the accuracy of the model on the whole
+        validation set after each epoch. ``train_*``: the same on the training set, either
+        after the epoch or as the mean over the epoch's mini-batches (as Keras reports it).
     """
     model.to(device)
     x_train, y_train = x_train.to(device), y_train.to(device)
@@ -243,14 +242,14 @@ def train(
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class labels argmax_c logits_c for normalised features ``x``.
 
-    Runs on the device of the model's parameters (``model.eval()``, ``torch.no_grad()``).
+    Runs on the device of the model's parameters, whatever the device of ``x``.
 
     Args:
         model: trained network.
         x: (N, F) float tensor (normalised like the training set).
 
     Returns:
-        (N,) int64 tensor on the CPU, labels 0..K-1 that index :data:`CLASSES`.
+        (N,) torch.int64 tensor of labels 0..K-1 that index :data:`CLASSES`.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -269,7 +268,7 @@ def confusion_matrix(y_true, y_pred, n_classes: int = 3) -> np.ndarray:
         n_classes: K.
 
     Returns:
-        (K, K) np.ndarray of int64.
+        (K, K) np.ndarray of dtype int64, K x K whatever classes occur.
     """
     t = torch.as_tensor(y_true).detach().cpu().long().reshape(-1)
     p = torch.as_tensor(y_pred).detach().cpu().long().reshape(-1)
@@ -280,23 +279,57 @@ def confusion_matrix(y_true, y_pred, n_classes: int = 3) -> np.ndarray:
 # --------------------------------------------------------------------------- figures
 
 
-def plot_history(history: dict, path: Path) -> None:  # keep
-    """Loss and accuracy curves per epoch, training and validation."""
+def plot_history(history: dict, path: Path, title: str = "DTI tissue classification") -> None:  # keep
+    """Loss and accuracy per epoch, training and validation, with the epoch of the lowest validation loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = np.arange(1, len(history["train_loss"]) + 1)
+    best = int(np.argmin(history["val_loss"])) + 1
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    labels = {"loss": "class-weighted cross-entropy (nats)", "acc": "accuracy (fraction of voxels)"}
     for ax, key in zip(axes, ("loss", "acc")):
         ax.plot(epochs, history[f"train_{key}"], label="training")
         ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.axvline(best, color="grey", ls="--", lw=1, label=f"lowest validation loss (epoch {best})")
         ax.set_xlabel("epoch")
-        ax.set_ylabel({"loss": "cross-entropy loss", "acc": "accuracy"}[key])
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(labels[key])
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("DTI tissue classification: training curves")
+        ax.legend(fontsize=8)
+    axes[0].set_title("loss")
+    axes[1].set_title("accuracy")
+    gap = history["train_acc"][-1] - history["val_acc"][-1]
+    fig.suptitle(f"{title}: training {history['train_acc'][-1]:.3f}, validation {history['val_acc'][-1]:.3f} "
+                 f"accuracy after epoch {len(epochs)} (gap {gap:+.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_recall_comparison(recalls: dict[str, np.ndarray], path: Path, title: str) -> None:  # keep
+    """Recall per class (bars) for each run in ``recalls`` ({run name: (K,) recalls})."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    short = ["thalamus", "CC genu", "subcort. WM"]
+    width = 0.8 / len(recalls)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, (name, recall) in enumerate(recalls.items()):
+        pos = np.arange(len(short)) + (k - (len(recalls) - 1) / 2) * width
+        bars = ax.bar(pos, recall, width, label=f"{name} (balanced accuracy {np.mean(recall):.3f})")
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_xticks(range(len(short)), short)
+    ax.set_xlabel("true class")
+    ax.set_ylabel("recall (fraction of the class found)")
+    ax.set_ylim(0, 1.3)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", fontsize=8)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -344,7 +377,7 @@ def plot_feature_histograms(x: torch.Tensor, y: torch.Tensor, path: Path) -> Non
         for c, label in enumerate(CLASSES):
             ax.hist(x[y == c, f], bins=bins, alpha=0.5, density=True, label=label)
         ax.set_xlabel(units[name])
-    axes[0].set_ylabel("density")
+    axes[0].set_ylabel("density (1 / unit of the feature)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(CLASSES), frameon=False)
     fig.suptitle("Features per class (training subjects, raw units)")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
@@ -352,9 +385,15 @@ def plot_feature_histograms(x: torch.Tensor, y: torch.Tensor, path: Path) -> Non
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Run the lecture's experiment: class balance, training, train / validation / test accuracy."""
+    import argparse
+
     from data.dti import load_dti
+
+    parser = argparse.ArgumentParser(prog="python -m labs.lab04_dti", description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of each training run (default {EPOCHS})")
+    args = parser.parse_args(argv)
 
     torch.manual_seed(0)
     data = load_dti("auto")
@@ -372,27 +411,45 @@ def main() -> None:
     print("class weights (inverse frequency):", np.round(weights.tolist(), 3).tolist())
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_dti_mlp()
-    print(f"MLP 5-100-100-100-100-3: {sum(p.numel() for p in model.parameters())} parameters; training on {device}")
-    history = train(model, x_train_n, y_train, x_val_n, y_val, epochs=EPOCHS, class_weights=weights,
-                    device=device, seed=0)
-
-    results = {}
-    for name, x, y in (("train", x_train_n, y_train), ("validation", x_val_n, y_val), ("test", x_test_n, data.y_test)):
-        cm = confusion_matrix(y, predict(model, x), len(CLASSES))
-        accuracy = np.trace(cm) / cm.sum()
-        balanced = np.mean(np.diag(cm) / np.maximum(cm.sum(axis=1), 1))
-        results[name] = cm
-        print(f"{name:>10} accuracy {accuracy:.3f}, balanced accuracy {balanced:.3f}")
-    print("confusion matrix, test subject (rows true, columns predicted):")
-    print(results["test"])
+    results, recalls, histories = {}, {}, {}
+    for run, w in (("with class weights", weights), ("without class weights", None)):
+        torch.manual_seed(0)  # the same initial weights for both runs
+        model = build_dti_mlp()
+        print(f"\nMLP 5-100-100-100-100-3 {run}: {sum(p.numel() for p in model.parameters())} parameters, "
+              f"{args.epochs} epochs on {device}")
+        histories[run] = train(model, x_train_n, y_train, x_val_n, y_val, epochs=args.epochs, class_weights=w,
+                               device=device, seed=0)
+        h = histories[run]
+        best = int(np.argmin(h["val_loss"]))
+        print(f"  lowest validation loss {h['val_loss'][best]:.4f} at epoch {best + 1}; last epoch: training loss "
+              f"{h['train_loss'][-1]:.4f}, validation loss {h['val_loss'][-1]:.4f}")
+        for name, x, y in (("train", x_train_n, y_train), ("validation", x_val_n, y_val),
+                           ("test", x_test_n, data.y_test)):
+            cm = confusion_matrix(y, predict(model, x), len(CLASSES))
+            recall = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+            print(f"  {name:>10} accuracy {np.trace(cm) / cm.sum():.3f}, balanced accuracy {recall.mean():.3f}, "
+                  "recall " + ", ".join(f"{r:.3f}" for r in recall))
+            results[run, name] = cm
+        recalls[run] = np.diag(results[run, "test"]) / np.maximum(results[run, "test"].sum(axis=1), 1)
+    cm = results["with class weights", "test"]
+    print("\nconfusion matrix, test subject, with class weights (rows true, columns predicted):")
+    print(cm)
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    plot_history(history, FIGURES / "accuracy_curves.png")
-    plot_confusion(results["test"], FIGURES / "confusion_matrix_test.png", "Test subject 100206")
+    plot_history(histories["with class weights"], FIGURES / "accuracy_curves.png",
+                 "MLP with class weights")
+    rates = np.diag(cm) / np.maximum(cm.sum(axis=1), 1)
+    plot_confusion(cm, FIGURES / "confusion_matrix_test.png",
+                   f"Test subject 100206: accuracy {np.trace(cm) / cm.sum():.3f}, balanced {rates.mean():.3f}")
+    plot_recall_comparison(recalls, FIGURES / "class_weights_recall.png",
+                           "Test subject 100206: recall per class, same seed and initial weights")
     plot_feature_histograms(data.x_trainval, data.y_trainval, FIGURES / "feature_histograms.png")
-    print(f"figures written to {FIGURES}/")
+    print(f"figures written to {FIGURES}/ (accuracy_curves.png, confusion_matrix_test.png, "
+          "class_weights_recall.png, feature_histograms.png)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

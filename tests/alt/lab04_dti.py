@@ -8,6 +8,8 @@ CLASSES = ("thalamus", "genu of the corpus callosum", "subcortical white matter"
 
 
 def split_train_val(x, y, val_fraction=0.2, seed=0):
+    if len(x) != len(y) or not (0 < val_fraction < 1):
+        raise ValueError("need len(x) == len(y) and 0 < val_fraction < 1")
     rng = np.random.default_rng(seed + 12345)
     n = len(y)
     is_val = np.zeros(n, dtype=bool)
@@ -17,17 +19,17 @@ def split_train_val(x, y, val_fraction=0.2, seed=0):
 
 
 class Normalizer:
-    def __init__(self, scale):
-        self.scale = scale
+    def __init__(self, mean, std):
+        self.mean, self.std = mean, std
 
     def transform(self, x):
-        return x / self.scale.to(x.device)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
 
 def fit_normalizer(x_train):
     scale = x_train.abs().max(dim=0).values.clone()
     scale[scale == 0] = 1
-    return Normalizer(scale)
+    return Normalizer(torch.zeros_like(scale), scale)
 
 
 def class_weights(y, n_classes=3):
@@ -75,7 +77,7 @@ def train(model, x_train, y_train, x_val, y_val, epochs, lr=1e-3, batch_size=102
 def predict(model, x):
     dev = next(model.parameters()).device
     with torch.no_grad():
-        return model(x.to(dev)).argmax(-1).cpu().numpy()
+        return model(x.to(dev)).argmax(-1).cpu()
 
 
 def confusion_matrix(y_true, y_pred, n_classes=3):

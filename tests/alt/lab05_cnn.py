@@ -21,6 +21,8 @@ class GAP(nn.Module):
 def build_cnn(variant="fc", image_size=320):
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant}")
+    if variant != "gap1" and image_size // 16 < 1:
+        raise ValueError("fc and gap4 halve the image four times: image_size >= 16")
     def block(c_in, pool=True):
         return [nn.Conv2d(c_in, 4, (3, 3), padding="same"), nn.ReLU()] + ([nn.MaxPool2d(2, 2)] if pool else [])
     if variant == "gap1":
@@ -36,12 +38,22 @@ def count_parameters(model):
     return sum(p.numel() for _, p in model.named_parameters() if p.requires_grad)
 
 
-def predict(model, x, threshold=0.5):
+def predict_proba(model, x, batch_size=50):
     model.eval()
     dev = next(model.parameters()).device
     with torch.inference_mode():
-        p = model(x.to(dev)).squeeze(1)
-    return (p > threshold).int().cpu()
+        return torch.cat([model(xb.to(dev)).squeeze(1).float().cpu() for xb in torch.split(x, batch_size)])
+
+
+def predict(model, x, threshold=0.5):
+    return torch.where(predict_proba(model, x) > threshold, 1, 0).to(torch.int64)
+
+
+def evaluate(model, x, y):
+    p = predict_proba(model, x).double()
+    y = y.double()
+    loss = -(y * p.clamp_min(1e-12).log() + (1 - y) * (1 - p).clamp_min(1e-12).log()).mean()
+    return loss.item(), ((p > 0.5).double() == y).double().mean().item()
 
 
 def train(model, x_train, y_train, x_val, y_val, epochs, lr=1e-3, batch_size=10, device="cpu", seed=0):
