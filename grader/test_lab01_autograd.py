@@ -1,19 +1,22 @@
 """Grading of lab 1: autograd and linear regression (labs/lab01_autograd.py).
 
-Rubric (10 points on a CPU machine, +1 on a GPU):
+Rubric (11 points on a CPU machine, +1 on a GPU):
     graph forward 1, hand-derived gradients 2, autograd gradients 1, model and loss 1,
-    one epoch equals per-sample gradient descent 2, fit recovers k = 2, d = 1 2,
-    no hard-coded device 1, cuda result equals cpu 1 (GPU only).
+    one epoch equals per-sample gradient descent 2, fit rejects bad data 1, fit recovers
+    k = 2, d = 1 2, no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
 
 from __future__ import annotations
+
+import ast
 
 import numpy as np
 import pytest
 import torch
 
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
-from grader.impl import lab_fixture
+from grader.checks import _find_def
+from grader.impl import lab_fixture, lab_path
 
 lab = lab_fixture("lab01")
 
@@ -30,6 +33,26 @@ def _autograd(a: float, b: float) -> tuple[float, float]:
     b_t = torch.tensor(b, dtype=torch.float64, requires_grad=True)
     ((a_t + b_t) * (b_t + 1.0)).backward()
     return a_t.grad.item(), b_t.grad.item()
+
+
+def _names_in(func) -> set[str]:
+    """Every name and attribute used in the body of a lab function (the judge parses the file as text)."""
+    try:
+        node = _find_def(ast.parse(lab_path(func._worker.lab_id).read_text(errors="replace")), func.qualname)
+    except (OSError, SyntaxError):
+        return set()
+    if node is None:
+        return set()
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+    }
+
+
+def _python_float(value, what: str) -> float:
+    assert isinstance(value, float), (
+        f"{what} must be a Python float, got {type(value).__name__}: {value!r} (use float(...) or tensor.item())"
+    )
+    return value
 
 
 def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False):
@@ -55,7 +78,7 @@ def test_graph_forward_values(lab, grader_seed):
     for a, b in _points(np.random.default_rng(grader_seed)):
         got = lab.graph_forward(a, b)
         assert len(got) == 3, f"graph_forward(a, b) must return (c, d, e), got {len(got)} values"
-        c, d, e = (as_float(v, n) for v, n in zip(got, ("c", "d", "e")))
+        c, d, e = (_python_float(v, f"graph_forward: {n}") for v, n in zip(got, ("c", "d", "e")))
         for name, value, want in (("c = a + b", c, a + b), ("d = b + 1", d, b + 1), ("e = c * d", e, (a + b) * (b + 1))):
             assert abs(value - want) < 1e-9, f"graph_forward({a:.3f}, {b:.3f}): {name} is {value}, expected {want}"
 
@@ -65,7 +88,7 @@ def test_graph_backward_matches_autograd(lab, grader_seed):
     for a, b in _points(np.random.default_rng(grader_seed)):
         got = lab.graph_backward(a, b)
         assert len(got) == 2, f"graph_backward(a, b) must return (de_da, de_db), got {len(got)} values"
-        de_da, de_db = as_float(got[0], "de_da"), as_float(got[1], "de_db")
+        de_da, de_db = _python_float(got[0], "graph_backward: de_da"), _python_float(got[1], "graph_backward: de_db")
         want_a, want_b = _autograd(a, b)
         assert abs(de_da - want_a) < 1e-9, (
             f"graph_backward({a:.3f}, {b:.3f}): de/da is {de_da:.6f}, autograd gives {want_a:.6f}; "
@@ -79,6 +102,11 @@ def test_graph_backward_matches_autograd(lab, grader_seed):
         assert abs(de_db - want_b) < 1e-9, (
             f"graph_backward({a:.3f}, {b:.3f}): de/db is {de_db:.6f}, autograd gives {want_b:.6f}{hint}"
         )
+    used = _names_in(lab.graph_backward) & {"torch", "backward", "autograd", "graph_autograd"}
+    assert not used, (
+        f"graph_backward uses {', '.join(sorted(used))}: derive de/da and de/db by hand with the chain rule over the "
+        "nodes c and d (local derivatives multiplied along each path from b to e, paths added), without autograd"
+    )
 
 
 @pytest.mark.points(1)
@@ -87,11 +115,21 @@ def test_graph_autograd_matches(lab, grader_seed):
         got = lab.graph_autograd(a, b)
         want = _autograd(a, b)
         for name, value, w in zip(("de/da", "de/db"), got, want):
-            value = as_float(value, name)
+            value = _python_float(value, f"graph_autograd: {name}")
+            if abs(value - w) < 1e-5:
+                assert abs(value - w) <= 1e-12 * max(1.0, abs(w)), (
+                    f"graph_autograd({a!r}, {b!r}): {name} is {value!r}, float64 autograd gives {w!r}: close, but not to "
+                    "float64 precision; float32 tensors round a and b (create the leaf tensors with dtype=torch.float64)"
+                )
             assert abs(value - w) < 1e-5, (
                 f"graph_autograd({a:.3f}, {b:.3f}): {name} is {value:.6f}, expected {w:.6f}; "
                 "build e from leaf tensors with requires_grad=True and call e.backward()"
             )
+    used = _names_in(lab.graph_autograd) & {"backward", "autograd"}
+    assert used, (
+        "graph_autograd gives the right numbers but never calls backward() or torch.autograd.grad: the point of "
+        "this task is to let autograd compute the derivatives"
+    )
 
 
 @pytest.mark.points(1)
@@ -102,13 +140,28 @@ def test_linear_model_and_squared_error(lab, grader_seed):
     y_pred = lab.linear_model(x, k, d)
     assert tuple(y_pred.shape) == (7,), f"linear_model(x, k, d) must keep the shape of x (7,), got {tuple(y_pred.shape)}"
     assert torch.allclose(y_pred, k * x + d), "linear_model(x, k, d) must return k * x + d"
+    x2 = torch.randn(3, 4, generator=g)
+    out2 = lab.linear_model(x2, k, d)
+    assert isinstance(out2, torch.Tensor) and tuple(out2.shape) == (3, 4) and torch.allclose(out2, k * x2 + d), (
+        "linear_model(x, k, d) on a (3, 4) tensor x must return k * x + d elementwise, shape (3, 4)"
+    )
     y = torch.randn(7, generator=g)
     loss = lab.squared_error(y_pred, y)
     want = ((y_pred - y) ** 2).sum()
-    assert torch.as_tensor(loss).numel() == 1, "squared_error must return a single number (a 0-d tensor)"
-    assert torch.allclose(torch.as_tensor(loss, dtype=want.dtype), want, rtol=1e-5), (
+    assert isinstance(loss, torch.Tensor) and tuple(loss.shape) == (), (
+        f"squared_error must return a 0-d tensor (a differentiable scalar), got "
+        f"{type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}"
+    )
+    assert torch.allclose(loss.to(want.dtype), want, rtol=1e-5), (
         f"squared_error: got {float(loss):.6f}, expected the sum of (y_pred - y)^2 = {want.item():.6f}"
     )
+    for shape_a, shape_b in (((7,), (7, 1)), ((5,), (4,)), ((2, 3), (3, 2))):
+        with pytest.raises(ValueError):
+            lab.squared_error(torch.randn(shape_a, generator=g), torch.randn(shape_b, generator=g))
+            raise AssertionError(
+                f"squared_error(y_pred of shape {shape_a}, y of shape {shape_b}) must raise ValueError: with different "
+                "shapes, (y_pred - y) broadcasts and silently sums the wrong squares"
+            )
 
 
 @pytest.mark.points(2)
@@ -119,7 +172,7 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
         k0, d0 = (float(v) for v in rng.uniform(-1, 1, 2))
         lr = 0.004
         k, d, losses = lab.fit_linear_regression(X, Y, lr=lr, epochs=epochs, k0=k0, d0=d0, device="cpu")
-        k, d = as_float(k, "k"), as_float(d, "d")
+        k, d = _python_float(k, "fit_linear_regression: k"), _python_float(d, "fit_linear_regression: d")
         want_k, want_d, want_losses = _per_sample_gd(k0, d0, lr, epochs)
         if abs(k - want_k) > 1e-4 or abs(d - want_d) > 1e-4:
             acc_k, acc_d, _ = _per_sample_gd(k0, d0, lr, epochs, accumulate=True)
@@ -134,12 +187,29 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
         assert np.shape(losses) == (epochs,), (
             f"fit_linear_regression must return one mean loss per epoch, shape ({epochs},), got {np.shape(losses)}"
         )
-        losses = np.asarray(losses, dtype=np.float64)
+        assert isinstance(losses, np.ndarray) and losses.dtype == np.float64, (
+            f"fit_linear_regression must return the per-epoch losses as an np.ndarray of float64, got "
+            f"{type(losses).__name__} of dtype {getattr(losses, 'dtype', None)}"
+        )
         assert np.allclose(losses, want_losses, rtol=1e-4), (
             f"per-epoch losses {np.round(losses, 5)} differ from the mean over the 5 samples of the loss "
             f"before each update, {np.round(want_losses, 5)}"
             + (": the sum was not divided by the number of samples" if np.allclose(losses, want_losses * len(X), rtol=1e-4) else "")
         )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(30)
+def test_fit_rejects_bad_data(lab):
+    k, _, _ = lab.fit_linear_regression(X[:2], Y[:2], epochs=1, device="cpu")  # valid data: a fit
+    as_float(k, "k")
+    for x, y, what in ((X, Y[:4], "5 x values and 4 y values"), ([], [], "no samples"), (X[:1], [], "1 x value, no y")):
+        with pytest.raises(ValueError):
+            lab.fit_linear_regression(x, y, epochs=2, device="cpu")
+            raise AssertionError(
+                f"fit_linear_regression with {what} must raise ValueError (check len(x) == len(y) > 0 first: zip() "
+                "would silently drop the unmatched samples)"
+            )
 
 
 @pytest.mark.points(2)

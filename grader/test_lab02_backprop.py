@@ -5,12 +5,18 @@ Every gradient is checked against torch autograd of the same forward pass in flo
 with the layer, the parameter and, where the grader can tell, the slip: a flipped sign, a
 missing or extra factor 1/N, a transposed dW, or a missing sigma'(z) in a layer.
 
-Rubric (18 points): sigmoid 1, init 1, forward 2, cost 1, backward for depths 1-5 5x1 plus
-batch of one 1, sgd_step 1, training on two moons 3, vanishing gradients 2, bias-gradient
-norms 1.
+Functions that must not modify their inputs get them as handles kept in the worker
+(``lab.grader.keep``), and the grader reads them back after the call: a plain argument is a
+copy in the worker, on which an in-place change would go unseen.
+
+Rubric (21 points): sigmoid 1, init 1, init distribution and errors 1, forward 2, cost 1,
+backward for depths 1-5 5x1 plus batch of one 1, sgd_step 1, mini-batches and reshuffling of
+train 2, training on two moons 3, vanishing gradients 2, bias-gradient norms 1.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -89,12 +95,74 @@ def _check_backward(lab, sizes, n, rng):
     for l in range(len(want) - 1, -1, -1):
         for p, label in enumerate(("dW", "db")):
             name = f"dC/d{label[1]}^{l + 1}"
+            assert np.asarray(grads[l][p]).dtype == np.float64, (
+                f"backward(), layer sizes {sizes}: {name} must be float64, got {np.asarray(grads[l][p]).dtype}"
+            )
             got = np.asarray(grads[l][p], dtype=np.float64)
             ok = got.shape == want[l][p].shape and rel_error(got, want[l][p]) < TOL
             assert ok, (
                 f"backward(), layer sizes {sizes}, batch N={n}: "
                 + _diagnose(name, got, want[l][p], params, x, y, l, p)
             )
+
+
+def _kept(lab, params):
+    """``params`` sent once and kept in the worker: (handle, the grader's own copy)."""
+    copy = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in params]
+    return lab.grader.keep(copy), [(W.copy(), b.copy()) for W, b in copy]
+
+
+def _unchanged(lab, handle, saved) -> bool:
+    """Are the worker's kept arrays still equal to ``saved`` (read back after the call)?"""
+    now = lab.grader.probe("tensor", handle)
+    if isinstance(saved, np.ndarray):
+        return isinstance(now, np.ndarray) and np.array_equal(now, saved)
+    return len(now) == len(saved) and all(
+        np.array_equal(np.asarray(W), W0) and np.array_equal(np.asarray(b), b0) for (W, b), (W0, b0) in zip(now, saved)
+    )
+
+
+def _step(params, x, y, batch, lr):
+    """The grader's gradient-descent step on C0 of the mini-batch ``batch`` (autograd gradients)."""
+    idx = list(batch)
+    grads = _autograd_grads(params, x[idx], y[idx])
+    return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+
+
+def _cost(params, x, y) -> float:
+    a = x
+    for W, b in params:
+        a = 1.0 / (1.0 + np.exp(-(a @ W.T + b)))
+    return float(0.5 * np.sum((y - a) ** 2) / x.shape[0])
+
+
+def _ordered_partitions(n: int, sizes: tuple[int, ...], items: tuple[int, ...] | None = None):
+    """Every way to cut range(n) into consecutive mini-batches of the given sizes, in order (a
+    mini-batch as a sorted tuple of sample indices; samples left over are not used)."""
+    items = tuple(range(n)) if items is None else items
+    if not sizes:
+        yield ()
+        return
+    for first in itertools.combinations(items, sizes[0]):
+        left = tuple(i for i in items if i not in first)
+        for tail in _ordered_partitions(n, sizes[1:], left):
+            yield (first,) + tail
+
+
+def _flat(params) -> np.ndarray:
+    return np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for W, b in params for a in (W, b)])
+
+
+def _match(params, candidates) -> tuple[int, float, float]:
+    """(index of the nearest candidate, its relative distance, the second nearest's)."""
+    try:
+        got = _flat(params)
+        d = sorted((rel_error(got, _flat(c)), i) for i, c in enumerate(candidates) if _flat(c).shape == got.shape)
+    except (TypeError, ValueError):
+        return -1, np.inf, np.inf
+    if not d:
+        return -1, np.inf, np.inf
+    return d[0][1], d[0][0], d[1][0] if len(d) > 1 else np.inf
 
 
 # --------------------------------------------------------------------------- the rubric
@@ -104,10 +172,15 @@ def _check_backward(lab, sizes, n, rng):
 def test_sigmoid_and_sigmoid_prime(lab, grader_seed):
     z = np.random.default_rng(grader_seed).uniform(-8, 8, size=(5, 7))
     s = torch.sigmoid(torch.tensor(z)).numpy()
-    assert rel_error(lab.sigmoid(z), s) < 1e-12, "sigmoid(z) must be 1 / (1 + exp(-z)) elementwise"
-    got = np.asarray(lab.sigmoid_prime(z))
-    assert got.shape == z.shape, f"sigmoid_prime(z) must keep the shape {z.shape}, got {got.shape}"
-    assert rel_error(got, s * (1 - s)) < 1e-12, "sigmoid_prime(z) must be sigma(z) (1 - sigma(z))"
+    for name, got, want, formula in (
+        ("sigmoid", lab.sigmoid(z), s, "1 / (1 + exp(-z))"),
+        ("sigmoid_prime", lab.sigmoid_prime(z), s * (1 - s), "sigma(z) (1 - sigma(z))"),
+    ):
+        assert isinstance(got, np.ndarray) and got.shape == z.shape and got.dtype == np.float64, (
+            f"{name}(z) on a float64 array of shape {z.shape} must return a float64 np.ndarray of the same shape, got "
+            f"{type(got).__name__} {getattr(got, 'dtype', '')} {getattr(got, 'shape', '')}"
+        )
+        assert rel_error(got, want) < 1e-12, f"{name}(z) must be {formula} elementwise"
 
 
 @pytest.mark.points(1)
@@ -118,12 +191,46 @@ def test_init_params_shapes_and_seed(lab):
     for l, ((W, b), (n_in, n_out)) in enumerate(zip(params, zip(sizes[:-1], sizes[1:])), start=1):
         assert np.shape(W) == (n_out, n_in), f"W^{l} must have shape (n_l, n_(l-1)) = {(n_out, n_in)}, got {np.shape(W)}"
         assert np.shape(b) == (n_out,), f"b^{l} must have shape ({n_out},), got {np.shape(b)}"
-        assert np.asarray(W).dtype == np.float64, f"W^{l} must be float64, got {np.asarray(W).dtype}"
+        assert np.asarray(W).dtype == np.float64 and np.asarray(b).dtype == np.float64, (
+            f"W^{l} and b^{l} must be float64, got {np.asarray(W).dtype} and {np.asarray(b).dtype}"
+        )
         assert np.std(W) > 0, f"W^{l} is constant: weights must be random to break the symmetry"
     again = lab.init_params(sizes, seed=3)
     other = lab.init_params(sizes, seed=4)
     assert all(np.array_equal(W, W2) for (W, _), (W2, _) in zip(params, again)), "init_params is not deterministic by seed"
     assert not all(np.array_equal(W, W2) for (W, _), (W2, _) in zip(params, other)), "init_params ignores its seed"
+
+
+@pytest.mark.points(1)
+def test_init_params_distribution_and_errors(lab, grader_seed):
+    """W^l ~ N(0, 1/n_(l-1)), b^l ~ N(0, 1) (Nielsen ch. 3), measured on large layers.
+
+    Tolerances: std of W within 10 % (120000 and 60000 draws: ~0.3 % expected), std of b within
+    25 % (300 and 200 draws: ~5 % expected), means within 0.1 std of W and 0.35 for b.
+    """
+    sizes = [400, 300, 200]
+    params = lab.init_params(sizes, seed=grader_seed % 2**31)
+    for l, ((W, b), n_in) in enumerate(zip(params, sizes[:-1]), start=1):
+        W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        want = 1.0 / np.sqrt(n_in)
+        hint = ""
+        if abs(W.std() - 1.0) < 0.1:
+            hint = f" (it looks like N(0, 1): divide by sqrt(n_(l-1)) = sqrt({n_in}))"
+        elif abs(W.std() - 1.0 / n_in) < 0.1 / n_in:
+            hint = f" (std 1/n_(l-1): the variance is 1/n_(l-1), so the std is 1/sqrt({n_in}))"
+        assert abs(W.std() / want - 1.0) < 0.1 and abs(W.mean()) < 0.1 * want, (
+            f"init_params({sizes}): W^{l} has mean {W.mean():.3g} and std {W.std():.3g}; W^l ~ N(0, 1/n_(l-1)) has "
+            f"mean 0 and std 1/sqrt({n_in}) = {want:.3g}{hint}"
+        )
+        assert abs(b.std() - 1.0) < 0.25 and abs(b.mean()) < 0.35, (
+            f"init_params({sizes}): b^{l} has mean {b.mean():.3g} and std {b.std():.3g}; b^l ~ N(0, 1) has mean 0, std 1"
+        )
+    for bad in ([5], [], [3, 0, 2], [4, -1]):
+        with pytest.raises(ValueError):
+            lab.init_params(bad, seed=0)
+            raise AssertionError(
+                f"init_params({bad}) must raise ValueError: a network needs at least two layer sizes, all positive"
+            )
 
 
 @pytest.mark.points(2)
@@ -142,8 +249,18 @@ def test_forward_shapes_and_values(lab, grader_seed):
         z = a @ torch.tensor(W).T + torch.tensor(b)
         a = torch.sigmoid(z)
         assert np.shape(zs[l - 1]) == (n, sizes[l]), f"z^{l} must have shape (N, n_l) = {(n, sizes[l])}, got {np.shape(zs[l - 1])}"
+        assert np.asarray(zs[l - 1]).dtype == np.float64 and np.asarray(activations[l]).dtype == np.float64, (
+            f"z^{l} and a^{l} must be float64 arrays, got {np.asarray(zs[l - 1]).dtype} and {np.asarray(activations[l]).dtype}"
+        )
         assert rel_error(zs[l - 1], z.numpy()) < 1e-12, f"z^{l} is wrong: z^l = a^(l-1) W^l^T + b^l (one sample per row)"
         assert rel_error(activations[l], a.numpy()) < 1e-12, f"a^{l} is wrong: a^l = sigma(z^l)"
+    for bad in (x[0], x[:, :4], x.T, x[None]):
+        with pytest.raises(ValueError):
+            lab.forward(params, bad)
+            raise AssertionError(
+                f"forward() with x of shape {bad.shape} for a net with n_0 = {sizes[0]} inputs must raise ValueError: "
+                "x must be 2-D, (N, n_0), one sample per row"
+            )
 
 
 @pytest.mark.points(1)
@@ -152,7 +269,8 @@ def test_quadratic_cost(lab, grader_seed):
     for n in (1, 6):
         a_L, y = rng.random((n, 3)), rng.random((n, 3))
         want = 0.5 * np.sum((y - a_L) ** 2) / n
-        got = float(lab.quadratic_cost(a_L, y))
+        got = lab.quadratic_cost(a_L, y)
+        assert isinstance(got, float), f"quadratic_cost must return a Python float, got {type(got).__name__}"
         hint = " (the sum over the batch must be divided by N)" if n > 1 and abs(got - want * n) < 1e-12 else ""
         assert abs(got - want) < 1e-12, f"quadratic_cost with N={n}: got {got:.6f}, expected C0 = {want:.6f}{hint}"
 
@@ -178,12 +296,120 @@ def test_sgd_step(lab, grader_seed):
     rng = np.random.default_rng(grader_seed)
     params, _, _ = _random_problem(rng, [3, 4, 2], 1)
     grads = [(rng.standard_normal(W.shape), rng.standard_normal(b.shape)) for W, b in params]
-    before = [(W.copy(), b.copy()) for W, b in params]
-    new = lab.sgd_step(params, grads, 0.1)
+    params_h, before = _kept(lab, params)
+    grads_h, grads_before = _kept(lab, grads)
+    new = lab.sgd_step(params_h, grads_h, 0.1)
+    assert len(new) == len(before), f"sgd_step must return one (W, b) per layer ({len(before)}), got {len(new)}"
     for l, ((W, b), (dW, db), (W1, b1)) in enumerate(zip(before, grads, new), start=1):
         assert rel_error(W1, W - 0.1 * dW) < 1e-12 and rel_error(b1, b - 0.1 * db) < 1e-12, (
             f"sgd_step: layer {l} must become W - lr dC/dW and b - lr dC/db"
         )
+    assert _unchanged(lab, params_h, before), (
+        "sgd_step changed the arrays of `params` in place (W -= ...): return new arrays (W - lr * dW) and leave "
+        "`params` as it was; the caller may still need the old parameters"
+    )
+    assert _unchanged(lab, grads_h, grads_before), "sgd_step changed the arrays of `grads` in place: leave them as they were"
+
+
+@pytest.mark.points(2)
+@pytest.mark.timeout(60)
+def test_train_is_minibatch_sgd_with_reshuffling(lab, grader_seed):
+    """train() against every possible sample order, computed by the grader's own steps.
+
+    (1) N = 7, batch_size = 3, one epoch: the result must be one of the 140 ways to cut a
+    permutation into mini-batches of 3, 3, 1, with one step per mini-batch; the cost history is
+    C0 of that state; params, x, y unchanged. (2) N = 4, batch_size = 2, 3 epochs, 4 seeds: each
+    epoch's partition is identified among the 6 possible; the same seed must give the same result,
+    the order must change between epochs and between seeds (a correct train fails this by chance
+    with probability below 1e-6).
+    """
+    rng = np.random.default_rng(grader_seed)
+    lr = 0.8
+    params, x, y = _random_problem(rng, [3, 4, 2], 7)
+    params_h, saved = _kept(lab, params)
+    x_h, y_h = lab.grader.keep(x), lab.grader.keep(y)
+    call = "train(params, x, y, lr=0.8, epochs=1, batch_size=3) on N = 7 samples"
+    got, history = lab.train(params_h, x_h, y_h, lr=lr, epochs=1, batch_size=3, seed=grader_seed % 2**31)
+    partitions = list(_ordered_partitions(7, (3, 3, 1)))
+    candidates = []
+    for part in partitions:
+        state = params
+        for batch in part:
+            state = _step(state, x, y, batch, lr)
+        candidates.append(state)
+    best, dist, second = _match(got, candidates)
+    if not dist < 1e-8:
+        why = "it matches no order of the samples cut into mini-batches of 3, 3 and 1 with one step per mini-batch"
+        for sizes, words in (
+            ((3, 2, 2), "the mini-batches have 3, 2 and 2 samples; all but the last must have batch_size samples"),
+            ((3, 3), "the last, smaller mini-batch (1 sample) was left out: it takes a step too"),
+            ((7,), "one step on the whole data set per epoch: take one step per mini-batch"),
+        ):
+            others = []
+            for part in _ordered_partitions(7, sizes):
+                state = params
+                for batch in part:
+                    state = _step(state, x, y, batch, lr)
+                others.append(state)
+            if _match(got, others)[1] < 1e-8:
+                why = words
+                break
+        raise AssertionError(f"{call}: the parameters are not those of mini-batch gradient descent: {why}")
+    assert second > 1e-6, "the grader could not tell the sample orders apart on this problem"  # the grader's own sanity
+    assert isinstance(history, np.ndarray) and history.dtype == np.float64 and history.shape == (1,), (
+        f"{call} must return the cost history as an np.ndarray of float64 with one value per epoch, got "
+        f"{type(history).__name__} {getattr(history, 'dtype', '')} {getattr(history, 'shape', '')}"
+    )
+    want = _cost(candidates[best], x, y)
+    assert abs(history[0] - want) < 1e-10 * max(1.0, want), (
+        f"{call}: the history holds {history[0]:.8f}, but C0 of the returned parameters on all of (x, y) is "
+        f"{want:.8f}: record C0 on the whole data set after each epoch's steps"
+    )
+    assert _unchanged(lab, params_h, saved), (
+        "train() changed the arrays of the initial `params` in place: work on new arrays (sgd_step returns them); "
+        "the caller's initial parameters must stay as they were"
+    )
+    assert _unchanged(lab, x_h, x) and _unchanged(lab, y_h, y), "train() changed x or y in place"
+
+    # (2) a new order every epoch, drawn from a generator seeded by `seed`.
+    params, x, y = _random_problem(rng, [2, 3, 2], 4)
+    x_h, y_h = lab.grader.keep(x), lab.grader.keep(y)
+    partitions = list(_ordered_partitions(4, (2, 2)))
+    tree = {(): params}
+    for depth in range(3):
+        for key in [k for k in tree if len(k) == depth]:
+            for j, part in enumerate(partitions):
+                state = tree[key]
+                for batch in part:
+                    state = _step(state, x, y, batch, lr)
+                tree[key + (j,)] = state
+    leaves = [k for k in tree if len(k) == 3]
+    seeds = [int(v) for v in np.random.default_rng(grader_seed + 1).integers(0, 2**31, 4)]
+    orders = []
+    for seed in seeds:
+        got = lab.train(params, x_h, y_h, lr=lr, epochs=3, batch_size=2, seed=seed)[0]
+        best, dist, _ = _match(got, [tree[k] for k in leaves])
+        assert dist < 1e-8, (
+            f"train(lr=0.8, epochs=3, batch_size=2, seed={seed}) on N = 4 samples: the parameters match no sequence of "
+            "3 epochs of mini-batch gradient descent (each epoch: every sample once, in mini-batches of 2)"
+        )
+        orders.append(leaves[best])
+    again = lab.train(params, x_h, y_h, lr=lr, epochs=3, batch_size=2, seed=seeds[0])[0]
+    assert _match(again, [tree[orders[0]]])[1] < 1e-8, (
+        f"train(seed={seeds[0]}) called twice gives different results: draw the sample orders from a generator "
+        "seeded by `seed` (e.g. np.random.default_rng(seed)), not from the global random state"
+    )
+    words = [" | ".join(str(partitions[j]) for j in o) for o in orders]
+    assert any(j != 0 for o in orders for j in o), (
+        "train(): every epoch uses the samples in their given order (mini-batches (0, 1), (2, 3)): shuffle the samples "
+        "with a new random permutation every epoch"
+    )
+    assert any(len(set(o)) > 1 for o in orders), (
+        f"train(): every epoch uses the same sample order ({words[0]}): draw a new random order every epoch, "
+        "not once before the loop"
+    )
+    assert len(set(orders)) > 1, f"train(): seeds {seeds} all give the same sample orders: the seed is ignored"
+
 
 
 @pytest.mark.points(3)

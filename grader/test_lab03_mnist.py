@@ -10,16 +10,18 @@ never uses a number the student code returns for them.
 
 Checks of *how* the code runs use probes in the worker (``grader/worker/probes_lab03.py``):
 the sample order seen by a training forward pass, where the model and the batches were sent
-with ``.to()``, the figure ``plot_losses`` saved, the layer list of ``build_mlp``'s model and its
-outputs on the grader's inputs.
+with ``.to()``, train and grad mode during ``accuracy()``, the parameters at each
+``on_epoch_end`` call, the figure ``plot_losses`` saved and whether it was closed, the layer
+list of ``build_mlp``'s model and its outputs on the grader's inputs.
 
-Rubric (24 points on a CPU machine, +1 on a GPU):
-    architecture 2, bad arguments 1, log-probabilities 1, full-batch step is SGD with momentum
-    on the NLL loss 2, one loss per epoch and decreasing 1, shuffling every epoch 2, shuffling
-    follows the seed 1, model and batches moved with .to(device) 1, test accuracy after the
-    sheet's settings: 1x30 sigmoid 2, 1/2/3x30 ReLU 3x1, accuracy() 1, gradient norms 1,
-    vanishing gradients 2, stratified subsample 1, less data lowers accuracy 1, loss plot 1,
-    no hard-coded device 1, cuda equals cpu 1 (GPU only).
+Rubric (27 points on a CPU machine, +1 on a GPU):
+    architecture and initialisation 2, bad arguments 1, log-probabilities 1, full-batch step is
+    SGD with momentum on the NLL loss 2, epoch loss weighted by batch size 1, on_epoch_end after
+    each epoch 1, one loss per epoch and decreasing 1, shuffling every epoch 2, shuffling follows
+    the seed 1, model and batches moved with .to(device) 1, test accuracy after the sheet's
+    settings: 1x30 sigmoid 2, 1/2/3x30 ReLU 3x1, accuracy() 1, accuracy() in eval mode without
+    gradients 1, gradient norms 1, vanishing gradients 2, stratified subsample 1, less data
+    lowers accuracy 1, loss plot 1, no hard-coded device 1, cuda equals cpu 1 (GPU only).
 """
 
 from __future__ import annotations
@@ -334,6 +336,16 @@ def _check_architecture(lab, model, depth, activation, width=30, n_in=784, n_out
     n_params = sum(t.numel() for t in tensors)
     want = n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
     assert n_params == want, f"{call} has {n_params} parameters, expected {want}"
+    for j, t in enumerate(tensors):
+        fan_in = t.shape[1] if t.ndim == 2 else tensors[j - 1].shape[1]
+        bound = 1.0 / np.sqrt(fan_in)
+        kind, layer = ("weight" if t.ndim == 2 else "bias"), j // 2 + 1
+        spread_ok = t.numel() < 900 or abs(float(t.float().std()) * np.sqrt(3.0) / bound - 1.0) < 0.15
+        assert float(t.abs().max()) <= bound * (1 + 1e-6) and spread_ok, (
+            f"{call}: the {kind} of nn.Linear layer {layer} (max |value| {float(t.abs().max()):.3g}, std "
+            f"{float(t.float().std()):.3g}) is not PyTorch's default initialisation, uniform in +-1/sqrt(fan_in) = "
+            f"+-{bound:.3g}: keep the parameters nn.Linear starts with"
+        )
     net = _load(_JudgeMLP(depth, activation, width, n_in, n_out), tensors, call)
     x = torch.randn(13, 1, 28, 28) if n_in == 784 else torch.randn(13, n_in)
     assert _same_outputs(lab, model, net, x), (
@@ -446,6 +458,55 @@ def test_train_step_is_sgd_with_momentum_on_nll(lab, grader_seed):
 
 
 @pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_epoch_loss_weights_batches_by_size(lab, grader_seed):
+    """With lr = 0 the parameters never move, so every mini-batch's loss is taken at the same
+    parameters and an epoch's mean over its N samples is the NLL of the whole set, whatever the
+    order. N = 50 in mini-batches of 16 leaves a last mini-batch of 2, so a plain mean of the 4
+    batch losses differs (a correct train agrees to float32 rounding, ~1e-7)."""
+    model, x, y = _small_problem(grader_seed, n=50)
+    student = lab.grader.to_worker(model)
+    losses = lab.train(student, x, y, epochs=3, lr=0.0, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
+    with torch.no_grad():
+        want = float(nn.functional.nll_loss(model(x), y))
+    assert len(losses) == 3, f"train(epochs=3) must return 3 per-epoch losses, got {len(losses)}"
+    got = np.array([as_float(v, "each per-epoch loss") for v in losses])
+    assert np.allclose(got, want, rtol=1e-5), (
+        f"train(lr=0, batch_size=16) on N = 50 samples: per-epoch losses {np.round(got, 6)}, but with lr = 0 every "
+        f"sample's loss is taken at the initial parameters and their mean over the epoch is the NLL of the whole "
+        f"set, {want:.6f}. The last mini-batch has only 2 samples: weight each mini-batch's mean loss by its number "
+        "of samples (sum loss * batch size, divide by N), not a plain mean over the mini-batches"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_calls_on_epoch_end_after_each_epoch(lab, grader_seed):
+    """on_epoch_end(epoch, model) after each epoch's last step, epochs 1, 2, 3: with batch_size = N
+    each epoch is one full-batch step, and the model the callback sees must have the grader's
+    parameters after that many steps."""
+    model, x, y = _small_problem(grader_seed)
+    student = lab.grader.to_worker(model)
+    recorder = lab.grader.make("lab03.epoch_recorder")
+    lab.train(student, x, y, epochs=3, lr=0.5, momentum=0.9, batch_size=len(y), device="cpu", seed=grader_seed,
+              on_epoch_end=recorder)
+    calls = lab.grader.probe("lab03.epoch_calls", recorder)
+    epochs = [c[0] for c in calls]
+    assert epochs == [1, 2, 3], (
+        f"train(epochs=3, on_epoch_end=f) called f with epochs {epochs}; expected f(1, model), f(2, model), "
+        "f(3, model): once per epoch, numbered from 1"
+    )
+    for epoch, params in calls:
+        want = _full_batch_sgd(model, x, y, epoch, 0.5, 0.9)[0]
+        before = _full_batch_sgd(model, x, y, epoch - 1, 0.5, 0.9)[0] if epoch > 1 else _params(model)
+        hint = ": it was called before the epoch's steps; call it after the last step of the epoch" if _same_params(params, before) else ""
+        assert _same_params(params, want), (
+            f"train(): on_epoch_end({epoch}, model) got a model whose parameters are not those after epoch {epoch}"
+            f"{hint} (pass the model being trained)"
+        )
+
+
+@pytest.mark.points(1)
 @pytest.mark.timeout(120)
 def test_train_returns_one_loss_per_epoch_and_decreases(lab, runs):
     """1x30 sigmoid, sheet settings: 15 per-epoch means that go down.
@@ -529,15 +590,23 @@ def test_train_shuffling_follows_seed(lab, grader_seed):
 def test_train_and_accuracy_move_model_and_batches_to_device(lab, grader_seed):
     """Probe tensors remember where they were sent with .to(): on a CPU-only machine too."""
     cpu = str(torch.device("cpu"))
-    for name in ("train", "accuracy"):
+    for name in ("train", "accuracy", "layer_gradient_norms"):
         model, x, y = _tagged_problem(lab, grader_seed)
         if name == "train":
             lab.train(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
-        else:
+        elif name == "accuracy":
             lab.accuracy(model, x, y, device="cpu", batch_size=16)
+        else:
+            lab.layer_gradient_norms(model, x, y)
         calls = lab.grader.probe("lab03.device_calls", model)
         assert calls, f"{name}() never called the model"
         for data_device, model_device in calls:
+            if name == "layer_gradient_norms":
+                assert data_device == cpu, (
+                    "layer_gradient_norms: x was not moved to the device of the model's parameters; on a GPU the "
+                    "model's weights and the inputs would be on different devices"
+                )
+                continue
             assert data_device == cpu, (
                 f"{name}(device='cpu'): the model got a batch that was never sent with .to(device); move every "
                 "batch (or the whole x) with x_b.to(device), or it fails with a device mismatch on a GPU"
@@ -597,7 +666,8 @@ def test_accuracy_function_matches_grader(lab, mnist):
     x_held, y_held = mnist.x_train[1000:2000], mnist.y_train[1000:2000]
     for x, y, batch_size in ((x_held, y_held, 1000), (x_held[:999], y_held[:999], 300)):
         want = _accuracy(model, x, y)
-        got = as_float(lab.accuracy(lab.grader.to_worker(model), x, y, device="cpu", batch_size=batch_size), "accuracy()")
+        got = lab.accuracy(lab.grader.to_worker(model), x, y, device="cpu", batch_size=batch_size)
+        assert isinstance(got, float), f"accuracy() must return a Python float, got {type(got).__name__}"
         hint = ""
         full = (len(y) // batch_size) * batch_size
         if abs(got - want * len(y)) < 0.5:
@@ -608,6 +678,31 @@ def test_accuracy_function_matches_grader(lab, mnist):
             f"accuracy(model, x, y, batch_size={batch_size}) on {len(y)} held-out images returned {got:.4f}; the "
             f"grader's own evaluation (argmax of model(x) == y) gives {want:.4f}{hint}"
         )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_accuracy_evaluates_in_eval_mode_without_gradients(lab, grader_seed):
+    """Probe model: train mode and grad mode of every forward pass of accuracy(), and every
+    sample counted once (chunks of at most batch_size)."""
+    n = 40
+    model, x, y = _tagged_problem(lab, grader_seed, n=n)  # the probe starts in training mode, as after train()
+    acc = lab.accuracy(model, x, y, device="cpu", batch_size=16)
+    assert isinstance(acc, float), f"accuracy() must return a Python float, got {type(acc).__name__}"
+    modes = lab.grader.probe("lab03.modes", model)
+    assert modes, "accuracy() never called the model"
+    sizes = [size for _, _, size in modes]
+    assert sum(sizes) == n and max(sizes) <= 16, (
+        f"accuracy(batch_size=16) on {n} samples fed the model chunks of {sizes} samples; expected chunks of at "
+        "most 16 that together hold every sample once"
+    )
+    assert not any(training for training, _, _ in modes), (
+        "accuracy() ran the model in training mode: call model.eval() before evaluating (dropout and batch norm "
+        "behave differently in training mode)"
+    )
+    assert not any(grad for _, grad, _ in modes), (
+        "accuracy() recorded gradients during evaluation: evaluate under torch.no_grad() (no graph, less memory)"
+    )
 
 
 # --------------------------------------------------------------------------- Task 3.3: vanishing gradients
@@ -628,7 +723,10 @@ def test_layer_gradient_norms_match_autograd(lab, grader_seed):
             f"layer_gradient_norms on a net with 3 nn.Linear layers returned {len(got)} values; expected one "
             "||dC/db|| per Linear layer, input side first"
         )
-        got = np.array([as_float(v, "each gradient norm") for v in got])
+        assert all(isinstance(v, float) for v in got), (
+            f"layer_gradient_norms must return Python floats, got {[type(v).__name__ for v in got]} (use .item())"
+        )
+        got = np.array(got)
         hint = ""
         if rel_error(got[::-1], want) < 1e-4:
             hint = ": the order is reversed; list the input side first"
@@ -723,6 +821,14 @@ def test_subsample_is_stratified_and_exact(lab, mnist, train_set, grader_seed):
         f"subsample(fraction=0.3) with class sizes 50/30/17/3 kept {counts.long().tolist()}; stratified means about "
         f"{share.tolist()} (floor or ceil of fraction * n_c)"
     )
+    xs, ys = lab.subsample(ids, labels, 1.0, seed=grader_seed)
+    assert len(ys) == 100 and torch.equal(torch.sort(xs[:, 0].round().long()).values, torch.arange(100)), (
+        "subsample(fraction=1.0) must return every sample once (fraction is in (0, 1], 1 included)"
+    )
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError):
+            lab.subsample(ids, labels, bad, seed=grader_seed)
+            raise AssertionError(f"subsample(fraction={bad}) must raise ValueError: fraction must be in (0, 1]")
     a = lab.subsample(ids, labels, 0.5, seed=grader_seed)[1]
     b = lab.subsample(ids, labels, 0.5, seed=grader_seed)[1]
     assert torch.equal(a, b), "subsample() with the same seed returned different subsets: use a torch.Generator seeded by `seed`"
@@ -764,16 +870,28 @@ def _worker_writable_dir(tmp_path: Path) -> Path:
 def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     rng = np.random.default_rng(grader_seed)
     histories = {f"{d}x30 relu": list(np.sort(rng.uniform(0.1, 2.3, 6))[::-1]) for d in (1, 2, 3)}
-    path = _worker_writable_dir(tmp_path) / "losses.png"
+    histories["1x30 relu, 10% data"] = list(np.sort(rng.uniform(0.1, 2.3, 4))[::-1])  # another length
+    path = _worker_writable_dir(tmp_path) / "new" / "folder" / "losses.png"  # the folders do not exist yet
+    title = f"grader's title {grader_seed % 1000}"
     with remote.options(keep=True):  # a pathlib.Path in the worker, as a student would pass it
         path_arg = lab.grader.probe("lab03.path", str(path))
+    open_before = lab.grader.probe("lab03.open_figures")
     with remote.options(capture_figures=True):  # probe: what every savefig in the call drew
-        returned = lab.plot_losses(histories, path_arg)
+        try:
+            returned = lab.plot_losses(histories, path_arg, title=title)
+        except FileNotFoundError as exc:
+            raise AssertionError(
+                f"plot_losses to a path whose folders do not exist yet raised {exc}: create the missing parent "
+                "folders first (Path(path).parent.mkdir(parents=True, exist_ok=True))"
+            ) from None
         figures = list(remote.last_evidence().get("figures") or [])
     if isinstance(returned, remote.RemoteObject):
         returned = lab.grader.probe("lab03.text", returned)
     assert returned is not None and str(returned) == str(path), f"plot_losses must return the path it wrote, got {returned!r}"
-    assert path.is_file(), f"plot_losses did not write {path.name}"
+    assert path.is_file(), (
+        f"plot_losses did not write {path.name} into folders that did not exist yet: create the missing parent "
+        "folders (Path(path).parent.mkdir(parents=True, exist_ok=True))"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "plot_losses must write a PNG file (fig.savefig(path) with a .png path)"
     assert figures, "plot_losses must save a matplotlib figure with fig.savefig(path) or plt.savefig(path)"
     fig = figures[-1]
@@ -796,6 +914,18 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
         assert ax["xlabel"].strip() and ax["ylabel"].strip(), (
             "plot_losses: label the axes (ax.set_xlabel('epoch'), ax.set_ylabel('training loss'))"
         )
+        epochs = np.arange(1, len(losses) + 1)
+        assert len(line["x"]) == len(epochs) and np.allclose(line["x"], epochs), (
+            f"plot_losses: the curve of {name!r} has x values {np.round(line['x'], 2).tolist()}; the epochs are "
+            f"1 ... {len(losses)} (plot against range(1, len(losses) + 1), not the list index from 0)"
+        )
+    titles = [fig["suptitle"]] + [ax["title"] for ax in fig["axes"]]
+    assert title in titles, f"plot_losses(..., title={title!r}): the figure's title is none of {titles}; show `title`"
+    open_after = lab.grader.probe("lab03.open_figures")
+    assert open_after <= open_before, (
+        f"plot_losses left its figure open ({open_before} open figures before the call, {open_after} after): close "
+        "it after saving (plt.close(fig)), or a sweep of many plots keeps them all in memory"
+    )
 
 
 # --------------------------------------------------------------------------- devices

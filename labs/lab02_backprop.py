@@ -14,12 +14,21 @@ Notation (l = 1 ... L):
 Shapes: W^l is (n_l, n_(l-1)), b^l is (n_l,), a batch x is (N, n_0) with one sample per row, so
 in code z^l = a^(l-1) @ W^l.T + b^l has shape (N, n_l).
 
-Run the whole lab with ``python -m labs.lab02_backprop``.
+Run the whole lab with ``python -m labs.lab02_backprop`` (figures go to ``figures/lab02/``);
+then answer the lab 2 questions in ``labs/QUESTIONS.md``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FIGURES = Path("figures") / "lab02"
 
 Params = list[tuple[np.ndarray, np.ndarray]]
 
@@ -28,13 +37,13 @@ Params = list[tuple[np.ndarray, np.ndarray]]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """sigma(z) = 1 / (1 + e^-z), elementwise; any shape, float64."""
+    """sigma(z) = 1 / (1 + e^-z), elementwise; float64 array of the shape of ``z``."""
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement sigmoid()")
 
 
 def sigmoid_prime(z: np.ndarray) -> np.ndarray:
-    """sigma'(z) = sigma(z) (1 - sigma(z)), elementwise; any shape, float64."""
+    """sigma'(z) = sigma(z) (1 - sigma(z)), elementwise; float64 array of the shape of ``z``."""
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement sigmoid_prime()")
 
@@ -66,11 +75,11 @@ def forward(params: Params, x: np.ndarray) -> tuple[list[np.ndarray], list[np.nd
 
     Args:
         params: [(W^l, b^l)] as from :func:`init_params`.
-        x: batch of inputs, float64 (N, n_0).
+        x: batch of inputs, float64 (N, n_0), one sample per row.
 
     Returns:
-        (zs, activations): zs = [z^1, ..., z^L], each (N, n_l); activations = [a^0 = x, a^1,
-        ..., a^L], each (N, n_l).
+        (zs, activations): zs = [z^1, ..., z^L], each float64 (N, n_l); activations = [a^0 = x,
+        a^1, ..., a^L], each float64 (N, n_l).
 
     Raises:
         ValueError: x is not 2-D or its width is not n_0.
@@ -80,7 +89,7 @@ def forward(params: Params, x: np.ndarray) -> tuple[list[np.ndarray], list[np.nd
 
 
 def quadratic_cost(a_L: np.ndarray, y: np.ndarray) -> float:
-    """C0 = 1/(2N) sum_x ||y_x - a^L_x||^2 for a batch of N rows; returns a Python float."""
+    """C0 = 1/(2N) sum_x ||y_x - a^L_x||^2 for a batch of N rows (a^L, y: (N, n_L)); a Python float."""
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement quadratic_cost()")
 
@@ -89,12 +98,10 @@ def quadratic_cost(a_L: np.ndarray, y: np.ndarray) -> float:
 
 
 def backward(params: Params, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Gradients of the mean quadratic cost C0 with respect to every W^l and b^l.
+    """Gradients of the mean quadratic cost C0 of the batch with respect to every W^l and b^l.
 
-    Backpropagation (Nielsen ch. 2, equations BP1-BP4, batched):
-        delta^L = (a^L - y) * sigma'(z^L) / N
-        delta^l = (delta^(l+1) W^(l+1)) * sigma'(z^l)
-        dC/dW^l = delta^l^T a^(l-1),   dC/db^l = sum over the batch of delta^l
+    By backpropagation, equations BP1-BP4 of Nielsen ch. 2 (see the module docstring), for a
+    whole batch at once; no autograd. ``params``, ``x`` and ``y`` are not modified.
 
     Args:
         params: [(W^l, b^l)].
@@ -102,7 +109,7 @@ def backward(params: Params, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndar
         y: targets, float64 (N, n_L).
 
     Returns:
-        [(dC/dW^1, dC/db^1), ..., (dC/dW^L, dC/db^L)] with the shapes of the parameters.
+        [(dC/dW^1, dC/db^1), ..., (dC/dW^L, dC/db^L)], float64 with the shapes of W^l and b^l.
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement backward()")
@@ -112,9 +119,14 @@ def backward(params: Params, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndar
 
 
 def sgd_step(params: Params, grads: list[tuple[np.ndarray, np.ndarray]], lr: float) -> Params:
-    """One gradient-descent step W <- W - lr dC/dW, b <- b - lr dC/db.
+    """One gradient-descent step W^l <- W^l - lr dC/dW^l, b^l <- b^l - lr dC/db^l for every layer.
 
-    Returns new arrays; ``params`` is not modified.
+    Args:
+        params: [(W^l, b^l)]; grads: [(dC/dW^l, dC/db^l)] of the same shapes; lr: learning rate.
+
+    Returns:
+        The new parameters [(W^l, b^l)] as new arrays; ``params`` and ``grads`` are not modified
+        (the caller may still need the old values).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement sgd_step()")
@@ -129,21 +141,22 @@ def train(
     batch_size: int,
     seed: int = 0,
 ) -> tuple[Params, np.ndarray]:
-    """Mini-batch stochastic gradient descent on C0.
+    """Mini-batch stochastic gradient descent on C0 (Nielsen ch. 1, "stochastic gradient descent").
 
-    Each epoch visits the N samples in a new random order (``np.random.default_rng(seed)``) in
-    mini-batches of ``batch_size`` (the last one may be smaller) and takes one :func:`sgd_step` per
-    mini-batch.
+    Every epoch visits each of the N samples exactly once, in a new random order, in mini-batches
+    of ``batch_size`` samples (only the last one may be smaller), with one gradient-descent step
+    on C0 of the mini-batch per mini-batch. The orders come from a random generator seeded by
+    ``seed``: the same seed gives the same result, and the global random state is not used.
 
     Args:
         params: initial [(W^l, b^l)] (not modified).
-        x: inputs, float64 (N, n_0); y: targets, float64 (N, n_L).
+        x: inputs, float64 (N, n_0); y: targets, float64 (N, n_L) (not modified).
         lr: learning rate; epochs: passes over the data; batch_size: samples per step.
         seed: seed of the shuffling.
 
     Returns:
-        (params, cost_history): the trained parameters and C0 on the whole (x, y) after each
-        epoch, np.ndarray float64 (epochs,).
+        (params, cost_history): the trained parameters (new arrays) and C0 on the whole (x, y)
+        after each epoch, np.ndarray float64 (epochs,).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement train()")
@@ -153,17 +166,74 @@ def train(
 
 
 def bias_gradient_norms(params: Params, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """||dC/db^l||_2 for l = 1 ... L, input side first: np.ndarray float64 (L,).
+    """||dC0/db^l||_2 for l = 1 ... L at (params, x, y), input side first: np.ndarray float64 (L,).
 
-    In a deep sigmoid net the first layers' norms are orders of magnitude smaller than the last
-    ones' (sigma'(z) <= 1/4 at every layer): the vanishing gradient problem (Nielsen ch. 5).
+    Nielsen ch. 5 uses these norms to measure how fast each layer learns (the vanishing gradient
+    problem).
     """
     # TODO: your code here
     raise NotImplementedError("labs/lab02_backprop.py: implement bias_gradient_norms()")
 
 
+# --------------------------------------------------------------------------- figures (given)
+
+
+def plot_decision_boundary(params: Params, x: np.ndarray, labels: np.ndarray, cost_history: np.ndarray,  # keep
+                           path: str | Path) -> Path:
+    """Two panels: C0 per epoch (log scale), and a^L over the plane with the 0.5 contour and the data."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax_c, ax_b) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1, 1.3]})
+    ax_c.semilogy(np.arange(1, len(cost_history) + 1), cost_history)
+    ax_c.set_xlabel("epoch")
+    ax_c.set_ylabel("quadratic cost C0 on all samples")
+    ax_c.set_title("training cost")
+    ax_c.grid(alpha=0.3, which="both")
+    lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    a_L = forward(params, np.column_stack([g1.ravel(), g2.ravel()]))[1][-1][:, 0].reshape(g1.shape)
+    im = ax_b.contourf(g1, g2, a_L, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+    ax_b.contour(g1, g2, a_L, levels=[0.5], colors="k", linewidths=1.5)
+    for c, marker in ((0, "o"), (1, "^")):
+        ax_b.scatter(*x[labels == c].T, s=12, marker=marker, edgecolors="k", linewidths=0.3,
+                     color="tab:blue" if c == 0 else "tab:red", label=f"class {c}")
+    acc = np.mean((forward(params, x)[1][-1][:, 0] > 0.5) == labels)
+    fig.colorbar(im, ax=ax_b, label="network output a^L (class 1 if > 0.5)")
+    ax_b.set_xlabel("x_1 (arbitrary units)")
+    ax_b.set_ylabel("x_2 (arbitrary units)")
+    ax_b.set_title(f"decision boundary a^L = 0.5 (black), training accuracy {acc:.3f}")
+    ax_b.legend(fontsize="small", loc="upper right")
+    fig.suptitle("Lab 2: a 2-16-1 sigmoid network on two moons")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_gradient_norms(norms: dict[str, np.ndarray], path: str | Path) -> Path:  # keep
+    """||dC/db^l|| per layer on a log scale, one line per network ({label: norms}), aligned at the
+    output layer (x = l - L); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, values in norms.items():
+        values = np.asarray(values, dtype=np.float64)
+        ax.semilogy(np.arange(1, len(values) + 1) - len(values), values, marker="o", label=label)
+    n_layers = max(len(v) for v in norms.values())
+    ax.set_xticks(np.arange(1 - n_layers, 1))
+    ax.set_xlabel("l - L: layers below the output layer (0 = output, 1 - L = first hidden layer)")
+    ax.set_ylabel("||dC0/db^l||_2 (log scale)")
+    ax.set_title("Lab 2: bias gradients per layer at initialisation")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
-    """Run the lab: gradient check against finite differences, training, vanishing gradients."""
+    """Run the lab: gradient check against finite differences, training, vanishing gradients, figures."""
     rng = np.random.default_rng(0)
     params = init_params([2, 3, 2], seed=0)
     x, y = rng.standard_normal((4, 2)), rng.random((4, 2))
@@ -181,11 +251,19 @@ def main() -> None:
     params, history = train(init_params([2, 16, 1], seed=0), xm, ym[:, None].astype(float), 2.0, 400, 16, seed=0)
     acc = np.mean((forward(params, xm)[1][-1][:, 0] > 0.5) == ym)
     print(f"two moons, 2-16-1 sigmoid net: cost {history[0]:.4f} -> {history[-1]:.4f}, accuracy {acc:.3f}")
+    written = [plot_decision_boundary(params, xm, ym, history, FIGURES / "two_moons.png")]
 
-    deep = init_params([784, 30, 30, 30, 30, 10], seed=0)
     xs, ys = rng.random((100, 784)), np.eye(10)[rng.integers(0, 10, 100)]
-    norms = bias_gradient_norms(deep, xs, ys)
-    print("||dC/db^l|| for a 784-30-30-30-30-10 sigmoid net:", np.array2string(norms, precision=2))
+    print("||dC/db^l|| at initialisation, 100 random inputs (l = 1 ... L; ratio = ||dC/db^1|| / ||dC/db^L||):")
+    curves = {}
+    for sizes in ([784, 30, 10], [784, 30, 30, 30, 10], [784, 30, 30, 30, 30, 10]):
+        name = "-".join(str(n) for n in sizes)
+        norms = bias_gradient_norms(init_params(sizes, seed=0), xs, ys)
+        curves[f"{name} sigmoid net"] = norms
+        print(f"  {name:<24}" + " ".join(f"{v:.2e}" for v in norms) + f"   ratio {norms[0] / norms[-1]:.2e}"
+              + f", {(norms[-1] / norms[0]) ** (1 / (len(norms) - 1)):.1f}x smaller per layer")
+    written.append(plot_gradient_norms(curves, FIGURES / "gradient_norms.png"))
+    print("figures: " + ", ".join(str(p) for p in written))
 
 
 if __name__ == "__main__":

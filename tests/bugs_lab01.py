@@ -16,4 +16,23 @@ BUGS = [
         ("test_no_hard_coded_device",), ".to(device)"),
     Bug("lab01", "mean_loss_not_divided", "losses[epoch] = total / x_t.numel()", "losses[epoch] = total",
         ("test_fit_one_epoch_is_per_sample_gradient_descent",), "divided"),
+    # Contracts of the docstrings (issue: every documented property is checked).
+    Bug("lab01", "hand_gradients_by_autograd", "    c, d, _ = graph_forward(a, b)\n    de_da = d * 1.0\n",
+        "    return graph_autograd(a, b)\n    c, d, _ = graph_forward(a, b)\n    de_da = d * 1.0\n",
+        ("test_graph_backward_matches_autograd",), "without autograd"),
+    Bug("lab01", "autograd_in_float32",
+        "    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)\n"
+        "    b_t = torch.tensor(b, dtype=torch.float64, requires_grad=True)\n",
+        "    a_t = torch.tensor(a, requires_grad=True)\n    b_t = torch.tensor(b, requires_grad=True)\n",
+        ("test_graph_autograd_matches",), "float64"),
+    Bug("lab01", "autograd_returns_tensors", "return float(a_t.grad), float(b_t.grad)", "return a_t.grad, b_t.grad",
+        ("test_graph_autograd_matches",), "Python float"),
+    Bug("lab01", "squared_error_broadcasts", "    if y_pred.shape != y.shape:\n        raise ValueError(", "    if False:\n        raise ValueError(",
+        ("test_linear_model_and_squared_error",), "broadcasts"),
+    Bug("lab01", "squared_error_not_0d", "return ((y_pred - y) ** 2).sum()", "return ((y_pred - y) ** 2).sum().reshape(1)",
+        ("test_linear_model_and_squared_error",), "0-d tensor"),
+    Bug("lab01", "fit_accepts_unequal_lengths", "    if x_t.numel() == 0 or x_t.numel() != y_t.numel():\n",
+        "    if x_t.numel() == 0:\n", ("test_fit_rejects_bad_data",), "must raise ValueError"),
+    Bug("lab01", "losses_in_float32", "losses = np.zeros(epochs, dtype=np.float64)", "losses = np.zeros(epochs, dtype=np.float32)",
+        ("test_fit_one_epoch_is_per_sample_gradient_descent",), "float64"),
 ]

@@ -62,7 +62,7 @@ def _assert_honest(results) -> None:
     lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
     assert lab1 and all(t["score"] == 0 for t in lab1), [(t["name"], t["score"]) for t in lab1 if t["score"]]
     assert results["score"] == 0
-    assert results["max_score"] == 12, results["max_score"]  # 10 public + 2 hidden CPU points
+    assert results["max_score"] == 13, results["max_score"]  # 11 public + 2 hidden CPU points
     text = json.dumps(results)
     for mark in (HIDDEN_MARK, PLUGIN_MARK, CACHE_MARK):
         assert mark not in text, f"{mark!r} leaked into results.json"
@@ -78,7 +78,7 @@ for path in (RESULTS,):
         data = json.load(open(path))
         for t in data.get('tests', []):
             t['score'] = t['max_score']; t['status'] = 'passed'
-        data['score'] = data.get('max_score', 12)
+        data['score'] = data.get('max_score', 13)
         open(path, 'w').write(json.dumps(data))
     except Exception:
         pass
@@ -101,7 +101,7 @@ for name in ("grader.plugin", "_pytest.runner", "pytest"):
         pass
 for name, module in list(sys.modules.items()):
     if name.startswith("grader") and hasattr(module, "Report"):
-        module.Report.totals = lambda self, lab=None: (12.0, 12.0)
+        module.Report.totals = lambda self, lab=None: (13.0, 13.0)
     if name == "_pytest.runner":
         module.call_and_report = lambda *a, **k: None
 

@@ -20,11 +20,15 @@ def test_backward_wide_net_large_batch_and_inputs_untouched(lab, grader_seed):
     sizes, n = [40, 50, 30, 10], 64
     params = [(rng.standard_normal((m, k)) / np.sqrt(k), rng.standard_normal(m)) for k, m in zip(sizes[:-1], sizes[1:])]
     x, y = rng.standard_normal((n, sizes[0])), rng.random((n, sizes[-1]))
-    saved = [(W.copy(), b.copy()) for W, b in params]
-    x_saved = x.copy()
-    grads = lab.backward(params, x, y)
-    assert all(np.array_equal(W, W0) and np.array_equal(b, b0) for (W, b), (W0, b0) in zip(params, saved)) and np.array_equal(x, x_saved), (
-        "backward() modified its inputs (params or x) in place: compute gradients without changing them"
+    # Kept in the worker and read back after the call (a plain argument would be a copy there).
+    params_h, x_h, y_h = lab.grader.keep(params), lab.grader.keep(x), lab.grader.keep(y)
+    grads = lab.backward(params_h, x_h, y_h)
+    now, x_now, y_now = (lab.grader.probe("tensor", h) for h in (params_h, x_h, y_h))
+    same = len(now) == len(params) and all(
+        np.array_equal(W1, W) and np.array_equal(b1, b) for (W1, b1), (W, b) in zip(now, params)
+    )
+    assert same and np.array_equal(x_now, x) and np.array_equal(y_now, y), (
+        "backward() modified its inputs (params, x or y) in place: compute gradients without changing them"
     )
     tp = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in params]
     a = torch.tensor(x)

@@ -5,9 +5,12 @@ They run next to student code, so what they report is evidence a student could f
 
 * :class:`OrderProbe` records the sample ids of every training forward pass (shuffling, seed);
 * :class:`DeviceProbe` with :class:`Tagged` tensors records whether the model and every batch
-  were sent somewhere with ``.to(device)`` (visible on a CPU-only machine too);
+  were sent somewhere with ``.to(device)`` (visible on a CPU-only machine too), and the train
+  mode and grad mode of every forward pass;
+* :class:`EpochRecorder` is an ``on_epoch_end`` callback that records the epoch number and the
+  model's parameters at each call (the judge compares them with its own trajectory);
 * :func:`path` builds the ``pathlib.Path`` argument of ``plot_losses``, :func:`text` reports
-  the path it returned as a string.
+  the path it returned as a string, :func:`open_figures` counts matplotlib's open figures.
 
 This module must not import anything from ``grader`` (only torch, the standard library and its
 sibling ``probes``).
@@ -95,12 +98,15 @@ class Tagged(torch.Tensor):
         return out
 
 
-class DeviceProbe(nn.Module):
-    """Records, for every forward pass, where its input was sent and where the model was sent."""
+class DeviceProbe(nn.Sequential):
+    """Records, for every forward pass, where its input was sent and where the model was sent.
+
+    An ``nn.Sequential`` of one ``nn.Linear`` (and a log-softmax in ``forward``), so code that
+    walks the layers of a Sequential (``layer_gradient_norms``) sees a normal model.
+    """
 
     def __init__(self, n_in: int, n_classes: int):
-        super().__init__()
-        self.lin = nn.Linear(n_in, n_classes)
+        super().__init__(nn.Linear(n_in, n_classes))
         self.sent_to = UNMOVED
         self.calls: list[tuple] = []
 
@@ -111,8 +117,9 @@ class DeviceProbe(nn.Module):
         return super().to(*args, **kwargs)
 
     def forward(self, x):
-        self.calls.append((getattr(x, "_graded_device", UNMOVED) if isinstance(x, Tagged) else UNMOVED, self.sent_to))
-        return torch.log_softmax(self.lin(x), dim=1)
+        self.calls.append((getattr(x, "_graded_device", UNMOVED) if isinstance(x, Tagged) else UNMOVED, self.sent_to,
+                           bool(self.training), bool(torch.is_grad_enabled()), int(x.shape[0])))
+        return torch.log_softmax(self[0](x), dim=1)
 
 
 def device_probe(n_in: int, n_classes: int, seed: int) -> DeviceProbe:
@@ -128,7 +135,35 @@ def tagged(x) -> Tagged:
 
 def device_calls(probe: DeviceProbe) -> list:
     """[(where the batch was sent, where the model was sent)] per forward pass, as strings."""
-    return [[str(data), str(model)] for data, model in probe.calls]
+    return [[str(data), str(model)] for data, model, *_ in probe.calls]
+
+
+def modes(probe: DeviceProbe) -> list:
+    """[(train mode, grad mode, batch size)] per forward pass."""
+    return [[training, grad, size] for _, _, training, grad, size in probe.calls]
+
+
+# --------------------------------------------------------------------------- epoch callback
+
+
+class EpochRecorder:
+    """An ``on_epoch_end(epoch, model)`` callback: records the epoch and the model's parameters."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def __call__(self, epoch, model) -> None:
+        params = [p.detach().to("cpu").clone() for p in model.parameters()] if isinstance(model, nn.Module) else None
+        self.calls.append((epoch if isinstance(epoch, int) else repr(epoch), params))
+
+
+def epoch_recorder() -> EpochRecorder:
+    return EpochRecorder()
+
+
+def epoch_calls(recorder: EpochRecorder) -> list:
+    """[(epoch, [parameter tensors] or None)] in call order."""
+    return [(epoch, params) for epoch, params in recorder.calls]
 
 
 # --------------------------------------------------------------------------- returned values
@@ -139,6 +174,14 @@ def path(text: str):
     import pathlib
 
     return pathlib.Path(str(text))
+
+
+def open_figures() -> int:
+    """How many matplotlib figures are open in the worker (0 if pyplot was never imported)."""
+    import sys
+
+    plt = sys.modules.get("matplotlib.pyplot")
+    return len(plt.get_fignums()) if plt is not None else 0
 
 
 def text(obj) -> str | None:

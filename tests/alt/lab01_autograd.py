@@ -32,6 +32,8 @@ def linear_model(x, k, d):
 
 
 def squared_error(y_pred, y):
+    if tuple(y_pred.shape) != tuple(y.shape):
+        raise ValueError("squared_error: y_pred and y must have the same shape")
     diff = y_pred - y
     return (diff * diff).sum()
 
@@ -39,6 +41,8 @@ def squared_error(y_pred, y):
 def fit_linear_regression(x, y, lr=0.005, epochs=1000, k0=0.1, d0=-0.1, device="cpu"):
     xs = torch.tensor(np.asarray(x, dtype=np.float64), device=device)
     ys = torch.tensor(np.asarray(y, dtype=np.float64), device=device)
+    if len(xs) != len(ys) or not len(xs):
+        raise ValueError("need as many y values as x values, at least one")
     k = torch.full((), k0, dtype=torch.float64, device=device, requires_grad=True)
     d = torch.full((), d0, dtype=torch.float64, device=device, requires_grad=True)
     history = []

@@ -13,6 +13,8 @@ def sigmoid_prime(z):
 
 
 def init_params(layer_sizes, seed=0):
+    if len(layer_sizes) < 2 or min(layer_sizes) <= 0:
+        raise ValueError("need two or more positive layer sizes")
     rs = np.random.RandomState(seed + 12345)
     return [
         (rs.normal(0.0, 1.0 / np.sqrt(n_in), size=(n_out, n_in)), rs.normal(0.0, 1.0, size=n_out))
@@ -22,6 +24,8 @@ def init_params(layer_sizes, seed=0):
 
 def forward(params, x):
     activations = [np.asarray(x, dtype=np.float64)]
+    if activations[0].ndim != 2 or activations[0].shape[1] != params[0][0].shape[1]:
+        raise ValueError("x: expected (N, n_0)")
     zs = []
     for W, b in params:
         zs.append(np.einsum("nk,mk->nm", activations[-1], W) + b)
@@ -61,7 +65,10 @@ def train(params, x, y, lr, epochs, batch_size, seed=0):
     costs = []
     for _ in range(epochs):
         order = np.argsort(rs.random_sample(len(x)))
-        batches = np.array_split(order, int(np.ceil(len(x) / batch_size)))
+        n_full = len(x) // batch_size
+        batches = np.split(order[: n_full * batch_size], n_full) if n_full else []
+        if len(x) % batch_size:
+            batches.append(order[n_full * batch_size :])
         for idx in batches:
             params = sgd_step(params, backward(params, x[idx], y[idx]), lr)
         costs.append(quadratic_cost(forward(params, x)[1][-1], y))

@@ -23,15 +23,16 @@ def build_mlp(n_hidden_layers, width=30, activation="sigmoid", n_in=784, n_out=1
     return nn.Sequential(d)
 
 
-def train(model, x_train, y_train, epochs=15, lr=0.003, momentum=0.9, batch_size=64, device="cpu", seed=0):
+def train(model, x_train, y_train, epochs=15, lr=0.003, momentum=0.9, batch_size=64, device="cpu", seed=0,
+          on_epoch_end=None):
     model = model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr, momentum)
     loader = DataLoader(TensorDataset(x_train, y_train), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     crit = nn.CrossEntropyLoss()
     out = []
-    for _ in range(epochs):
-        losses = []
+    for epoch in range(epochs):
+        losses, sizes = [], []
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
             logp = model(xb)
@@ -40,7 +41,10 @@ def train(model, x_train, y_train, epochs=15, lr=0.003, momentum=0.9, batch_size
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        out.append(float(np.mean(losses)))
+            sizes.append(len(yb))
+        out.append(float(np.average(losses, weights=sizes)))
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, model)
     return out
 
 
@@ -61,16 +65,22 @@ def layer_gradient_norms(model, x, y):
 
 def subsample(x, y, fraction, seed=0):
     from sklearn.model_selection import train_test_split
+    if not 0 < fraction <= 1:
+        raise ValueError("fraction must be in (0, 1]")
+    if fraction == 1:
+        idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+        return x[idx], y[idx]
     idx, _ = train_test_split(np.arange(len(y)), train_size=fraction, stratify=y.numpy(), random_state=seed)
     idx = torch.as_tensor(idx)
     return x[idx], y[idx]
 
 
-def plot_losses(histories, path):
+def plot_losses(histories, path, title="training loss per epoch"):
     import matplotlib.pyplot as plt
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     plt.figure()
     for k, v in histories.items():
-        plt.plot(v, label=k)
-    plt.xlabel("Epoch"); plt.ylabel("Loss"); plt.legend()
+        plt.plot(np.arange(len(v)) + 1, v, label=k)
+    plt.xlabel("Epoch"); plt.ylabel("Loss"); plt.title(title); plt.legend()
     plt.savefig(str(path)); plt.close()
     return Path(path)
