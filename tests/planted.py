@@ -2,15 +2,13 @@
 
 A :class:`Bug` is a text patch of one solution file (``old`` must occur exactly once) and the
 graded tests it is aimed at. :func:`grade_variant` writes the patched file to a fresh folder and
-grades it in a subprocess with ``--labs-dir``, returning the checks of the JSON report.
+grades it with ``--labs-dir`` in a judge process of its own (forked from one slot that imported
+torch once, as ``python -m grader batch`` does), returning the checks of the JSON report.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +41,31 @@ def patched_source(bug: Bug) -> str:
     return source.replace(bug.old, bug.new)
 
 
+_judge = None
+
+
+def judge_slot():
+    """One :class:`grader.batch.Slot` for the whole test session: torch imported and the worker
+    zygote started once, then a fresh pytest judge forked per variant (instead of a new Python,
+    torch import and zygote for each of the ~100 planted bugs)."""
+    global _judge
+    if _judge is None:
+        import atexit
+
+        from grader.batch import Slot
+
+        _judge = Slot()
+        _judge.start()
+        atexit.register(_judge.close)
+    return _judge
+
+
 def grade_variant(files: dict[str, str], tmp_path: Path, test_file: str, select: list[str] | None = None,
                   extra: list[str] | None = None, timeout: int = 600) -> dict[str, dict]:
     """Grade lab files ``{file name: source}`` written to ``tmp_path/impl``.
+
+    The judge is ``pytest grader/<test_file> --labs-dir tmp_path/impl`` in its own process, forked
+    from :func:`judge_slot` (what ``python -m grader batch`` does per submission).
 
     Returns ``{test name: gradescope test entry}`` from the JSON report (names without the
     ``labNN: `` prefix).
@@ -55,15 +75,14 @@ def grade_variant(files: dict[str, str], tmp_path: Path, test_file: str, select:
     for name, text in files.items():
         (impl / name).write_text(text)
     out = tmp_path / "results.json"
-    cmd = [sys.executable, "-m", "pytest", str(REPO_ROOT / "grader" / test_file), "--labs-dir", str(impl),
-           "--grade-json", str(out), "-q", "--tb=no", "-p", "no:cacheprovider", "--device", "cpu"]
+    argv = [str(REPO_ROOT / "grader" / test_file), "--labs-dir", str(impl),
+            "--grade-json", str(out), "-q", "--tb=no", "-p", "no:cacheprovider", "--device", "cpu"]
     if select:
-        cmd += ["-k", " or ".join(select)]
-    cmd += extra or []
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    env.pop("LABS_IMPL", None)
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.is_file(), f"no report written; pytest said:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        argv += ["-k", " or ".join(select)]
+    argv += extra or []
+    log = tmp_path / "judge.log"
+    reply = judge_slot().grade({"pytest_argv": argv, "log": str(log), "submission_timeout": timeout})
+    assert out.is_file(), f"no report written ({reply}); pytest said:\n{log.read_text()[-3000:]}"
     report = json.loads(out.read_text())
     return {t["name"].split(": ", 1)[1]: t for t in report["tests"]}
 

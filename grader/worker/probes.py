@@ -257,3 +257,28 @@ def sequential(layers: list, state: list, grads: list | None = None, train_mode:
         set_gradients(model, grads)
     model.train(train_mode)
     return model
+
+
+class BatchRecorder:
+    """A forward pre-hook on a model: per call, (model.training, grad enabled, the first value of
+    every row of the batch: a feature for lab 4, a pixel for lab 5)."""
+
+    def __init__(self, model) -> None:
+        self.calls: list[tuple[bool, bool, object]] = []
+        self._hook = model.register_forward_pre_hook(self._record)
+
+    def _record(self, module, inputs) -> None:
+        x = inputs[0] if inputs else None
+        first = x.detach().reshape(x.shape[0], -1)[:, 0].to("cpu").clone() if isinstance(x, torch.Tensor) and x.ndim >= 1 else None
+        self.calls.append((bool(module.training), bool(torch.is_grad_enabled()), first))
+
+    def remove(self) -> None:
+        self._hook.remove()
+
+
+def watch_batches(model) -> BatchRecorder:
+    """Record every forward call of ``model`` from now on: which rows it sees (by their first
+    value, which the judge makes unique), the training flag and grad mode (evidence of the
+    mini-batch order and of how predictions run, never a verdict). Probes ``lab04.watch_batches``
+    and ``lab05.watch_batches``."""
+    return BatchRecorder(model)

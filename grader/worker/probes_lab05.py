@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from probes import BatchRecorder, watch_batches  # noqa: F401 -- the probe labNN.watch_batches, shared
+
 _CONV_ATTRS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
 _DENSE_ATTRS = ("in_features", "out_features")
 
@@ -99,26 +101,3 @@ def devices(model) -> list[str]:
     """The device type of every parameter (``"cpu"``, ``"cuda"``), in parameter order."""
     return [p.device.type for p in model.parameters()]
 
-
-class BatchRecorder:
-    """A forward pre-hook on a model: per call, (model.training, grad enabled, the first pixel of
-    every image in the batch)."""
-
-    def __init__(self, model) -> None:
-        self.calls: list[tuple[bool, bool, object]] = []
-        self._hook = model.register_forward_pre_hook(self._record)
-
-    def _record(self, module, inputs) -> None:
-        x = inputs[0] if inputs else None
-        first = x.detach().reshape(x.shape[0], -1)[:, 0].to("cpu").clone() if isinstance(x, torch.Tensor) and x.ndim >= 1 else None
-        self.calls.append((bool(module.training), bool(torch.is_grad_enabled()), first))
-
-    def remove(self) -> None:
-        self._hook.remove()
-
-
-def watch_batches(model) -> BatchRecorder:
-    """Record every forward call of ``model`` from now on: which images it sees (by their first
-    pixel, which the judge makes unique), the training flag and grad mode (evidence of the
-    mini-batch order and of how predictions run, never a verdict)."""
-    return BatchRecorder(model)
