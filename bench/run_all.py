@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"run_all.py", "timing.py", "bench_seed_robustness.py"}  # seed robustness: run it on its own
+SKIP = {"run_all.py", "timing.py", "bench_seed_robustness.py", "bench_lab05_calibration.py"}  # run those on their own (long)
 
 if __name__ == "__main__":
     for script in sorted(HERE.glob("bench_*.py")):

@@ -52,6 +52,7 @@ from scipy import ndimage as ndi
 
 FOV_MM = 240.0  # field of view: 320 px x 0.75 mm
 N_COILS = 8
+COIL_RADIUS = 1.3  # birdcage radius / half-FOV (`sigpy.mri.birdcage_maps` r)
 SNR_RANGE = (12.0, 60.0)  # log-uniform, per image
 LAM_RANGE = (0.003, 0.015)  # TGV alpha_1, log-uniform, per image (alpha_0 = 2 alpha_1)
 LAM_NOISE_FLOOR = 0.2  # lambda >= 0.2 sigma: weaker TGV leaves the R=4 image noisier than the reference
@@ -122,13 +123,18 @@ SHELL_LAYERS = (
 )
 
 
-def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generator,
+                 contrast_gamma: float = 1.0) -> tuple[np.ndarray, dict]:
     """Complex object (image_size, image_size) complex64, magnitude ~[0, 1.1], and its meta.
 
     Template slice -> rotation/zoom into a 240 mm FOV -> skull/scalp shell from the distance
     to a smoothed brain hull (layer thickness modulated by a smooth field) -> texture
     (multiplicative fields, 0.7 mm 3.5 %, 1.9 mm 3 %) -> quadratic bias (about +-12 %) ->
     smooth background phase.
+
+    contrast_gamma: brain intensities b -> b ** contrast_gamma after the brain mask is made
+    (1.0, the default, leaves the template as it is; < 1 lowers, > 1 raises the GM/WM and
+    CSF/tissue contrast of the T1w template, as TR/TI/flip angle and field strength do).
     """
     n = int(image_size)
     sl = template_slice(axis, index)
@@ -148,6 +154,8 @@ def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generato
     brain = np.clip(brain, 0.0, 1.0).astype(np.float32)
     mask = ndi.binary_fill_holes(brain > 0.08)
     hull = ndi.binary_fill_holes(ndi.gaussian_filter(mask.astype(np.float32), 4.0 / px_mm) > 0.3) | mask
+    if contrast_gamma != 1.0:
+        brain = (brain ** float(contrast_gamma)).astype(np.float32)
 
     # shell: soft layers in distance from the hull (mm), thickness modulated per position
     d_mm = ndi.distance_transform_edt(~hull).astype(np.float32) * px_mm
@@ -189,12 +197,12 @@ def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generato
 # ---------------------------------------------------------------- acquisition
 
 @functools.lru_cache(maxsize=8)
-def coil_maps(image_size: int, n_coils: int = N_COILS) -> np.ndarray:
+def coil_maps(image_size: int, n_coils: int = N_COILS, radius: float = COIL_RADIUS) -> np.ndarray:
     """Birdcage coil sensitivities (n_coils, N, N) complex64 with sum_c |S_c|^2 = 1
-    (`sigpy.mri.birdcage_maps`, radius 1.3 x half-FOV)."""
+    (`sigpy.mri.birdcage_maps`, coil centres on a circle of `radius` x half-FOV, 1.3 by default)."""
     from sigpy.mri import birdcage_maps
 
-    s = birdcage_maps((n_coils, image_size, image_size), r=1.3, dtype=np.complex64)
+    s = birdcage_maps((n_coils, image_size, image_size), r=float(radius), dtype=np.complex64)
     s.setflags(write=False)
     return s
 
@@ -215,11 +223,16 @@ def default_n_center(n_lines: int) -> int:
 
 
 def undersampling_mask(n_lines: int, acceleration: int = 4, n_center: int | None = None,
-                       rng: np.random.Generator | int | None = None) -> np.ndarray:
+                       rng: np.random.Generator | int | None = None, pattern: str = "vd") -> np.ndarray:
     """1-D Cartesian variable-density phase-encode mask, bool (n_lines,), centred (k = 0 at
     index n_lines // 2). Exactly round(n_lines / acceleration) lines are sampled: the
     n_center central lines plus the rest drawn without replacement with pdf ~ (1 - |k|)^2,
     |k| in [0, 1] (polynomial variable density, Lustig et al. 2007).
+
+    pattern="regular" instead samples every `acceleration`-th line (k = 0 included) plus the
+    n_center central lines, as a scanner's GRAPPA/SENSE protocol with integrated calibration
+    lines does (Griswold et al. 2002): nominal R = acceleration, net R = n_lines / mask.sum()
+    (3.3 at 320 lines, R = 4, 24 centre lines); no random numbers are drawn.
 
     Raises:
         ValueError: if acceleration < 1 or n_center exceeds the number of sampled lines.
@@ -231,10 +244,15 @@ def undersampling_mask(n_lines: int, acceleration: int = 4, n_center: int | None
     n_center = default_n_center(n_lines) if n_center is None else int(n_center)
     if not 0 <= n_center <= n_samp:
         raise ValueError(f"n_center={n_center} must be in [0, {n_samp}] (lines sampled at R={acceleration})")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if pattern not in ("vd", "regular"):
+        raise ValueError(f"pattern must be 'vd' or 'regular', got {pattern!r}")
     mask = np.zeros(n_lines, dtype=bool)
     c0 = n_lines // 2 - n_center // 2
     mask[c0:c0 + n_center] = True
+    if pattern == "regular":
+        mask[(n_lines // 2) % int(acceleration)::int(acceleration)] = True
+        return mask
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     rest = np.flatnonzero(~mask)
     k = np.abs(rest - n_lines // 2) / (n_lines / 2.0)
     pdf = (1.0 - np.clip(k, 0.0, 1.0)) ** 2 + 1e-6
@@ -394,30 +412,85 @@ def operator_norm_sq(shape: tuple[int, int], maps: np.ndarray, mask2d: np.ndarra
 # ---------------------------------------------------------------- one pair
 
 def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, acceleration: int = 4,
-                      n_iter: int = TGV_ITERS) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Unscaled (reference RSS, |TGV recon|) float32 (N, N) and meta for pair `index`
-    (rng seed = seed + index). See `data.recon.simulate_pair`."""
+                      n_iter: int = TGV_ITERS, *, snr_range: tuple[float, float] = SNR_RANGE,
+                      lam_range: tuple[float, float] = LAM_RANGE, lam_noise_floor: float = LAM_NOISE_FLOOR,
+                      lam_sigma: float | None = None, lam_sigma_spread: float = 1.0,
+                      n_coils: int = N_COILS, coil_radius: float = COIL_RADIUS, n_center: int | None = None,
+                      mask_pattern: str = "vd", contrast_gamma: tuple[float, float] | None = None,
+                      ref_combine: str = "rss") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Unscaled (reference, |TGV recon|) float32 (N, N) and meta for pair `index`
+    (rng seed = seed + index). See `data.recon.simulate_pair`.
+
+    The keyword-only arguments are calibration knobs (bench/bench_lab05_calibration.py); their
+    defaults give the dataset of SIM_VERSION 2 bit for bit. Random numbers of a non-default knob
+    come from a second generator (seed [seed + index, 7919]), so the main stream (anatomy,
+    SNR, lambda, noise, mask) is drawn in the same order whatever the knobs.
+
+    Args:
+        snr_range: (lo, hi) of the log-uniform SNR (60th percentile of tissue / noise sigma).
+        lam_range, lam_noise_floor: lambda log-uniform in lam_range, at least floor x sigma.
+        lam_sigma: if given, lambda = lam_sigma x sigma x lam_sigma_spread ** (2 t - 1), t in
+            [0, 1] the position of the drawn lambda in lam_range (log scale): the TGV weight
+            follows the noise level (Morozov's discrepancy principle gives lambda ~ sigma), with
+            a log-uniform spread of +-lam_sigma_spread; lam_range and the floor are then unused.
+        n_coils, coil_radius: birdcage coil array (`coil_maps`).
+        n_center, mask_pattern: fully sampled centre lines (default `default_n_center`) and
+            "vd" or "regular" (`undersampling_mask`).
+        contrast_gamma: (lo, hi): brain intensities raised to a power log-uniform in [lo, hi]
+            (`head_phantom`); None = 1.
+        ref_combine: "rss" (root-sum-of-squares, Roemer 1990) or "sense" (|sum_c conj(S_c) x_c|,
+            the optimal combination with the known sensitivities, sum_c |S_c|^2 = 1: Roemer 1990,
+            Pruessmann et al. 1999 at R = 1).
+    """
     n = int(image_size)
     rng = np.random.default_rng(int(seed) + int(index))
+    knobs = {}
+    if contrast_gamma is not None:
+        krng = np.random.default_rng([int(seed) + int(index), 7919])
+        g = float(math.exp(krng.uniform(math.log(contrast_gamma[0]), math.log(contrast_gamma[1]))))
+        knobs["contrast_gamma"] = g
+    else:
+        g = 1.0
     axis, sl = slice_for_pair(index, seed)
-    x, meta = head_phantom(axis, sl, n, rng)
-    snr = float(math.exp(rng.uniform(math.log(SNR_RANGE[0]), math.log(SNR_RANGE[1]))))
-    lam = float(math.exp(rng.uniform(math.log(LAM_RANGE[0]), math.log(LAM_RANGE[1]))))
-    maps = coil_maps(n)
+    x, meta = head_phantom(axis, sl, n, rng, contrast_gamma=g)
+    snr = float(math.exp(rng.uniform(math.log(snr_range[0]), math.log(snr_range[1]))))
+    lam = float(math.exp(rng.uniform(math.log(lam_range[0]), math.log(lam_range[1]))))
+    maps = coil_maps(n) if (n_coils, coil_radius) == (N_COILS, COIL_RADIUS) else coil_maps(n, int(n_coils), float(coil_radius))
     k = fft2c(maps * x)
     mag = np.abs(x)
     tissue = mag[mag > 0.05]
     sigma = float(np.percentile(tissue, 60)) / snr if tissue.size else 1.0 / snr
     lam_drawn = lam
-    lam = max(lam, sigma * LAM_NOISE_FLOOR)  # no operator under-regularises noisy data this much
+    if lam_sigma is None:
+        lam = max(lam, sigma * lam_noise_floor)  # no operator under-regularises noisy data this much
+    else:
+        lo, hi = math.log(lam_range[0]), math.log(lam_range[1])
+        t = (math.log(lam_drawn) - lo) / (hi - lo) if hi > lo else 0.5
+        lam = float(lam_sigma) * sigma * float(lam_sigma_spread) ** (2.0 * t - 1.0)
+        knobs.update(lam_sigma=float(lam_sigma), lam_sigma_spread=float(lam_sigma_spread))
     noise = rng.standard_normal((2,) + k.shape, dtype=np.float32)
     k = (k + (sigma * _R2) * (noise[0] + 1j * noise[1])).astype(np.complex64)
-    ref = np.sqrt(np.sum(np.abs(ifft2c(k)) ** 2, axis=0)).astype(np.float32)  # RSS (Roemer 1990)
-    mask = undersampling_mask(n, acceleration, rng=rng)  # phase encode along rows (axis 0)
+    if ref_combine == "rss":
+        ref = np.sqrt(np.sum(np.abs(ifft2c(k)) ** 2, axis=0)).astype(np.float32)  # RSS (Roemer 1990)
+    elif ref_combine == "sense":
+        ref = np.abs(np.sum(np.conj(maps) * ifft2c(k), axis=0)).astype(np.float32)
+        knobs["ref_combine"] = ref_combine
+    else:
+        raise ValueError(f"ref_combine must be 'rss' or 'sense', got {ref_combine!r}")
+    nc = default_n_center(n) if n_center is None else int(n_center)
+    mask = undersampling_mask(n, acceleration, n_center, rng=rng, pattern=mask_pattern)  # phase encode along rows (axis 0)
     m2 = np.fft.ifftshift(mask).astype(np.float32)[:, None]
     u = tgv_pics(k * m2, m2, maps, lam, n_iter=n_iter)
     acc = np.abs(u).astype(np.float32)
     meta.update(index=int(index), seed=int(seed) + int(index), snr=snr, lam=lam, lam_drawn=lam_drawn, noise_sigma=sigma,
-                acceleration=int(acceleration), n_center=default_n_center(n), n_coils=int(maps.shape[0]),
+                acceleration=int(acceleration), n_center=nc, n_coils=int(maps.shape[0]),
                 tgv_iters=int(n_iter), mask=mask)
+    if (tuple(snr_range), tuple(lam_range), lam_noise_floor) != (SNR_RANGE, LAM_RANGE, LAM_NOISE_FLOOR):
+        knobs.update(snr_range=tuple(snr_range), lam_range=tuple(lam_range), lam_noise_floor=lam_noise_floor)
+    if coil_radius != COIL_RADIUS:
+        knobs["coil_radius"] = float(coil_radius)
+    if mask_pattern != "vd":
+        knobs["mask_pattern"] = mask_pattern
+    if knobs:  # only for non-default settings: the default meta stays as it was
+        meta["knobs"] = knobs
     return ref, acc, meta
