@@ -92,3 +92,40 @@ def cuda_reported_unavailable() -> Iterator[None]:
 
     with remote.options(cuda_hidden=True):
         yield
+
+
+def epoch_orders(batches: list[list[int]], n: int, batch_size: int, epochs: int, unit: str) -> list[list[int]]:
+    """Check the mini-batches a training loop fed (the sample ids of each forward pass with
+    gradients on, in order) and return the order of the samples in each epoch.
+
+    Each epoch must be ceil(n / batch_size) mini-batches of ``batch_size`` samples (the last one
+    smaller) that visit every sample exactly once. One extra pass over the whole set with
+    gradients on (an evaluation) is ignored. ``unit`` names the samples in the messages
+    ("rows", "images").
+
+    Raises:
+        AssertionError: naming the slip (no mini-batch, wrong sizes, a sample missed or repeated).
+    """
+    per_epoch = -(-n // batch_size)
+    want_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    sizes = [len(b) for b in batches]
+    if sizes != want_sizes * epochs:  # an evaluation of the whole training set with gradients on is fine
+        steps = [b for b in batches if len(b) < n]
+        if [len(b) for b in steps] == want_sizes * epochs:
+            batches, sizes = steps, [len(b) for b in steps]
+    assert batches, (
+        f"train(batch_size={batch_size}) on {n} {unit}: the model never saw a mini-batch with gradients enabled; "
+        f"one forward pass, loss, backward and Adam step per mini-batch of batch_size {unit}"
+    )
+    assert sizes == want_sizes * epochs, (
+        f"train(batch_size={batch_size}, epochs={epochs}) on {n} {unit} fed mini-batches of sizes {sizes}; expected "
+        f"{want_sizes} in every epoch: batch_size {unit} per step (use the argument, not a fixed number), the last "
+        "batch of an epoch smaller"
+    )
+    orders = [sum(batches[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)]
+    one = unit[:-1] if unit.endswith("s") else unit
+    for e, order in enumerate(orders, start=1):
+        assert sorted(order) == list(range(n)), (
+            f"train(): epoch {e} does not visit every training {one} exactly once ({len(set(order))} distinct of {n})"
+        )
+    return orders

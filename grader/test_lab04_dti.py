@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from grader import remote
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
+from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
 
@@ -572,27 +572,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
         ids = torch.round(torch.as_tensor(first).double() * n).long()
         if len(ids) and (ids.min() >= 0) and (ids.max() < n):
             batches.append(ids.tolist())
-    per_epoch = -(-n // batch_size)
-    sizes = [len(b) for b in batches]
-    want_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-    if sizes != want_sizes * epochs:  # an evaluation of the whole training set with gradients on is fine
-        steps = [b for b in batches if len(b) < n]
-        if [len(b) for b in steps] == want_sizes * epochs:
-            batches, sizes = steps, [len(b) for b in steps]
-    assert batches, (
-        f"train(batch_size={batch_size}) on {n} rows: the model never saw a mini-batch with gradients enabled; "
-        "one forward pass, loss, backward and Adam step per mini-batch of batch_size rows"
-    )
-    assert sizes == want_sizes * epochs, (
-        f"train(batch_size={batch_size}, epochs={epochs}) on {n} rows fed mini-batches of sizes {sizes}; expected "
-        f"{want_sizes} in every epoch: batch_size rows per step (use the argument, not a fixed number), the last "
-        "batch of an epoch smaller"
-    )
-    orders = [sum(batches[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)]
-    for e, order in enumerate(orders, start=1):
-        assert sorted(order) == list(range(n)), (
-            f"train(): epoch {e} does not visit every training row exactly once ({len(set(order))} distinct of {n})"
-        )
+    orders = epoch_orders(batches, n, batch_size, epochs, "rows")
     assert orders[0] != list(range(n)), (
         "train(): the first epoch visits the rows in their stored order; shuffle them (the data come ordered by "
         "subject and class, so every mini-batch would hold one class)"

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader import remote
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
+from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders
 from grader.impl import lab_fixture
 
 lab = lab_fixture("lab05")
@@ -824,27 +824,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
         lab.train(m, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=batch_size,
                   device="cpu", seed=grader_seed)
     batches = [ids for _, _, ids in _images_seen(recorder.calls.fetch(), n, grad=True)]
-    per_epoch = -(-n // batch_size)
-    want_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
-    sizes = [len(b) for b in batches]
-    if sizes != want_sizes * epochs:  # an evaluation of the whole training set with gradients on is fine
-        steps = [b for b in batches if len(b) < n]
-        if [len(b) for b in steps] == want_sizes * epochs:
-            batches, sizes = steps, [len(b) for b in steps]
-    assert batches, (
-        f"train(batch_size={batch_size}) on {n} images: the model never saw a mini-batch with gradients enabled; "
-        "one forward pass, loss, backward and Adam step per mini-batch of batch_size images"
-    )
-    assert sizes == want_sizes * epochs, (
-        f"train(batch_size={batch_size}, epochs={epochs}) on {n} images fed mini-batches of sizes {sizes}; expected "
-        f"{want_sizes} in every epoch: batch_size images per step (use the argument, not a fixed number), the last "
-        "batch of an epoch smaller"
-    )
-    orders = [sum(batches[e * per_epoch:(e + 1) * per_epoch], []) for e in range(epochs)]
-    for e, order in enumerate(orders, start=1):
-        assert sorted(order) == list(range(n)), (
-            f"train(): epoch {e} does not visit every training image exactly once ({len(set(order))} distinct of {n})"
-        )
+    orders = epoch_orders(batches, n, batch_size, epochs, "images")
     assert orders[0] != list(range(n)), "train(): the first epoch visits the images in their stored order; shuffle them"
     assert all(a != b for a, b in zip(orders, orders[1:])), (
         "train(): two epochs visit the images in the same order; draw a new random order every epoch (one "
