@@ -390,7 +390,9 @@ def slot_main() -> int:
             # The zygote ran as the worker's user too: the next student's code must not meet
             # anything this one left (processes, files, a tampered zygote). Start clean.
             remote.close_zygote()
-            subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+            stuck = kill_user_processes(user)
+            if stuck:
+                print(f"slot {os.getpid()}: processes of {user} survived SIGKILL for 10 s: {stuck}", file=sys.stderr)
             for child in sandbox.iterdir():
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
         replies.write(json.dumps(reply) + "\n")
@@ -398,6 +400,40 @@ def slot_main() -> int:
     if sandbox:
         shutil.rmtree(sandbox, ignore_errors=True)
     return 0
+
+
+def live_processes(user: str) -> list[int]:
+    """Pids of ``user``'s processes that still run (zombies excluded: they run no code and wait
+    only for init to reap them; a student's orphan becomes one once killed)."""
+    import pwd
+
+    uid, pids = pwd.getpwnam(user).pw_uid, []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            # /proc/PID/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if state not in ("Z", "X"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_user_processes(user: str, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process of ``user`` and wait until none runs, so that nothing a student
+    started (a daemon in a new session, a fork loop) meets the next student's code. Returns the
+    pids still running after ``timeout`` seconds (empty when all are gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        left = live_processes(user)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)  # SIGKILL is delivered asynchronously; a fork loop may still be spawning
 
 
 def _precollect() -> None:
