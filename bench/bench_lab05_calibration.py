@@ -15,13 +15,16 @@ of the lowest validation loss, how far the validation loss rose after it, and ``
     python bench/bench_lab05_calibration.py queue bench/results/lab05_calibration_queue.txt --worker A
     # regenerate the table in bench/results/lab05_calibration.md from the results file
     python bench/bench_lab05_calibration.py report
+    # how well one number per image (sharpness along PE, background, ...) separates the classes
+    python bench/bench_lab05_calibration.py tells
     # an example pair (lecture naming ref.NNNN / tgv.NNNN) of two settings side by side
     python bench/bench_lab05_calibration.py example --index 70 --size 160 --pairs 96 \\
         --setting today "" --setting combo-A "snr_range=40,120 lam_sigma=0.35 ..."
 
 Knobs (simulator: keyword arguments of `data.mrsim.simulate_pair_raw`; their defaults are
 today's dataset bit for bit): snr_range, lam_range, lam_noise_floor, lam_sigma,
-lam_sigma_spread, n_coils, coil_radius, n_center, mask_pattern, contrast_gamma, ref_combine.
+lam_sigma_spread, n_coils, coil_radius, n_center, mask_pattern, contrast_gamma, ref_combine,
+head_shift_mm, head_zoom, acq_fraction, pe_fraction, n_iter (TGV iterations), tgv_step_ratio.
 Driver knobs: ``norm`` = "pair" (today: both images divided by the reference's 99.5th
 percentile) or "image" (each image by its own 99.5th percentile, as a per-series display
 scaling / per-image normalisation does); ``gain`` = g: each image additionally multiplied by
@@ -69,7 +72,9 @@ LOCK = CACHE / "results.lock"  # shared by the workers of one machine
 STOP_FILE = Path("/tmp/stop_heavy")
 BEGIN, END = "<!-- trials:begin -->", "<!-- trials:end -->"
 SIM_KNOBS = ("snr_range", "lam_range", "lam_noise_floor", "lam_sigma", "lam_sigma_spread", "n_coils",
-             "coil_radius", "n_center", "mask_pattern", "contrast_gamma", "ref_combine")
+             "coil_radius", "n_center", "mask_pattern", "contrast_gamma", "ref_combine", "head_shift_mm",
+             "head_zoom", "acq_fraction", "pe_fraction", "n_iter",
+             "tgv_step_ratio")
 DRIVER_KNOBS = ("norm", "gain")
 TRIAL_KEYS = {"size": 160, "pairs": 96, "seed": 0, "epochs": 30}
 VARIANTS = ("fc", "gap1", "gap4")
@@ -479,6 +484,46 @@ def example(index: int, size: int, settings: list[tuple[str, list[str]]], path: 
 
 # ---------------------------------------------------------------- CLI
 
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(statistic of a PI-CS image > that of a reference), ties counted half."""
+    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+def tell_aucs(imgs: np.ndarray) -> dict:
+    """Per single-number image statistic, its AUC as a classifier of PI-CS vs reference over the
+    whole set (0 or 1: the statistic alone separates the classes; 0.5: it says nothing).
+
+    lap: std of the Laplacian inside the head; d_pe, d_ro: std of the second difference along the
+    phase-encode (axis 0) and readout (axis 1) direction inside the head; pe_ro: their ratio
+    (directional blur); bg: mean of the four corner squares (background)."""
+    from scipy import ndimage as ndi
+
+    stats = {"lap": [], "d_pe": [], "d_ro": [], "pe_ro": [], "bg": []}
+    for pair in imgs.astype(np.float32):
+        head = ndi.gaussian_filter(pair[0], 2.0) > 0.15 * 255
+        c = pair.shape[-1] // 8
+        for x in pair:
+            d_pe = np.diff(x, 2, axis=0)[head[1:-1]].std()
+            d_ro = np.diff(x, 2, axis=1)[head[:, 1:-1]].std()
+            corners = np.concatenate([x[:c, :c].ravel(), x[:c, -c:].ravel(), x[-c:, :c].ravel(), x[-c:, -c:].ravel()])
+            for key, value in (("lap", ndi.laplace(x)[head].std()), ("d_pe", d_pe), ("d_ro", d_ro),
+                               ("pe_ro", d_pe / max(d_ro, 1e-6)), ("bg", corners.mean())):
+                stats[key].append(float(value))
+    return {k: _auc(np.array(v)[1::2], np.array(v)[0::2]) for k, v in stats.items()}
+
+
+def tells_report() -> None:
+    """Print tell_aucs of every cached simulated set."""
+    for meta_path in sorted(CACHE.glob("*.json")):
+        key = json.loads(meta_path.read_text())["key"]
+        with np.load(meta_path.with_suffix(".npz")) as z:
+            aucs = tell_aucs(z["images"])
+        knobs = knob_text({k: tuple(v) if isinstance(v, list) else v for k, v in key["knobs"].items()})
+        print(f"{knobs} [{key['size']} px, {key['pairs']} pairs, seed {key['seed']}]: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -493,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--deadline", default="", help="UTC HH:MM after which no trial starts and a running one is killed (default: none)")
         p.add_argument("--no-progress", action="store_true")
     sub.add_parser("report", help="rewrite the table of the report from the results file")
+    sub.add_parser("tells", help="single-statistic AUCs (PI-CS vs reference) of every cached set")
     p_ex = sub.add_parser("example", help="example pairs of several settings")
     p_ex.add_argument("--index", type=int, default=7)
     p_ex.add_argument("--size", type=int, default=320)
@@ -505,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "report":
         with locked():
             write_report(load_results())
+        return 0
+    if args.cmd == "tells":
+        tells_report()
         return 0
     if args.cmd == "example":
         settings = [(label, [s for s in knobs.split() if s]) for label, knobs in args.setting] or [("today", [])]

@@ -124,7 +124,7 @@ SHELL_LAYERS = (
 
 
 def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generator,
-                 contrast_gamma: float = 1.0) -> tuple[np.ndarray, dict]:
+                 contrast_gamma: float = 1.0, pose: dict | None = None) -> tuple[np.ndarray, dict]:
     """Complex object (image_size, image_size) complex64, magnitude ~[0, 1.1], and its meta.
 
     Template slice -> rotation/zoom into a 240 mm FOV -> skull/scalp shell from the distance
@@ -135,16 +135,23 @@ def head_phantom(axis: int, index: int, image_size: int, rng: np.random.Generato
     contrast_gamma: brain intensities b -> b ** contrast_gamma after the brain mask is made
     (1.0, the default, leaves the template as it is; < 1 lowers, > 1 raises the GM/WM and
     CSF/tissue contrast of the T1w template, as TR/TI/flip angle and field strength do).
+    pose: optional {"zoom": z, "shift_mm": (dy, dx)} replacing the drawn zoom (0.95-1.05) and
+    shift of the head centre (+-3 mm); the main stream draws them all the same, so the rest of
+    the phantom is unchanged.
     """
     n = int(image_size)
     sl = template_slice(axis, index)
     zoom = float(rng.uniform(0.95, 1.05))
+    theta = math.radians(float(rng.uniform(-8.0, 8.0)))
+    shift = rng.uniform(-3.0, 3.0, 2)
+    if pose:
+        zoom = float(pose.get("zoom", zoom))
+        shift = np.asarray(pose.get("shift_mm", shift), dtype=float)
     px_mm = FOV_MM / n  # output pixel size
     step = px_mm / zoom  # template mm per output pixel
-    theta = math.radians(float(rng.uniform(-8.0, 8.0)))
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     brain_in = sl > 0.05
-    c_in = np.array(ndi.center_of_mass(brain_in)) + rng.uniform(-3.0, 3.0, 2)
+    c_in = np.array(ndi.center_of_mass(brain_in)) + shift
     c_out = np.array([(n - 1) / 2.0, (n - 1) / 2.0])
     mat = rot * step
     off = c_in - mat @ c_out
@@ -340,14 +347,18 @@ def _proj(p: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: float,
-             n_iter: int = TGV_ITERS, alpha0_ratio: float = 2.0) -> np.ndarray:
+             n_iter: int = TGV_ITERS, alpha0_ratio: float = 2.0, step_ratio: float = 1.0) -> np.ndarray:
     """TGV^2-regularised PI-CS reconstruction (Knoll et al. 2011, 2012) with the
     Chambolle-Pock primal-dual algorithm (Chambolle & Pock 2011, Alg. 1, theta = 1):
 
         u* = argmin_{u, v} 1/2 ||K u - f||_2^2 + alpha1 ||grad u - v||_1 + alpha0 ||E v||_1,
 
     K = M F S (mask, orthonormal FFT, coil maps), alpha1 = lam, alpha0 = alpha0_ratio * lam,
-    step sizes sigma = tau = 1/sqrt(12).
+    step sizes sigma = step_ratio / sqrt(12), tau = 1 / (step_ratio sqrt(12)) (sigma tau L^2 = 1,
+    L^2 = 12 >= ||A||^2; any ratio converges, Chambolle & Pock 2011 Thm 1, but how fast depends
+    on it: Goldstein, Li, Yuan, Esser, Baraniuk, arXiv:1305.0546, 2013). step_ratio 1 (the
+    default) leaves the result 5 % (relative l2 in the head) from the minimiser after 150
+    iterations at lambda = 0.1 sigma; 0.125 leaves 0.4 % (160 px, bench/results/lab05_calibration.md).
 
     Args:
         kspace: f, (C, H, W) complex64, unshifted, zero where not sampled.
@@ -356,6 +367,7 @@ def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: floa
         maps: coil sensitivities (C, H, W) complex64 with sum_c |S_c|^2 <= 1.
         lam: alpha1 in the units of |u| (the object is ~1 in white matter).
         n_iter: iterations.
+        step_ratio: sigma / tau ratio parameter (> 0), see above.
 
     Returns:
         u: (H, W) complex64.
@@ -371,7 +383,9 @@ def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: floa
     else:
         op, op_t = sense_op, sense_op_t
     a1, a0 = float(lam), float(alpha0_ratio * lam)
-    sig = tau = 1.0 / math.sqrt(TGV_L2)
+    if not step_ratio > 0:
+        raise ValueError(f"step_ratio must be > 0, got {step_ratio}")
+    sig, tau = step_ratio / math.sqrt(TGV_L2), 1.0 / (math.sqrt(TGV_L2) * step_ratio)
     u = op_t(f, s, m).astype(np.complex64)
     v = np.zeros((2,) + u.shape, np.complex64)
     p = np.zeros_like(v)
@@ -417,14 +431,19 @@ def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, accelera
                       lam_sigma: float | None = None, lam_sigma_spread: float = 1.0,
                       n_coils: int = N_COILS, coil_radius: float = COIL_RADIUS, n_center: int | None = None,
                       mask_pattern: str = "vd", contrast_gamma: tuple[float, float] | None = None,
-                      ref_combine: str = "rss") -> tuple[np.ndarray, np.ndarray, dict]:
+                      ref_combine: str = "rss", head_shift_mm: float | None = None,
+                      head_zoom: tuple[float, float] | None = None,
+                      acq_fraction: tuple[float, float] | None = None,
+                      pe_fraction: tuple[float, float] | None = None,
+                      tgv_step_ratio: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Unscaled (reference, |TGV recon|) float32 (N, N) and meta for pair `index`
     (rng seed = seed + index). See `data.recon.simulate_pair`.
 
     The keyword-only arguments are calibration knobs (bench/bench_lab05_calibration.py); their
     defaults give the dataset of SIM_VERSION 2 bit for bit. Random numbers of a non-default knob
     come from a second generator (seed [seed + index, 7919]), so the main stream (anatomy,
-    SNR, lambda, noise, mask) is drawn in the same order whatever the knobs.
+    SNR, lambda, noise, mask) is drawn in the same order whatever the knobs. Exception: n_coils
+    changes the number of noise samples, so with it only the anatomy, SNR and lambda draws stay.
 
     Args:
         snr_range: (lo, hi) of the log-uniform SNR (60th percentile of tissue / noise sigma).
@@ -441,18 +460,37 @@ def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, accelera
         ref_combine: "rss" (root-sum-of-squares, Roemer 1990) or "sense" (|sum_c conj(S_c) x_c|,
             the optimal combination with the known sensitivities, sum_c |S_c|^2 = 1: Roemer 1990,
             Pruessmann et al. 1999 at R = 1).
+        head_shift_mm: if given, the head centre is shifted uniformly in [-s, s] mm along each
+            axis (default +-3 mm): where the technologist centres the FOV.
+        head_zoom: (lo, hi): head size factor uniform in [lo, hi] (default 0.95-1.05).
+        acq_fraction: (lo, hi): the acquired matrix is a fraction f, uniform in [lo, hi], of the
+            displayed one along both axes; k-space beyond it is zero-filled (zero-filled
+            interpolation, with a Fermi filter against ringing: Bernstein, Fain, Riederer, JMRI
+            14:270-280, 2001), for the reference and the PI-CS data alike. Default: f = 1.
+        pe_fraction: (lo, hi): the phase resolution, the acquired fraction p (uniform in [lo, hi])
+            of the phase-encode lines (axis 0), zero-filled to the display matrix as above. The
+            R = 4 mask is drawn over the acquired lines (from the knob generator); the lines
+            beyond them are known zeros to the PI-CS reconstruction, as for the reference.
+        tgv_step_ratio: `tgv_pics`'s step_ratio (1 = SIM_VERSION 2).
     """
     n = int(image_size)
     rng = np.random.default_rng(int(seed) + int(index))
     knobs = {}
+    krng = np.random.default_rng([int(seed) + int(index), 7919])
     if contrast_gamma is not None:
-        krng = np.random.default_rng([int(seed) + int(index), 7919])
         g = float(math.exp(krng.uniform(math.log(contrast_gamma[0]), math.log(contrast_gamma[1]))))
         knobs["contrast_gamma"] = g
     else:
         g = 1.0
+    pose = {}
+    if head_shift_mm is not None:
+        pose["shift_mm"] = krng.uniform(-float(head_shift_mm), float(head_shift_mm), 2)
+        knobs["head_shift_mm"] = [float(v) for v in pose["shift_mm"]]
+    if head_zoom is not None:
+        pose["zoom"] = float(krng.uniform(float(head_zoom[0]), float(head_zoom[1])))
+        knobs["head_zoom"] = pose["zoom"]
     axis, sl = slice_for_pair(index, seed)
-    x, meta = head_phantom(axis, sl, n, rng, contrast_gamma=g)
+    x, meta = head_phantom(axis, sl, n, rng, contrast_gamma=g, pose=pose or None)
     snr = float(math.exp(rng.uniform(math.log(snr_range[0]), math.log(snr_range[1]))))
     lam = float(math.exp(rng.uniform(math.log(lam_range[0]), math.log(lam_range[1]))))
     maps = coil_maps(n) if (n_coils, coil_radius) == (N_COILS, COIL_RADIUS) else coil_maps(n, int(n_coils), float(coil_radius))
@@ -470,6 +508,18 @@ def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, accelera
         knobs.update(lam_sigma=float(lam_sigma), lam_sigma_spread=float(lam_sigma_spread))
     noise = rng.standard_normal((2,) + k.shape, dtype=np.float32)
     k = (k + (sigma * _R2) * (noise[0] + 1j * noise[1])).astype(np.complex64)
+    if acq_fraction is not None:
+        f = float(krng.uniform(float(acq_fraction[0]), float(acq_fraction[1])))
+        kk = np.abs(np.fft.fftfreq(n)) * 2.0  # 1 at the edge of the displayed k-space
+        w1 = 1.0 / (1.0 + np.exp((kk - f) / 0.02))  # Fermi edge, 1 % of the matrix wide
+        k = (k * (w1[:, None] * w1[None, :]).astype(np.float32)).astype(np.complex64)
+        knobs["acq_fraction"] = f
+    if pe_fraction is not None:  # before the reference: both images come from this acquisition
+        p = float(krng.uniform(float(pe_fraction[0]), float(pe_fraction[1])))
+        n_acq = 2 * int(round(p * n / 2))
+        kk = np.abs(np.arange(n) - n // 2) / (n_acq / 2.0)  # centred: 1 at the edge of the acquired lines
+        w_pe = 1.0 / (1.0 + np.exp((kk - 1.0) / 0.02))
+        k = (k * np.fft.ifftshift(w_pe).astype(np.float32)[:, None]).astype(np.complex64)
     if ref_combine == "rss":
         ref = np.sqrt(np.sum(np.abs(ifft2c(k)) ** 2, axis=0)).astype(np.float32)  # RSS (Roemer 1990)
     elif ref_combine == "sense":
@@ -479,8 +529,18 @@ def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, accelera
         raise ValueError(f"ref_combine must be 'rss' or 'sense', got {ref_combine!r}")
     nc = default_n_center(n) if n_center is None else int(n_center)
     mask = undersampling_mask(n, acceleration, n_center, rng=rng, pattern=mask_pattern)  # phase encode along rows (axis 0)
+    known = None  # lines the PI-CS reconstruction knows to be zero (beyond the acquired matrix)
+    if pe_fraction is not None:
+        sub = undersampling_mask(n_acq, acceleration, None if n_center is None else max(2, round(int(n_center) * p)),
+                                 rng=krng, pattern=mask_pattern)
+        mask = np.zeros(n, dtype=bool)
+        mask[n // 2 - n_acq // 2: n // 2 + n_acq // 2] = sub
+        known = np.ones(n, dtype=bool)
+        known[n // 2 - n_acq // 2: n // 2 + n_acq // 2] = False
+        knobs["pe_fraction"] = n_acq / n
     m2 = np.fft.ifftshift(mask).astype(np.float32)[:, None]
-    u = tgv_pics(k * m2, m2, maps, lam, n_iter=n_iter)
+    m_rec = m2 if known is None else np.fft.ifftshift(mask | known).astype(np.float32)[:, None]
+    u = tgv_pics(k * m2, m_rec, maps, lam, n_iter=n_iter, step_ratio=tgv_step_ratio)
     acc = np.abs(u).astype(np.float32)
     meta.update(index=int(index), seed=int(seed) + int(index), snr=snr, lam=lam, lam_drawn=lam_drawn, noise_sigma=sigma,
                 acceleration=int(acceleration), n_center=nc, n_coils=int(maps.shape[0]),
@@ -491,6 +551,8 @@ def simulate_pair_raw(index: int, image_size: int = 320, seed: int = 0, accelera
         knobs["coil_radius"] = float(coil_radius)
     if mask_pattern != "vd":
         knobs["mask_pattern"] = mask_pattern
+    if tgv_step_ratio != 1.0:
+        knobs["tgv_step_ratio"] = float(tgv_step_ratio)
     if knobs:  # only for non-default settings: the default meta stays as it was
         meta["knobs"] = knobs
     return ref, acc, meta
