@@ -484,12 +484,6 @@ def example(index: int, size: int, settings: list[tuple[str, list[str]]], path: 
 
 # ---------------------------------------------------------------- CLI
 
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """P(statistic of a PI-CS image > that of a reference), ties counted half."""
-    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
-    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
-
-
 def tell_aucs(imgs: np.ndarray) -> dict:
     """Per single-number image statistic, its AUC as a classifier of PI-CS vs reference over the
     whole set (0 or 1: the statistic alone separates the classes; 0.5: it says nothing).
@@ -510,7 +504,10 @@ def tell_aucs(imgs: np.ndarray) -> dict:
             for key, value in (("lap", ndi.laplace(x)[head].std()), ("d_pe", d_pe), ("d_ro", d_ro),
                                ("pe_ro", d_pe / max(d_ro, 1e-6)), ("bg", corners.mean())):
                 stats[key].append(float(value))
-    return {k: _auc(np.array(v)[1::2], np.array(v)[0::2]) for k, v in stats.items()}
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.tile([0, 1], len(imgs))  # reference, PI-CS of each pair, in that order
+    return {k: float(roc_auc_score(labels, v)) for k, v in stats.items()}
 
 
 def tells_report() -> None:

@@ -312,6 +312,9 @@ def test_a_knob_keeps_the_main_random_stream(knobs):
     else:
         assert np.array_equal(meta["mask"], base["mask"])
         assert set(knobs) <= set(meta["knobs"]), meta["knobs"]
+    if "head_shift_mm" in knobs:  # the documented ranges
+        assert all(abs(v) <= knobs["head_shift_mm"] for v in meta["knobs"]["head_shift_mm"])
+        assert knobs["head_zoom"][0] <= meta["zoom"] == meta["knobs"]["head_zoom"] <= knobs["head_zoom"][1]
 
 
 def test_acq_fraction_zero_fills_the_outer_k_space():
