@@ -5,6 +5,8 @@
     python bench/bench_lab05.py --epoch-times     # one epoch of each variant at 320x320, 347 images
     python bench/bench_lab05.py --calibrate 20    # the accuracy check over 20 grader seeds
     python bench/bench_lab05.py --calibrate 10 --variant gap1 --pairs 48 --size 64 --epochs 30
+    python bench/bench_lab05.py --calibrate 20 --impl tests/alt          # the alternative implementation
+    python bench/bench_lab05.py --calibrate 20 --bug labels_swapped      # a planted bug must fail every seed
 
 The calibration runs the grader's own pipeline (grader/test_lab05_cnn.py: train_on_subset) on the
 reference solution with the seeds that grader seeds 20181, 20182, ... give the test
@@ -61,7 +63,13 @@ def epoch_times(n_train: int = 347, n_val: int = 173, size: int = 320, repeats: 
     return result
 
 
-def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int) -> dict:
+def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int, impl_dir: str | None = None,
+              bug: str | None = None) -> dict:
+    """The accuracy check's pipeline over ``n_seeds`` grader seeds, on the reference solution, on
+    the lab files in ``impl_dir`` (e.g. tests/alt), or on the solution with the planted bug ``bug``
+    of tests/bugs_lab05.py applied."""
+    import tempfile
+
     import numpy as np
     import torch
 
@@ -69,7 +77,17 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int) ->
     import grader.test_lab05_cnn as T
     from grader import impl
 
-    impl.set_impl_dir(impl.REPO_ROOT / "solutions")
+    folder = Path(impl_dir) if impl_dir else impl.REPO_ROOT / "solutions"
+    if bug:
+        from tests.bugs_lab05 import BUGS
+        from tests.planted import module_file, patched_source
+
+        chosen = [b for b in BUGS if b.name == bug]
+        if not chosen:
+            raise SystemExit(f"--bug {bug!r}: no such planted bug; choose from {[b.name for b in BUGS]}")
+        folder = Path(tempfile.mkdtemp(prefix="lab05_bug_"))
+        (folder / module_file("lab05")).write_text(patched_source(chosen[0]))
+    impl.set_impl_dir(folder)
     lab = impl.load_lab("lab05")
     from data.recon import load_recon_subset
     from grader.plugin import DEFAULT_SEED, seed_for_test
@@ -92,8 +110,9 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int) ->
     if variant == "gap4" and (pairs, size, epochs) == (T.SUBSET_PAIRS, T.SUBSET_SIZE, T.SUBSET_EPOCHS):
         summary["threshold"] = T.MIN_VAL_ACCURACY
         summary["margin"] = round(summary["min"] - T.MIN_VAL_ACCURACY, 4)
+    summary["passed"] = int((acc >= T.MIN_VAL_ACCURACY).sum())
     return {"variant": variant, "pairs": pairs, "size": size, "epochs": epochs, "seeds": n_seeds,
-            "summary": summary, "rows": rows}
+            "impl": str(impl_dir or "solutions"), "bug": bug, "summary": summary, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=T.SUBSET_PAIRS, help="subset pairs for --calibrate")
     parser.add_argument("--size", type=int, default=T.SUBSET_SIZE, help="image size for --calibrate")
     parser.add_argument("--epochs", type=int, default=T.SUBSET_EPOCHS, help="epochs for --calibrate")
+    parser.add_argument("--impl", metavar="DIR", help="calibrate the lab files in DIR (e.g. tests/alt) instead of the solution")
+    parser.add_argument("--bug", metavar="NAME", help="calibrate the solution with this planted bug (tests/bugs_lab05.py)")
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     args = parser.parse_args(argv)
     if args.calibrate:
-        result = calibrate(args.calibrate, args.variant, args.pairs, args.size, args.epochs)
-        print(f"{args.variant}, {args.pairs} pairs at {args.size} px, {args.epochs} epochs: "
+        result = calibrate(args.calibrate, args.variant, args.pairs, args.size, args.epochs, args.impl, args.bug)
+        print(f"{result['impl']}{' + bug ' + args.bug if args.bug else ''}: {args.variant}, {args.pairs} pairs at {args.size} px, {args.epochs} epochs: "
               + ", ".join(f"{k} {v}" for k, v in result["summary"].items()))
     elif args.epoch_times:
         result = epoch_times()

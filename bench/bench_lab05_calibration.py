@@ -13,6 +13,8 @@ of the lowest validation loss, how far the validation loss rose after it, and ``
     python bench/bench_lab05_calibration.py run --name snr40-120 --set snr_range=40,120
     # a worker that takes trials from a queue file, one line each: "name key=value ..."
     python bench/bench_lab05_calibration.py queue bench/results/lab05_calibration_queue.txt --worker A
+    # the lab's own prepared set (python -m data prepare recon), split and initialisation by seed
+    python bench/bench_lab05_calibration.py fullset --name v3-320-s1 --seed 1
     # regenerate the table in bench/results/lab05_calibration.md from the results file
     python bench/bench_lab05_calibration.py report
     # how well one number per image (sharpness along PE, background, ...) separates the classes
@@ -377,6 +379,15 @@ def record(result: dict) -> None:
 
 # ---------------------------------------------------------------- one trial
 
+def print_result(result: dict) -> None:
+    """Per model: final and best accuracies, the validation loss's minimum and rise, the verdict."""
+    for v in VARIANTS:
+        s = result["models"][v]
+        print(f"  {v:5s} train {s['train_acc']:.3f} val {s['val_acc']:.3f} best val {s['best_val_acc']:.3f} "
+              f"min val loss @{s['min_val_loss_epoch']} rise {s['val_loss_rise']:+.3f} -> {s['diagnose']}", flush=True)
+    print(f"  targets {result['targets']}, {result['time_s'] / 60:.1f} min", flush=True)
+
+
 def run_trial(name: str, knobs: dict, trial: dict, progress: bool = True) -> dict:
     start = time.perf_counter()
     size, pairs, seed, epochs = trial["size"], trial["pairs"], trial["seed"], trial["epochs"]
@@ -389,11 +400,43 @@ def run_trial(name: str, knobs: dict, trial: dict, progress: bool = True) -> dic
     result = {"name": name, "knobs": knobs, **trial, "stats": med, "models": models,
               "targets": targets(models), "time_s": time.perf_counter() - start, "sim_s": t_sim,
               "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")}
-    for v in VARIANTS:
-        s = models[v]
-        print(f"  {v:5s} train {s['train_acc']:.3f} val {s['val_acc']:.3f} best val {s['best_val_acc']:.3f} "
-              f"min val loss @{s['min_val_loss_epoch']} rise {s['val_loss_rise']:+.3f} -> {s['diagnose']}", flush=True)
-    print(f"  targets {result['targets']}, {result['time_s'] / 60:.1f} min", flush=True)
+    print_result(result)
+    return result
+
+
+def fullset_trial(name: str, seed: int, epochs: int, progress: bool = True) -> dict:
+    """The three models on the lab's own prepared set (`python -m data prepare recon`: 260 pairs at
+    320 px of the current SIM_VERSION), with the pairs' 2/3 - 1/3 split drawn by ``seed`` (seed 0:
+    the set's own split) and the torch / shuffling seed = ``seed``: the issue's "3 seeds (split
+    and initialisation)" without simulating the set again."""
+    import torch
+
+    from data import recon
+
+    start = time.perf_counter()
+    data = recon.load_recon(source="offline")
+    x = torch.cat([data.x_train, data.x_val])[:, 0]
+    y = torch.cat([data.y_train, data.y_val])
+    pid = torch.cat([data.pair_train, data.pair_val])
+    ids = sorted(set(pid.tolist()))
+    imgs = np.zeros((len(ids), 2) + tuple(x.shape[-2:]), np.uint8)
+    for i, p in enumerate(ids):
+        for label in (0, 1):
+            (j,) = torch.nonzero((pid == p) & (y == label)).flatten().tolist()
+            imgs[i, label] = np.round(x[j].numpy() * 255.0).astype(np.uint8)
+    if seed:
+        imgs = imgs[np.random.default_rng(seed).permutation(len(imgs))]
+    print(f"fullset {name}: {data}, split and initialisation seed {seed}, {epochs} epochs", flush=True)
+    models = train_models(imgs, seed, epochs, progress)
+    stats = [image_stats(a, b) for a, b in imgs]
+    med = {"snr_median": float("nan"), "lam_over_sigma_median": float("nan"), "net_R_median": float("nan"),
+           **{f"{k}_median": float(np.median([s[k] for s in stats])) for k in ("hf_ratio", "bg_ref", "bg_tgv")}}
+    knobs = {**recon.SIM_KNOBS, "norm": "image", "sim_version": recon.SIM_VERSION}
+    result = {"name": name, "knobs": knobs, "size": int(imgs.shape[-1]), "pairs": len(imgs), "seed": seed,
+              "epochs": epochs, "stats": med, "models": models, "targets": targets(models),
+              "time_s": time.perf_counter() - start, "sim_s": 0.0, "source": "prepared PNG set",
+              "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")}
+    print_result(result)
     return result
 
 
@@ -534,6 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (p_run, p_q):
         p.add_argument("--deadline", default="", help="UTC HH:MM after which no trial starts and a running one is killed (default: none)")
         p.add_argument("--no-progress", action="store_true")
+    p_fs = sub.add_parser("fullset", help="the three models on the prepared 320 px set, split drawn by --seed")
+    p_fs.add_argument("--name", required=True)
+    p_fs.add_argument("--seed", type=int, required=True)
+    p_fs.add_argument("--epochs", type=int, default=30)
+    p_fs.add_argument("--no-progress", action="store_true")
     sub.add_parser("report", help="rewrite the table of the report from the results file")
     sub.add_parser("tells", help="single-statistic AUCs (PI-CS vs reference) of every cached set")
     p_ex = sub.add_parser("example", help="example pairs of several settings")
@@ -555,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "example":
         settings = [(label, [s for s in knobs.split() if s]) for label, knobs in args.setting] or [("today", [])]
         example(args.index, args.size, settings, args.out, pairs=args.pairs)
+        return 0
+    if args.cmd == "fullset":
+        record(fullset_trial(args.name, args.seed, args.epochs, not args.no_progress))
         return 0
     deadline = args.deadline or None
     if args.cmd == "queue":

@@ -1,6 +1,9 @@
 """Simulation and reconstruction internals for the MR image-quality dataset (`data.recon`).
 
-Pipeline of one image pair (see `simulate_pair`):
+Pipeline of one image pair (see `simulate_pair`). The numbers below are `simulate_pair_raw`'s
+defaults, the dataset of SIM_VERSION 2; SIM_VERSION 3 sets knobs (`data.recon.SIM_KNOBS`: SNR
+40-120, lambda = 0.35 x noise sigma, a sensitivity-weighted reference, head within +-15 mm, TGV
+step ratio 0.125):
 
 1. anatomy: one slice of the MNI ICBM152 2009a nonlinear symmetric T1 template bundled with
    nilearn (1 mm, skull-stripped), rotated (+-8 deg), zoomed to a 240 mm field of view

@@ -2,7 +2,7 @@
 
 Binary classification (lecture: N = 520 images, 260 per class, 2/3 train, 1/3 validation):
 
-    label 0 = "fully sampled reference"   (root-sum-of-squares of 8 fully sampled coils)
+    label 0 = "fully sampled reference"   (8 fully sampled coils, combined with their sensitivities)
     label 1 = "accelerated PI-CS (R=4)"   (TGV^2-regularised parallel-imaging compressed
                                            sensing from 1/4 of the phase-encode lines)
 
@@ -20,9 +20,10 @@ Sources:
 
 Each simulated pair (reference, accelerated) shares one object, coil set and noise draw and is
 seeded by its index (rng seed = seed + index), so any subset can be made alone. Simulation
-details and the TGV solver: `data.mrsim`; per image the SNR is log-uniform in [12, 60] and
-the TGV weight lambda log-uniform in [0.003, 0.015] (raised to >= 0.2 x noise sigma for
-noisy images), so the classes are separable but not perfectly.
+details and the TGV solver: `data.mrsim`; the settings of SIM_VERSION 3 are `SIM_KNOBS`: per
+image the SNR is log-uniform in [40, 120] (2-D T1-weighted brain images at 1.5-3 T) and the TGV
+weight is 0.35 x the noise sigma (x 1.5^(+-1), Morozov's discrepancy principle), the head is placed within +-15 mm, and each image
+is scaled by its own 99.5th percentile. Why these: bench/results/lab05_calibration.md.
 
 Anatomy: MNI ICBM152 2009a nonlinear symmetric T1 template, as bundled with nilearn
 (Fonov et al. 2009, 2011; Collins et al. 1999).
@@ -76,13 +77,22 @@ SPLIT_DIRS = ("train", "test")  # -> training set, validation set
 REAL_ROOT = Path(__file__).resolve().parent / "recon_classification"
 LECTURE_N_PAIRS = 260  # 520 images
 LECTURE_IMAGE_SIZE = 320
-SIM_VERSION = 2  # bump when the simulation changes: invalidates caches
+SIM_VERSION = 3  # bump when the simulation changes: invalidates caches
+#: Simulator settings of SIM_VERSION 3 (`mrsim.simulate_pair_raw` knobs; SIM_VERSION 2 = no knobs):
+#: the setting "combo-APc" of bench/results/lab05_calibration.md, each knob justified there with
+#: its source. SNR of 2-D T1-weighted brain images at 1.5-3 T (Springer et al. 2016); TGV weight
+#: lambda = 0.35 x noise sigma x 1.5^(+-1), what Morozov's discrepancy principle gave with this
+#: solver (lambda / sigma 0.28-0.43); the reference combined with the coil sensitivities like the
+#: PI-CS image (no RSS noise floor: Roemer et al. 1990); the head placed within +-15 mm, sized
+#: 0.9-1.1; TGV step sizes that reach the minimiser in 150 iterations (sigma/tau = 1/64).
+SIM_KNOBS = {"snr_range": (40.0, 120.0), "lam_sigma": 0.35, "lam_sigma_spread": 1.5, "ref_combine": "sense",
+             "head_shift_mm": 15.0, "head_zoom": (0.9, 1.1), "tgv_step_ratio": 0.125}
 #: File names of the PNG set: ``<class>.<pair id>.png`` as in the lecture's data.zip, whose script
 #: takes the label from the name before the first dot. Part of the folder name, so a set written
 #: with the earlier names (``pair0000.png``) is not mistaken for this one.
 NAMING = "-named"
 #: (n_pairs, image_size) of the subset that grades lab 5; `python -m data prepare grader` builds it.
-GRADER_SUBSET = (48, 64)
+GRADER_SUBSET = (60, 64)
 SECONDS_PER_PAIR_320 = 4.5  # one core, for the progress message
 LAYOUT = ("<root>/train/ref/*.png, <root>/train/tgv/*.png, <root>/test/ref/*.png, "
           "<root>/test/tgv/*.png (ref = fully sampled reference, label 0; tgv = accelerated "
@@ -147,26 +157,30 @@ def simulate_pair(index: int, image_size: int = 320, seed: int = 0,
                   acceleration: int = 4) -> tuple[np.ndarray, np.ndarray, dict]:
     """Simulate one (reference, accelerated) image pair; rng seed = seed + index.
 
-    Anatomy: template slice `mrsim.slice_for_pair(index, seed)` (pairs 0..~375 all use
-    different slices) with skull/scalp, texture, bias field and phase; 8 birdcage coils;
-    k-space noise with SNR log-uniform in [12, 60]. Reference = RSS of the fully sampled coil
-    images (Roemer et al. 1990). Accelerated = |u| of the TGV^2 PI-CS reconstruction
-    (Knoll et al. 2011; Chambolle & Pock 2011, 150 iterations, alpha1 = lambda log-uniform in
-    [0.003, 0.015] but at least 0.2 x the noise sigma, alpha0 = 2 lambda) from a
-    variable-density mask at R = `acceleration`.
-    About 4-5 s at 320 px and 0.2-0.3 s at 64 px on one core.
+    SIM_VERSION 3 (`SIM_KNOBS`). Anatomy: template slice `mrsim.slice_for_pair(index, seed)`
+    (pairs 0..~375 all use different slices) with skull/scalp, texture, bias field and phase,
+    head centre within +-15 mm and size 0.9-1.1; 8 birdcage coils; k-space noise with SNR
+    log-uniform in [40, 120]. Reference = |sum_c conj(S_c) x_c| of the fully sampled coil images
+    with the true sensitivities (Roemer et al. 1990). Accelerated = |u| of the TGV^2 PI-CS
+    reconstruction with the same sensitivities (Knoll et al. 2011; Chambolle & Pock 2011,
+    150 iterations with sigma/tau = 1/64, which reaches the minimiser; alpha1 = lambda =
+    0.35 x noise sigma x 1.5^(+-1), alpha0 = 2 lambda) from a variable-density mask at
+    R = `acceleration`. About 4-5 s at 320 px and 0.2-0.3 s at 64 px on one core.
 
     Returns:
-        ref: (image_size, image_size) float32 in [0, 1].
-        accel: same shape and dtype; both divided by the 99.5th percentile of ref, clipped.
+        ref: (image_size, image_size) float32 in [0, 1], divided by its own 99.5th percentile,
+            clipped.
+        accel: same shape and dtype, divided by its own 99.5th percentile, clipped.
         meta: dict with orientation, slice, snr, lam, noise_sigma, mask ((image_size,) bool,
-            centred), scale, seed, ... (Python scalars).
+            centred), scale (of ref), scale_accel, seed, knobs (`SIM_KNOBS` as recorded by
+            `mrsim.simulate_pair_raw`), ... (Python scalars).
     """
-    ref, acc, meta = mrsim.simulate_pair_raw(index, image_size, seed, acceleration)
-    scale = float(np.percentile(ref, 99.5))
-    meta["scale"] = scale
-    ref = np.clip(ref / scale, 0.0, 1.0).astype(np.float32)
-    acc = np.clip(acc / scale, 0.0, 1.0).astype(np.float32)
+    ref, acc, meta = mrsim.simulate_pair_raw(index, image_size, seed, acceleration, **SIM_KNOBS)
+    # each image by its own 99.5th percentile, as a scanner scales each series and a PNG export
+    # windows each image: no global-brightness difference between the classes
+    meta["scale"], meta["scale_accel"] = float(np.percentile(ref, 99.5)), float(np.percentile(acc, 99.5))
+    ref = np.clip(ref / meta["scale"], 0.0, 1.0).astype(np.float32)
+    acc = np.clip(acc / meta["scale_accel"], 0.0, 1.0).astype(np.float32)
     return ref, acc, meta
 
 

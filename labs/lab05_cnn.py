@@ -17,10 +17,11 @@ All three are trained with Adam on the binary cross-entropy, batch size 10. Glob
 pooling (M. Lin, Q. Chen, S. Yan, "Network in network", ICLR 2014) replaces the large dense
 layer by the mean of each feature map, so the parameter count no longer grows with the image.
 
-The images: simulated from the MNI152 template (``data.recon``): the reference is the
-root-sum-of-squares of 8 fully sampled coils, the accelerated image a TGV-regularised
+The images: simulated from the MNI152 template (``data.recon``): the reference combines 8
+fully sampled coils with their sensitivities, the accelerated image is a TGV-regularised
 parallel-imaging compressed-sensing reconstruction (F. Knoll, K. Bredies, T. Pock,
-R. Stollberger, MRM 65:480-491, 2011) from 1/4 of the phase-encode lines.
+R. Stollberger, MRM 65:480-491, 2011) from 1/4 of the phase-encode lines, with the same
+sensitivities.
 
 Run the whole lab with ``python -m labs.lab05_cnn`` (the full 520-image set; needs
 ``python -m data prepare recon`` once; one epoch of all three variants at 320x320 takes about

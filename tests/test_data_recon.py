@@ -130,7 +130,9 @@ def test_simulate_pair_is_deterministic_by_index_and_in_range():
     np.testing.assert_array_equal(ref, ref2)
     np.testing.assert_array_equal(acc, acc2)
     assert not np.array_equal(ref, ref3)
-    assert meta["seed"] == 5 and 12.0 <= meta["snr"] <= 60.0 and 0.003 <= meta["lam"] <= 0.015
+    assert meta["seed"] == 5 and 40.0 <= meta["snr"] <= 120.0
+    assert 0.35 / 1.5 <= meta["lam"] / meta["noise_sigma"] <= 0.35 * 1.5  # lambda = 0.35 sigma x 1.5^(+-1)
+    assert meta["knobs"]["ref_combine"] == "sense" and meta["knobs"]["tgv_step_ratio"] == 0.125
     assert meta["mask"].sum() == 8
 
 
@@ -139,24 +141,36 @@ def test_pairs_use_different_template_slices():
     assert len(set(slices)) == 260
 
 
+def _head_and_corners(ref):
+    from scipy import ndimage as ndi
+
+    n = ref.shape[0]
+    c = n // 8
+    corners = np.zeros_like(ref, dtype=bool)
+    corners[:c, :c] = corners[:c, -c:] = corners[-c:, :c] = corners[-c:, -c:] = True
+    return ndi.gaussian_filter(ref, 2.0) > 0.15, corners
+
+
 @pytest.mark.parametrize("index", [0, 1, 2, 3])
-def test_accelerated_image_has_less_background_noise(index):
-    # corner ROI outside the head (FOV 240 mm); std of the magnitude background (NEMA-style)
+def test_pics_is_denoised_and_blurred_along_phase_encode(index):
+    """SIM_VERSION 3: TGV at the discrepancy-principle weight removes part of the noise, so the
+    PI-CS background is quieter than the reference's (std ratio 0.3-0.7 measured at 64-96 px);
+    and R = 4 costs resolution along the phase-encode direction (rows, axis 0): the second
+    difference inside the head shrinks more along PE than along readout."""
     ref, acc, meta = recon.simulate_pair(index, image_size=96, seed=0)
-    corner = (slice(0, 10), slice(0, 10))
-    s_ref, s_acc = ref[corner].std(), acc[corner].std()
-    assert s_acc < 0.9 * s_ref, (f"background std accelerated {s_acc:.4f} vs reference {s_ref:.4f} "
-                                 f"(SNR {meta['snr']:.0f}, lambda {meta['lam']:.4f}); expect ratio 0.15-0.8")
+    head, corners = _head_and_corners(ref)
+    bg = acc[corners].std() / ref[corners].std()
+    assert bg < 0.8, f"background std PI-CS / reference {bg:.2f} (SNR {meta['snr']:.0f}); expected < 0.8"
+    d2 = {ax: np.diff(acc, 2, axis=ax)[head[1:-1] if ax == 0 else head[:, 1:-1]].std()
+          / np.diff(ref, 2, axis=ax)[head[1:-1] if ax == 0 else head[:, 1:-1]].std() for ax in (0, 1)}
+    assert d2[0] < 0.85 and d2[0] < d2[1], f"sharpness PI-CS / reference along PE {d2[0]:.2f}, readout {d2[1]:.2f}"
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 3])
-def test_accelerated_image_has_less_background_noise_power_at_64px(index):
-    # at 64 px residual aliasing blotches can make the TGV background std similar to the
-    # RSS one, but its noise power (mean square, Constantinides et al. 1997) is ~5x lower
-    ref, acc, meta = recon.simulate_pair(index, image_size=64, seed=0)
-    corner = (slice(0, 6), slice(0, 6))
-    p_ref, p_acc = float((ref[corner] ** 2).mean()), float((acc[corner] ** 2).mean())
-    assert p_acc < 0.5 * p_ref, f"background power accelerated {p_acc:.2e} vs reference {p_ref:.2e}"
+def test_each_image_is_scaled_by_its_own_percentile():
+    ref, acc, meta = recon.simulate_pair(1, image_size=48, seed=0)
+    for x in (ref, acc):
+        assert abs(float(np.percentile(x, 99.5)) - 1.0) < 2e-3
+    assert meta["scale"] > 0 and meta["scale_accel"] > 0
 
 
 # ---------------------------------------------------------------- subset loader
