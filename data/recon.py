@@ -218,7 +218,7 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
     in the same split); within a split the images are ordered [ref_0, accel_0, ref_1, ...].
     Intensities are quantised to 8 bits like the PNG datasets. The result is cached as
     ``<cache>/recon_subset/n{n}_{size}px_seed{seed}_v{SIM_VERSION}/subset.npz`` with a manifest keyed by the
-    parameters. About 0.2-0.3 s per pair at 64 px, 0.4-0.5 s at 96 px (plus ~3 s of imports and
+    parameters, `SIM_VERSION` and `SIM_KNOBS` included. About 0.2-0.3 s per pair at 64 px, 0.4-0.5 s at 96 px (plus ~3 s of imports and
     template loading) on the first call, then < 0.1 s.
 
     Args:
@@ -239,7 +239,7 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
     if image_size < 16:
         raise ValueError(f"image_size must be >= 16, got {image_size}")
     params = {"dataset": "recon_subset", "n_pairs": n_pairs, "image_size": image_size, "seed": seed,
-              "acceleration": 4, "version": SIM_VERSION}
+              "acceleration": 4, "version": SIM_VERSION, "knobs": SIM_KNOBS}
     folder = cache_dir() / "recon_subset" / f"n{n_pairs}_{image_size}px_seed{seed}_v{SIM_VERSION}" if cache else None
     source = f"simulated subset ({n_pairs} pairs, {image_size}px, seed {seed})"
     if cache and manifest_ok(folder, params):
@@ -378,7 +378,7 @@ def sim_root(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZ
 
 def _prepare_params(n_pairs: int, image_size: int, seed: int) -> dict:
     return {"dataset": "recon_sim", "n_pairs": n_pairs, "image_size": image_size, "seed": seed,
-            "acceleration": 4, "version": SIM_VERSION}
+            "acceleration": 4, "version": SIM_VERSION, "knobs": SIM_KNOBS}
 
 
 def _pair_paths(root: Path, index: int, n_pairs: int) -> tuple[Path, Path]:
@@ -421,8 +421,9 @@ def prepare(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE
     takes the label from the name before the first dot). Each PNG is written atomically; finished pairs
     are kept, so an interrupted run resumes where it stopped. A manifest (parameters + sha256
     of all files) marks the folder complete; a complete folder is returned at once. The
-    lecture set (260 pairs, 320 px) takes about 20 min on one core, ~10 min with 2 workers,
-    ~35 MB.
+    lecture set (260 pairs, 320 px) takes about 20-30 min on one core, 10-17 min with 2 workers
+    (bench/results/lab05_fullset.txt), ~35 MB. The manifest's parameters include `SIM_VERSION`
+    and `SIM_KNOBS`, so a cache made with other simulator settings is never taken for this one.
 
     Args:
         n_pairs: number of pairs (>= 3).

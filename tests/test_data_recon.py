@@ -196,6 +196,13 @@ def test_subset_splits_two_thirds_one_third_by_pair(subset):
     assert recon.n_train_pairs(260) == 173 and recon.n_train_pairs(24) == 16
 
 
+def test_subset_cache_is_keyed_by_the_simulator_settings(cache, monkeypatch):
+    a = recon.load_recon_subset(n_pairs=3, image_size=32, seed=1)
+    monkeypatch.setattr(recon, "SIM_KNOBS", {**recon.SIM_KNOBS, "snr_range": (10.0, 12.0)})
+    b = recon.load_recon_subset(n_pairs=3, image_size=32, seed=1)
+    assert not torch.equal(a.x_train, b.x_train), "a subset cached with other SIM_KNOBS was returned"
+
+
 def test_subset_is_cached_with_manifest(cache):
     a = recon.load_recon_subset(n_pairs=3, image_size=32, seed=1)
     folders = list((cache / "recon_subset").iterdir())
