@@ -82,7 +82,7 @@ SIM_VERSION = 3  # bump when the simulation changes: invalidates caches
 #: the setting "combo-APc" of bench/results/lab05_calibration.md, each knob justified there with
 #: its source. SNR of 2-D T1-weighted brain images at 1.5-3 T (Springer et al. 2016); TGV weight
 #: lambda = 0.35 x noise sigma x 1.5^(+-1), what Morozov's discrepancy principle gave with this
-#: solver (lambda / sigma 0.28-0.43); the reference combined with the coil sensitivities like the
+#: solver (lambda / sigma 0.28-0.43 in 9 of 10 measurements); the reference combined with the coil sensitivities like the
 #: PI-CS image (no RSS noise floor: Roemer et al. 1990); the head placed within +-15 mm, sized
 #: 0.9-1.1; TGV step sizes that reach the minimiser in 150 iterations (sigma/tau = 1/64).
 SIM_KNOBS = {"snr_range": (40.0, 120.0), "lam_sigma": 0.35, "lam_sigma_spread": 1.5, "ref_combine": "sense",
