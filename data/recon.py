@@ -165,7 +165,7 @@ def simulate_pair(index: int, image_size: int = 320, seed: int = 0,
     reconstruction with the same sensitivities (Knoll et al. 2011; Chambolle & Pock 2011,
     150 iterations with sigma/tau = 1/64, which reaches the minimiser; alpha1 = lambda =
     0.35 x noise sigma x 1.5^(+-1), alpha0 = 2 lambda) from a variable-density mask at
-    R = `acceleration`. About 4-5 s at 320 px and 0.2-0.3 s at 64 px on one core.
+    R = `acceleration`. About 4-6 s at 320 px and 0.2-0.3 s at 64 px on one core.
 
     Returns:
         ref: (image_size, image_size) float32 in [0, 1], divided by its own 99.5th percentile,
