@@ -30,6 +30,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# ``python -m`` puts the current folder first on sys.path. As root in a folder others can write
+# (a class folder, /tmp), a planted ``numpy.py`` there would be imported by the grader: only the
+# repository itself may come first.
+sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd()) or Path(p or ".").resolve() == REPO_ROOT]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -196,7 +201,10 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
         for attempt in range(200):
             out = Path(tmp) / f"results-{attempt}.json"
             deselect = [f"--deselect={t['extra_data']['nodeid']}" for t in done.values()]
-            returncode = run_pytest([*map(str, files), "--grade-json", str(out), *common, *deselect], quiet)
+            # pytest's temporary folders: private to this run (never the predictable /tmp/pytest-of-USER,
+            # which student code running as another user could squat).
+            basetemp = ["--basetemp", str(Path(tmp) / f"basetemp-{attempt}")]
+            returncode = run_pytest([*map(str, files), "--grade-json", str(out), *common, *basetemp, *deselect], quiet)
             if not out.is_file():
                 if returncode in (0, 1, 5):
                     break

@@ -56,12 +56,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.impl import LABS, REPO_ROOT
+from grader.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, IngestError, read_beneath  # noqa: F401
+from grader.ingest import choose as _choose
+from grader.ingest import lab_of as _lab_of
+from grader.ingest import scan_folder as _scan_folder
+from grader.sandbox import kill_user_processes, live_processes  # noqa: F401  (used by tests and benches)
 
-#: Folders never searched for lab files (tooling, caches, macOS zip debris).
-SKIP_DIRS = {".git", ".venv", "venv", "env", "__pycache__", "__MACOSX", "node_modules", "site-packages",
-             ".pytest_cache", "data", "figures", "grader", "tests", "solutions"}
-MAX_DEPTH = 4  # entry/<clone>/<repo>/labs/labNN.py is depth 3; one more for an LMS folder around it
-MAX_LAB_BYTES = 2_000_000  # a lab file is ~10-40 kB; anything bigger is not a lab file
 STATUSES = ("ok", "crashed", "timed out", "unreadable", "grader error")
 DEFAULT_SUBMISSION_TIMEOUT = 3600.0
 #: Imported once per slot, before judges are forked: what the checks import on first use (measured:
@@ -100,14 +100,12 @@ def safe_name(name: str) -> str:
 
 def _gradescope_names(root: Path) -> dict[str, tuple[str, str]]:
     """submission folder -> (name, email) from a Gradescope export's ``submission_metadata.yml``."""
-    meta = root / "submission_metadata.yml"
-    if not meta.is_file():
-        return {}
     import yaml
 
     try:
-        data = yaml.safe_load(meta.read_text(errors="replace")) or {}
-    except yaml.YAMLError:
+        text = read_beneath(root, "submission_metadata.yml", limit=50_000_000).decode(errors="replace")
+        data = yaml.safe_load(text) or {}
+    except (IngestError, OSError, yaml.YAMLError):
         return {}
     names = {}
     for key, info in data.items() if isinstance(data, dict) else []:
@@ -118,37 +116,6 @@ def _gradescope_names(root: Path) -> dict[str, tuple[str, str]]:
             email = ";".join(str(p.get(":email", "")) for p in people).strip(";")
             names[str(key)] = (name or str(key), email)
     return names
-
-
-def _choose(lab_id: str, candidates: list[str]) -> tuple[str, str]:
-    """The lab file to grade among several paths inside one entry, and a note if there was a choice."""
-    def rank(path: str) -> tuple:
-        parts = path.split("/")
-        return (0 if len(parts) > 1 and parts[-2] == "labs" else 1, len(parts), path)
-
-    best = sorted(candidates, key=rank)[0]
-    note = f"{lab_id}: {len(candidates)} copies of {LABS[lab_id]}.py, graded {best}" if len(candidates) > 1 else ""
-    return best, note
-
-
-def _lab_of(name: str) -> str | None:
-    for lab_id, module in LABS.items():
-        if name == f"{module}.py":
-            return lab_id
-    return None
-
-
-def _scan_folder(root: Path) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        depth = len(Path(dirpath).relative_to(root).parts)
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".") and depth < MAX_DEPTH)
-        for name in filenames:
-            lab_id = _lab_of(name)
-            if lab_id:
-                rel = (Path(dirpath) / name).relative_to(root).as_posix()
-                found.setdefault(lab_id, []).append(rel)
-    return found
 
 
 def _scan_zip(zf: zipfile.ZipFile) -> dict[str, list[str]]:
@@ -191,9 +158,15 @@ def discover(submissions: Path) -> list[Entry]:
         entry = Entry(student=student, source=path, email=email)
         entries.append(entry)
         try:
+            if path.is_symlink():
+                raise Unreadable(f"{path.name} is a symbolic link: links are not followed, put the files themselves there")
+            links: list[str] = []
             if path.is_dir():
-                found = _scan_folder(path)
-            elif path.suffix.lower() == ".zip":
+                found = _scan_folder(path, links=links)
+                for rel in links:
+                    if _lab_of(rel.rsplit("/", 1)[-1]) not in found:
+                        entry.notes.append(f"{rel} is a symbolic link: not followed, not graded")
+            elif path.suffix.lower() == ".zip" and path.is_file():
                 try:
                     with zipfile.ZipFile(path) as zf:
                         found = _scan_zip(zf)
@@ -201,6 +174,9 @@ def discover(submissions: Path) -> list[Entry]:
                     raise Unreadable(f"{path.name} is not a readable zip file ({exc})") from None
             else:
                 raise Unreadable(f"{path.name} is neither a folder nor a .zip: put each student's files in a folder or a zip")
+            if not found and links:
+                raise Unreadable(f"the lab files in {path.name} are symbolic links ({', '.join(links)}): links are "
+                                 "not followed; submit the files themselves")
             if not found:
                 wanted = ", ".join(f"{m}.py" for m in LABS.values())
                 raise Unreadable(f"no lab file found in {path.name} (looked for {wanted} up to {MAX_DEPTH} folders deep)")
@@ -223,7 +199,7 @@ def extract(entry: Entry, labs_dir: Path) -> str:
         shutil.rmtree(labs_dir)
     labs_dir.mkdir(parents=True)
     digest = hashlib.sha256()
-    zf = zipfile.ZipFile(entry.source) if entry.source.is_file() else None
+    zf = zipfile.ZipFile(entry.source) if entry.source.is_file() and not entry.source.is_symlink() else None
     try:
         for lab_id, rel in sorted(entry.files.items()):
             try:
@@ -233,10 +209,9 @@ def extract(entry: Entry, labs_dir: Path) -> str:
                         raise Unreadable(f"{rel} is {info.file_size} bytes, too large for a lab file")
                     data = zf.read(info)
                 else:
-                    src = entry.source / rel
-                    if src.stat().st_size > MAX_LAB_BYTES:
-                        raise Unreadable(f"{rel} is {src.stat().st_size} bytes, too large for a lab file")
-                    data = src.read_bytes()
+                    data = read_beneath(entry.source, rel, MAX_LAB_BYTES)  # no link followed, bounded
+            except IngestError as exc:
+                raise Unreadable(str(exc)) from None
             except (OSError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:  # RuntimeError: encrypted zip
                 raise Unreadable(f"{rel} cannot be read ({exc})") from None
             (labs_dir / f"{LABS[lab_id]}.py").write_bytes(data)
@@ -368,7 +343,8 @@ def slot_main() -> int:
     from grader import remote
 
     user = os.environ.get("GRADER_WORKER_USER") or None
-    sandbox = _make_sandbox(user) if user else None
+    if user:
+        os.environ.setdefault("GRADER_WORKER_LIMITS", json.dumps(WORKER_LIMITS))
     remote.zygote().wait_ready()
     # Every object so far is shared with the judges: keep it out of their garbage collections
     # (pytest runs gc.collect() twice at exit: 0.6 s over this heap, and copy-on-write of it all).
@@ -388,52 +364,12 @@ def slot_main() -> int:
             reply = {"code": 3, "seconds": 0.0, "error": f"{type(exc).__name__}: {exc}"}
         if user:
             # The zygote ran as the worker's user too: the next student's code must not meet
-            # anything this one left (processes, files, a tampered zygote). Start clean.
+            # anything this one left (processes, files, a tampered zygote). Closing it kills every
+            # process of the user, removes its files in /tmp, /var/tmp, /dev/shm and the area.
             remote.close_zygote()
-            stuck = kill_user_processes(user)
-            if stuck:
-                print(f"slot {os.getpid()}: processes of {user} survived SIGKILL for 10 s: {stuck}", file=sys.stderr)
-            for child in sandbox.iterdir():
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() and not child.is_symlink() else child.unlink()
         replies.write(json.dumps(reply) + "\n")
     remote.close_zygote()
-    if sandbox:
-        shutil.rmtree(sandbox, ignore_errors=True)
     return 0
-
-
-def live_processes(user: str) -> list[int]:
-    """Pids of ``user``'s processes that still run (zombies excluded: they run no code and wait
-    only for init to reap them; a student's orphan becomes one once killed)."""
-    import pwd
-
-    uid, pids = pwd.getpwnam(user).pw_uid, []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            # /proc/PID/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # exited meanwhile
-        if state not in ("Z", "X"):
-            pids.append(int(entry.name))
-    return pids
-
-
-def kill_user_processes(user: str, timeout: float = 10.0) -> list[int]:
-    """SIGKILL every process of ``user`` and wait until none runs, so that nothing a student
-    started (a daemon in a new session, a fork loop) meets the next student's code. Returns the
-    pids still running after ``timeout`` seconds (empty when all are gone)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
-        left = live_processes(user)
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.02)  # SIGKILL is delivered asynchronously; a fork loop may still be spawning
 
 
 def _precollect() -> None:
@@ -458,20 +394,6 @@ def _precollect() -> None:
 WORKER_LIMITS = {"as": 17179869184, "cpu": 3600, "nproc": 512, "fsize": 1073741824, "core": 0}
 
 
-def _make_sandbox(user: str) -> Path:
-    """A folder only ``user`` can use, where the slot's workers run (``GRADER_WORKER_SANDBOX``)."""
-    import pwd
-    import tempfile
-
-    entry = pwd.getpwnam(user)
-    sandbox = Path(tempfile.mkdtemp(prefix=f"grader-sandbox-{user}-"))
-    os.chown(sandbox, entry.pw_uid, entry.pw_gid)
-    os.chmod(sandbox, 0o700)
-    os.environ["GRADER_WORKER_SANDBOX"] = str(sandbox)
-    os.environ.setdefault("GRADER_WORKER_LIMITS", json.dumps(WORKER_LIMITS))
-    return sandbox
-
-
 def worker_users(base: str, n: int) -> list[str]:
     """One user per slot (``base``, ``base2``, ...), created like setup.sh creates grader-worker.
 
@@ -488,13 +410,12 @@ def worker_users(base: str, n: int) -> list[str]:
         if subprocess.run(["id", "-u", user], capture_output=True).returncode != 0:
             subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
                             "--shell", "/usr/sbin/nologin", user], check=True)
-    probe = subprocess.run(["runuser", "-u", users[0], "--", sys.executable, "-c", "import torch"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise SystemExit(
-            f"python -m grader batch --worker-user: the user {users[0]} cannot run {sys.executable} "
-            f"({probe.stderr.strip()[-300:]}): install Python where every user can run it, e.g. /usr/bin or /opt"
-        )
+    from grader.sandbox import check_user
+
+    try:
+        check_user(users[0])
+    except SystemExit as exc:
+        raise SystemExit(f"python -m grader batch --worker-user: {exc}") from None
     return users
 
 
@@ -509,7 +430,7 @@ class Slot:
         from grader.__main__ import GRADING_ENV
 
         env = dict(os.environ, **GRADING_ENV)
-        for name in ("GRADER_NO_SUMMARY", "GRADER_WORKER_SANDBOX", "LABS_IMPL"):  # --labs-dir decides
+        for name in ("GRADER_NO_SUMMARY", "LABS_IMPL"):  # --labs-dir decides
             env.pop(name, None)
         if self.user:
             env["GRADER_WORKER_USER"] = self.user

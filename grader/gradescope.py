@@ -87,39 +87,47 @@ fi
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope: runs for every submission. Grades only the submission's lab files of this assignment.
 # Trust boundary: the judge (pytest + graded tests, as root) never imports student code; the
-# student code runs in worker processes as the user grader-worker, in a sandbox folder that holds
-# a copy of the lab files only. The grader, the hidden tests, the data caches and the results
-# folder are not readable by that user; only the judge writes results.json.
+# student code runs in worker processes as the user grader-worker, in a grading area root owns
+# (grader/sandbox.py; inside bubblewrap where it starts). Student files are bytes, never paths:
+# grader.ingest reads the lab files once (no link followed, regular files only, bounded size)
+# into root's own copy of the grader. The grader, the hidden tests, the data caches and the
+# results folder are not readable by that user; only the judge writes results.json.
 set -u
+umask 077
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 PYTHON="${PYTHON:-python3}"
 SRC="$ROOT/source"
 SUB="$ROOT/submission"
 RES="$ROOT/results"
+USER_W="${GRADER_WORKER_USER:-grader-worker}"
 mkdir -p "$RES"
-WORK="$(mktemp -d)"
-cp -r "$SRC/." "$WORK/"
-found=0
-for name in @LAB_MODULES@; do
-  f="$(find "$SUB" -name "$name.py" -not -path '*/__pycache__/*' | head -n 1)"
-  if [ -n "$f" ]; then cp "$f" "$WORK/labs/$name.py"; found=$((found + 1)); fi
-done
-echo "found $found lab files in the submission"
-if [ "$(id -u)" = 0 ] && id -u "${GRADER_WORKER_USER:-grader-worker}" >/dev/null 2>&1; then
-  export GRADER_WORKER_USER="${GRADER_WORKER_USER:-grader-worker}"
-  SANDBOX="$(mktemp -d /tmp/grader-sandbox.XXXXXX)"
-  chown "$GRADER_WORKER_USER" "$SANDBOX"
-  chmod 700 "$SANDBOX" "$WORK" "$RES"
-  chmod -R go-rwx "$SRC" "$SUB" "$WORK" "$RES"
-  export GRADER_WORKER_SANDBOX="$SANDBOX"
+fail() {  # fail closed: a results.json that says what is wrong, score 0, nothing of the student's run
+  "$PYTHON" - "$RES/results.json" "$1" <<'PY'
+import json, sys
+json.dump({"score": 0, "output": sys.argv[2], "tests": []}, open(sys.argv[1], "w"))
+PY
+  echo "$1" >&2
+  exit 1
+}
+if [ "$(id -u)" = 0 ]; then
+  id -u "$USER_W" >/dev/null 2>&1 || fail "The autograder is misconfigured (no user $USER_W: setup.sh creates it); please contact the course staff."
+  chmod 700 "$RES"
+  chmod -R go-rwx "$SRC" "$SUB" "$RES"
+  why="$(cd "$SRC" && "$PYTHON" -m grader.sandbox check "$USER_W" 2>&1)" || fail "The autograder is misconfigured: $why"
+  export GRADER_WORKER_USER="$USER_W"
   # memory (address space, bytes), CPU seconds, processes of that user, file size, no core dumps
   LIMITS='{"as": 17179869184, "cpu": 3600, "nproc": 512, "fsize": 1073741824, "core": 0}'
   export GRADER_WORKER_LIMITS="${GRADER_WORKER_LIMITS:-$LIMITS}"
-  echo "student code runs as $GRADER_WORKER_USER in $SANDBOX"
+  echo "student code runs as $GRADER_WORKER_USER"
+elif [ "${GRADER_UNSAFE_SAME_USER:-}" = 1 ]; then
+  echo "WARNING: not root: student code runs as $(id -un), with no user switch (GRADER_UNSAFE_SAME_USER=1)"
 else
-  echo "WARNING: not root or no user grader-worker: student code runs as $(id -un) (no user switch)"
+  fail "The autograder must run as root to keep student code away from the grader (or set GRADER_UNSAFE_SAME_USER=1 for a run by hand)."
 fi
+WORK="$(mktemp -d)"
+cp -r "$SRC/." "$WORK/"
 cd "$WORK"
+"$PYTHON" -m grader.ingest "$SUB" "$WORK/labs" @LAB_MODULES@
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg MRI_DL_LABS_CACHE="$SRC/data/cache"
 # This assignment's options (python -m grader gradescope); GRADER_ARGS only for runs by hand.
 if ! "$PYTHON" -m grader --json "$RES/results.json" @GRADER_OPTIONS@ ${GRADER_ARGS:-}; then
@@ -130,9 +138,10 @@ json.dump({"score": 0, "output": "The grader failed to run on this submission; p
 PY
 fi
 if [ -n "${GRADER_WORKER_USER:-}" ]; then
-  pkill -KILL -u "$GRADER_WORKER_USER" 2>/dev/null || true  # anything student code left running
+  "$PYTHON" -m grader.sandbox cleanup "$GRADER_WORKER_USER" || true  # anything student code left
 fi
-rm -rf "$WORK" "${SANDBOX:-}"
+cd /
+rm -rf "$WORK"
 """
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,11 +130,11 @@ def _is_impl_file(filename: str) -> bool:
 def worker_config(lab_id: str) -> tuple[dict, dict]:
     """(worker configuration, import request) for the graded file of ``lab_id``.
 
-    On an autograder ``GRADER_WORKER_SANDBOX`` names a folder the worker's user owns: the graded
-    file is copied there and imported from there, so the worker needs no access to the grader.
+    With a worker user (``GRADER_WORKER_USER``, on an autograder) the graded file is copied by
+    root into the zygote's grading area (:class:`grader.sandbox.Area`, a folder the worker can
+    read but not write) and imported from there, so the worker needs no access to the grader.
     """
     path = lab_path(lab_id)
-    sandbox = os.environ.get("GRADER_WORKER_SANDBOX")
     limits = os.environ.get("GRADER_WORKER_LIMITS")
     config = {
         "impl_dir": str(_impl_dir),
@@ -146,15 +145,12 @@ def worker_config(lab_id: str) -> tuple[dict, dict]:
     }
     request = {"op": "import", "path": str(path), "module": LABS[lab_id]}
     package = _impl_dir.name if _impl_dir.parent == REPO_ROOT else None
-    if sandbox:
-        target = Path(sandbox) / "labs"
-        target.mkdir(parents=True, exist_ok=True)
-        copy = target / path.name
-        shutil.copyfile(path, copy)
-        os.chmod(copy, 0o644)
-        config.update(impl_dir=str(target), sys_path=[str(Path(sandbox))] + [
-            p for p in os.environ.get("GRADER_WORKER_PATH", "").split(os.pathsep) if p
-        ], cwd=str(sandbox))
+    if os.environ.get("GRADER_WORKER_USER"):
+        from grader import remote
+
+        zygote = remote.zygote()
+        copy = zygote.install_lab(path)
+        config.update(impl_dir=str(copy.parent), sys_path=[str(copy.parent.parent)], cwd=str(zygote.area.scratch))
         request["path"] = str(copy)
     elif package in ("labs", "solutions"):
         request["package"] = package

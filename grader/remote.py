@@ -17,7 +17,9 @@ is killed with its whole process group and a fresh one is forked for the next ca
 Workers are forked from one *zygote* process per judge that has imported torch once (about 2 s,
 overlapped with the judge's own start-up), so a worker starts in milliseconds. On an autograder
 ``GRADER_WORKER_USER`` names an unprivileged user: the zygote (and so every worker) runs as that
-user, with the resource limits of ``GRADER_WORKER_LIMITS`` (JSON, ``resource.RLIMIT_*`` names).
+user, in a grading area root owns and, where it starts, inside bubblewrap (:mod:`grader.sandbox`),
+with the resource limits of ``GRADER_WORKER_LIMITS`` (JSON, ``resource.RLIMIT_*`` names) and an
+environment built from an allow-list (:func:`grader.sandbox.worker_env`).
 """
 
 from __future__ import annotations
@@ -131,47 +133,43 @@ def last_evidence() -> dict:
 # --------------------------------------------------------------------------- processes
 
 
-def _worker_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_", "LABS_IMPL"))}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-    return env
-
-
 class Zygote:
     """The process that imports torch once and forks workers (see :mod:`grader.worker.worker`)."""
 
-    def __init__(self, cwd: Path, user: str | None = None, sandbox: Path | None = None) -> None:
+    def __init__(self, cwd: Path, user: str | None = None) -> None:
+        from grader import sandbox
+
         self.ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = _worker_env()
-        kwargs = {}
-        worker_py = WORKER_PY
-        if sandbox is not None:
-            # The worker's user cannot read the grader: give it its own copy of the worker code.
-            import shutil
-
-            code = Path(sandbox) / "_worker"
-            shutil.rmtree(code, ignore_errors=True)
-            code.mkdir(parents=True)
-            for f in WORKER_PY.parent.glob("*.py"):
-                shutil.copyfile(f, code / f.name)
-                os.chmod(code / f.name, 0o644)
-            os.chmod(code, 0o755)
-            worker_py, cwd = code / WORKER_PY.name, Path(sandbox)
+        kwargs: dict = {}
+        worker_py, prefix = WORKER_PY, []
+        self.user, self.area = user, None
         if user:
-            import pwd
-
-            entry = pwd.getpwnam(user)
-            kwargs = dict(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-            env.update(HOME=str(cwd), USER=user, LOGNAME=user)
-        env["MPLCONFIGDIR"] = os.path.join(str(cwd), ".mplconfig")
+            # Student code runs as ``user`` in a fresh area root owns (grader.sandbox): the worker
+            # code and lab files are root's copies it can read, its scratch folder is its own.
+            self.area = sandbox.Area(user)
+            for f in sorted(WORKER_PY.parent.glob("*.py")):
+                self.area.install(f, "_worker")
+            worker_py, cwd = self.area.code / "_worker" / WORKER_PY.name, self.area.scratch
+            env = sandbox.worker_env(home=str(self.area.scratch), tmpdir=str(self.area.tmpdir))
+            env.update(USER=user, LOGNAME=user)
+            kwargs = dict(user=self.area.uid, group=self.area.gid, extra_groups=[])
+            if sandbox.bwrap_usable(user):
+                prefix = sandbox.bwrap_prefix(self.area)
+        else:
+            env = sandbox.worker_env(home=None)
+            env["MPLCONFIGDIR"] = os.path.join(str(cwd), ".mplconfig")
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(worker_py), "--zygote", str(child.fileno())],
+            [*prefix, sys.executable, "-I", str(worker_py), "--zygote", str(child.fileno())],
             pass_fds=[child.fileno()], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, start_new_session=True, **kwargs,
         )
         child.close()
         self.ready = False
         self.owner = os.getpid()  # a forked judge (python -m grader batch) borrows the zygote
+
+    def install_lab(self, path: Path) -> Path:
+        """Root's copy of the graded file ``path`` in this zygote's area (user switch only)."""
+        return self.area.install(path, "labs")
 
     def _recv(self, timeout: float) -> dict:
         self.ctrl.settimeout(timeout)
@@ -186,7 +184,17 @@ class Zygote:
     def wait_ready(self) -> None:
         """Block until the zygote has imported torch (raises RuntimeError if it died)."""
         if not self.ready:
-            self._recv(START_TIMEOUT)
+            try:
+                self._recv(START_TIMEOUT)
+            except RuntimeError:
+                if self.user:  # say why in one line: usually a folder the user cannot pass through
+                    from grader import sandbox
+
+                    try:
+                        sandbox.check_user(self.user)
+                    except SystemExit as exc:
+                        raise RuntimeError(str(exc)) from None
+                raise
             self.ready = True
 
     def spawn(self, config: dict) -> tuple[socket.socket, int]:
@@ -207,6 +215,8 @@ class Zygote:
         return self.proc.poll() is None
 
     def close(self) -> None:
+        """Stop the zygote; as its owner with a user switch, also end everything the students left:
+        the user's processes, its files in the shared temporary folders, and the area."""
         with contextlib.suppress(OSError):
             self.ctrl.close()
         if os.getpid() != self.owner:
@@ -215,6 +225,13 @@ class Zygote:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.proc.wait(5)
+        if self.user:
+            from grader import sandbox
+
+            left = sandbox.end_of_student(self.user)
+            if left:
+                print(f"grader: processes of {self.user} survived SIGKILL for 10 s: {left}", file=sys.stderr)
+            self.area.remove()
 
 
 _zygote: Zygote | None = None
@@ -228,9 +245,7 @@ def zygote() -> Zygote:
             _zygote.close()
         from grader import impl
 
-        sandbox = os.environ.get("GRADER_WORKER_SANDBOX")
-        _zygote = Zygote(cwd=impl.REPO_ROOT, user=os.environ.get("GRADER_WORKER_USER") or None,
-                         sandbox=Path(sandbox) if sandbox else None)
+        _zygote = Zygote(cwd=impl.REPO_ROOT, user=os.environ.get("GRADER_WORKER_USER") or None)
     return _zygote
 
 
@@ -325,7 +340,7 @@ class Worker:
         deadline = backstop if deadline is None else min(deadline + 5.0, backstop)
         try:
             wire.send(self.sock, req, handle_of=self._handle_of)
-            text, payload = wire.recv_frame(self.sock, deadline)
+            text, payload = wire.recv_frame(self.sock, deadline, max_payload=wire.MAX_REPLY_PAYLOAD)
             reply = wire.decode(text, payload, handle=self._new_handle)
         except EOFError:
             self.kill()

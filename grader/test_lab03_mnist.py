@@ -27,16 +27,13 @@ Rubric (27 points on a CPU machine, +1 on a GPU):
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from grader import remote
+from grader import remote, sandbox
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
@@ -854,24 +851,16 @@ def test_less_training_data_lowers_test_accuracy(lab, runs):
 # --------------------------------------------------------------------------- Task 3.5: plots
 
 
-def _worker_writable_dir(tmp_path: Path) -> Path:
-    """A folder the worker may write into: ``tmp_path``, or on an autograder (student code runs as
-    another user, which cannot enter pytest's private temporary folders) a fresh folder in the
-    worker's sandbox."""
-    sandbox = os.environ.get("GRADER_WORKER_SANDBOX")
-    if not sandbox:
-        return tmp_path
-    folder = Path(tempfile.mkdtemp(prefix="lab03-plot-", dir=sandbox))
-    os.chmod(folder, 0o777)
-    return folder
-
-
 @pytest.mark.points(1)
 def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     rng = np.random.default_rng(grader_seed)
     histories = {f"{d}x30 relu": list(np.sort(rng.uniform(0.1, 2.3, 6))[::-1]) for d in (1, 2, 3)}
     histories["1x30 relu, 10% data"] = list(np.sort(rng.uniform(0.1, 2.3, 4))[::-1])  # another length
-    path = _worker_writable_dir(tmp_path) / "new" / "folder" / "losses.png"  # the folders do not exist yet
+    # A folder the worker may write (its scratch folder on an autograder); the judge reads the file back
+    # as bytes without following links (grader.sandbox.read_worker_file).
+    folder, owner = sandbox.worker_folder(tmp_path)
+    rel = f"lab03-plot-{grader_seed}/new/folder/losses.png"  # the folders do not exist yet
+    path = folder / rel
     title = f"grader's title {grader_seed % 1000}"
     with remote.options(keep=True):  # a pathlib.Path in the worker, as a student would pass it
         path_arg = lab.grader.probe("lab03.path", str(path))
@@ -888,11 +877,12 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     if isinstance(returned, remote.RemoteObject):
         returned = lab.grader.probe("lab03.text", returned)
     assert returned is not None and str(returned) == str(path), f"plot_losses must return the path it wrote, got {returned!r}"
-    assert path.is_file(), (
+    png = sandbox.read_worker_file(folder, rel, owner)
+    assert png is not None, (
         f"plot_losses did not write {path.name} into folders that did not exist yet: create the missing parent "
         "folders (Path(path).parent.mkdir(parents=True, exist_ok=True))"
     )
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "plot_losses must write a PNG file (fig.savefig(path) with a .png path)"
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "plot_losses must write a PNG file (fig.savefig(path) with a .png path)"
     assert figures, "plot_losses must save a matplotlib figure with fig.savefig(path) or plt.savefig(path)"
     fig = figures[-1]
     for name, losses in histories.items():

@@ -249,3 +249,107 @@ def test_worker_user_keeps_students_away_from_each_other(tmp_path):
     # Killed orphans may wait a moment as zombies for init to reap them: they no longer run.
     left = batch.live_processes(WORKER_USER)
     assert not left, f"processes of {WORKER_USER} outlived the batch: {left}"
+
+
+LEFTOVERS = '''
+import os, pathlib, subprocess, tempfile
+# A student who leaves things for the next one, and reads what the grading machine's environment holds.
+for folder in ("/tmp", "/dev/shm", "/var/tmp", tempfile.gettempdir(), os.path.expanduser("~")):
+    try:
+        pathlib.Path(folder, "left-by-zed").write_text("x")
+    except OSError:
+        pass
+try:
+    os.makedirs("/tmp/pytest-of-root/pytest-0", mode=0o777)  # the judge's predictable pytest folder
+except OSError:
+    pass
+subprocess.Popen(["sleep", "600"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+ENVIRONMENT = " ".join(f"{k}={v}" for k, v in os.environ.items())
+
+def graph_backward(a, b):
+    raise ValueError(ENVIRONMENT)
+'''
+NOTICE = '''
+import os, tempfile
+for folder in ("/tmp", "/dev/shm", "/var/tmp", tempfile.gettempdir(), os.path.expanduser("~")):
+    if os.path.exists(os.path.join(folder, "left-by-zed")):
+        raise RuntimeError("a classmate's file survived in " + folder)
+'''
+CANARY = "CANARY-INSTRUCTOR-TOKEN-5d2e"
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+def test_nothing_survives_from_one_student_to_the_next(tmp_path, sandbox):
+    """--worker-user, one slot: zed leaves files in /tmp, /dev/shm, squats pytest's folder, starts a daemon
+    and reads the environment; the next students (amy: honest, and bob who fails if he finds zed's file)
+    get full marks, no canary of the instructor's environment reaches any output, and nothing of the
+    worker user is left. With bubblewrap and with the hardened user switch alone (GRADER_SANDBOX=none)."""
+    from grader.sandbox import bwrap_usable
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    why = enable_user_switch()
+    if why:
+        pytest.skip(why)
+    if sandbox == "bwrap" and not bwrap_usable(WORKER_USER):
+        pytest.skip("bubblewrap does not start here")
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    alt = (REPO_ROOT / "tests" / "alt" / "lab01_autograd.py").read_text()
+    for name, text in (("amy", alt), ("bob", alt + NOTICE), ("zed", alt + LEFTOVERS)):
+        (subs / name).mkdir(parents=True)
+        (subs / name / "lab01_autograd.py").write_text(text)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", GRADER_SANDBOX=sandbox, INSTRUCTOR_TOKEN=CANARY)
+    # zed sorts last: grade him first, so that amy and bob come after him in the one slot
+    (subs / "zed").rename(subs / "0-zed")
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), *ARGS,
+                           "--workers", "1", "--worker-user", WORKER_USER, "-q"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    assert rows["amy"]["total"] == rows["amy"]["max"] == rows["bob"]["total"], rows
+    assert float(rows["0-zed"]["total"]) < float(rows["0-zed"]["max"])  # his graph_backward raised
+    every_output = proc.stdout + proc.stderr + "".join(
+        p.read_text(errors="replace") for sub in ("results", "feedback", "logs") for p in (out / sub).iterdir())
+    assert CANARY not in every_output, "the instructor's environment reached student code"
+    assert "ENVIRONMENT" not in every_output or "PATH=" in every_output  # the attack ran
+    assert not batch.live_processes(WORKER_USER)
+    for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+        assert not Path(folder, "left-by-zed").exists(), f"a student's file survived in {folder}"
+
+
+def test_links_in_a_class_are_never_followed(tmp_path):
+    """A lab file linked to a classmate's earns nothing; one linked to /dev/zero or a FIFO is unreadable,
+    and the batch goes on to grade everybody else."""
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    alt = (REPO_ROOT / "tests" / "alt" / "lab01_autograd.py").read_text()
+    (subs / "victim").mkdir(parents=True)
+    (subs / "victim" / "lab01_autograd.py").write_text(alt)
+    for name, target in (("copycat", subs / "victim" / "lab01_autograd.py"), ("zero", Path("/dev/zero"))):
+        (subs / name).mkdir()
+        os.symlink(target, subs / name / "lab01_autograd.py")
+    (subs / "fifo" / "labs").mkdir(parents=True)
+    os.mkfifo(subs / "fifo" / "labs" / "lab01_autograd.py")
+    (subs / "dirlink").symlink_to(subs / "victim")  # a whole entry that is a link
+    proc = run_batch(str(subs), "--out", str(out), *ARGS, "--workers", "1", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    assert rows["victim"]["total"] == rows["victim"]["max"] != "0"
+    for name in ("copycat", "zero", "fifo", "dirlink"):
+        assert rows[name]["status"] == "unreadable" and rows[name]["total"] == "0", rows[name]
+    assert "link" in rows["copycat"]["notes"] and "link" in rows["dirlink"]["notes"]
+
+
+def test_a_module_planted_in_the_working_folder_is_not_imported(tmp_path):
+    """`python -m grader batch` run from a folder others can write: a numpy.py there is never imported."""
+    marker = tmp_path / "planted-module-ran"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for name in ("numpy.py", "matplotlib.py", "yaml.py", "csv.py"):
+        (cwd / name).write_text(f"open({str(marker)!r}, 'w').close()\nraise ImportError('planted')\n")
+    (tmp_path / "subs").mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "subs"), "--out",
+                           str(tmp_path / "out"), *ARGS, "-q"], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "gradebook.csv").is_file()
+    assert not marker.exists(), "a module planted in the working folder was imported by the grader"

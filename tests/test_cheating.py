@@ -14,7 +14,9 @@ is checked; the file-permission protections are then reported as not exercised.
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -205,3 +207,125 @@ def fit_linear_regression(x, y, lr=0.005, epochs=1000, k0=0.0, d0=0.0, device="c
 def test_lying_objects_arrive_as_plain_values(autograder):
     _root, results = _grade(autograder, LIARS)
     _assert_honest(results)
+
+
+# --------------------------------------------------------------------------- the file system (issue 19)
+# Student files are bytes, never paths: what root reads of a submission is ingested once without
+# following links, what root writes lives in folders root owns, and nothing survives a student.
+
+CANARY = "CANARY-INSTRUCTOR-TOKEN-93c1"  # stands for the instructor's tokens in the judge's environment
+
+ESCAPE = '''
+import os, sys, subprocess, tempfile, pathlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PLANT = "import os\\nopen(os.path.join(%r, 'ROOT-RAN-' + str(os.getuid())), 'w').close()\\n"
+
+def _try(f):
+    try:
+        f()
+        return "ok"
+    except Exception as exc:
+        return type(exc).__name__
+
+def _attack():
+    seen = []
+    # 1. root's copies of the lab and worker code: replace them, or the folder, with links to the grader
+    seen.append(_try(lambda: os.symlink(PLUGIN, os.path.join(HERE, "lab02_backprop.py"))))
+    seen.append(_try(lambda: os.rename(HERE, HERE + ".old")))
+    seen.append(_try(lambda: pathlib.Path(HERE, "x.py").write_text("x")))
+    # 2. modules planted wherever root might import from
+    for folder in {os.getcwd(), HERE, os.path.dirname(HERE), tempfile.gettempdir(), "/tmp", *sys.path}:
+        for name in ("numpy.py", "yaml.py", "sitecustomize.py", "matplotlib.py"):
+            _try(lambda: pathlib.Path(folder, name).write_text(PLANT % MARKS))
+    # 3. squat the judge's predictable pytest folders, leave files and a daemon for the next student
+    for path in ("/tmp/pytest-of-root", "/tmp/pytest-of-root/pytest-0"):
+        _try(lambda: os.makedirs(path, mode=0o777))
+    for folder in ("/tmp", "/dev/shm", "/var/tmp", os.path.expanduser("~"), tempfile.gettempdir()):
+        _try(lambda: pathlib.Path(folder, "left-by-a-student").write_text("x"))
+    subprocess.Popen(["sleep", "600"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # 4. the judge's environment
+    seen.append(" ".join(f"{k}={v}" for k, v in os.environ.items()))
+    return " | ".join(seen)
+
+_REPORT = _attack()
+
+def graph_forward(a, b):
+    raise ValueError(_REPORT)
+'''
+
+
+def _root_marks(folder) -> list:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("ROOT-RAN-"))
+
+
+@pytest.mark.timeout(400)
+def test_root_never_writes_or_imports_where_student_code_can(autograder, tmp_path):
+    """A lab 1 attack on a labs 1-2 autograder: root's copies, planted modules, squatted /tmp, a daemon,
+    the environment. Lab 2 (the stub) still scores 0, no planted module runs as root, no canary leaks,
+    nothing of the worker user survives."""
+    from grader.sandbox import live_processes
+    from tests.autograder import WORKER_USER
+
+    root, stub, why_not = autograder
+    if why_not is not None:
+        pytest.skip(why_not)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    os.chmod(marks, 0o777)  # planted modules write here, named after the uid that ran them
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path.parent, tmp_path.parent.stat().st_mode | 0o001)
+    os.chmod(tmp_path.parent.parent, tmp_path.parent.parent.stat().st_mode | 0o001)
+    header = "".join(f"{k} = {v!r}\n" for k, v in {**_paths(root), "MARKS": str(marks)}.items())
+    proc, results = run_autograder(root, {"labs/lab01_autograd.py": stub + "\n\n" + header + ESCAPE},
+                                   "--lab 1 --lab 2", env={"INSTRUCTOR_TOKEN": CANARY})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results["score"] == 0, [(t["name"], t["score"]) for t in results["tests"] if t["score"]]
+    assert CANARY not in json.dumps(results) and CANARY not in proc.stdout + proc.stderr
+    out = next(t["output"] for t in results["tests"] if "graph_forward" in t["name"])
+    assert "PermissionError" in out or "OSError" in out, out[:2000]  # the attack ran and was refused
+    assert not [m for m in _root_marks(marks) if m == "ROOT-RAN-0"], "a planted module ran as root"
+    assert not live_processes(WORKER_USER), "a process of the student outlived the grading"
+    for folder in ("/tmp", "/dev/shm", "/var/tmp"):
+        assert not Path(folder, "left-by-a-student").exists(), f"a student's file survived in {folder}"
+    assert not Path("/tmp/pytest-of-root/pytest-0").exists() or Path("/tmp/pytest-of-root").stat().st_uid == 0
+
+
+LINKED = {
+    "hidden test": "HIDDEN",
+    "root-only file": "/etc/shadow",
+    "endless device": "/dev/zero",
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("what", list(LINKED))
+def test_links_in_a_submission_are_never_followed(autograder, what):
+    """A lab file that is a link (to a hidden test, a root-only file, /dev/zero) is refused, not read:
+    the stub is graded, nothing leaks, the grading finishes."""
+    root, _stub, why_not = autograder
+    target = _paths(root)[LINKED[what]] if LINKED[what] == "HIDDEN" else LINKED[what]
+    proc, results = run_autograder(root, {}, "--lab 1", links={"labs/lab01_autograd.py": target})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: lab01" in proc.stdout and "symbolic link" in proc.stdout, proc.stdout[-2000:]
+    _assert_honest(results)
+    text = json.dumps(results) + proc.stdout + proc.stderr
+    assert "root:" not in text  # /etc/shadow's first line
+
+
+@pytest.mark.timeout(120)
+def test_run_autograder_fails_closed_without_the_worker_user(autograder, tmp_path):
+    """As root with no worker user, run_autograder grades nothing: score 0, the reason, no student code run."""
+    import os as _os
+
+    if _os.geteuid() != 0:
+        pytest.skip("not root: the user check is root's")
+    root, stub, _why = autograder
+    marker = tmp_path / "student-code-ran"
+    attack = f"\nopen({str(marker)!r}, 'w').close()\n"
+    proc, results = run_autograder(root, {"labs/lab01_autograd.py": stub + attack}, "--lab 1",
+                                   env={"GRADER_WORKER_USER": "no-such-grader-user"})
+    assert proc.returncode != 0
+    assert results["score"] == 0 and results["tests"] == []
+    assert "misconfigured" in results["output"] and "no-such-grader-user" in results["output"]
+    assert not marker.exists()

@@ -69,7 +69,7 @@ def test_one_lab_autograder_grades_that_lab_only(tmp_path):
     assert tests and all("test_lab01_" in n for n in tests), tests
     assert not any(n.startswith("labs/lab0") and "lab01_" not in n for n in names), "other labs' stubs are not needed"
     script = (root / "source" / "run_autograder").read_text()
-    assert "--lab 1 " in script and "for name in lab01_autograd; do" in script
+    assert "--lab 1 " in script and '"$WORK/labs" lab01_autograd\n' in script
     assert "--gpu-points" not in script
     proc, results = run_autograder(root, {"lab01_autograd.py": SOL1, "lab02_backprop.py": SOL2})
     assert {t["name"][:5] for t in results["tests"]} == {"lab01"}, proc.stdout[-2000:]
@@ -82,12 +82,12 @@ def test_gpu_assignment_and_lab_choice_are_baked_in(tmp_path):
     build(tmp_path / "gpu.zip", labs=[5, 4], gpu_points=True)
     with zipfile.ZipFile(tmp_path / "gpu.zip") as zf:
         script = zf.read("run_autograder").decode()
-    assert "--lab 4 --lab 5 --gpu-points" in script and "for name in lab04_dti lab05_cnn; do" in script
+    assert "--lab 4 --lab 5 --gpu-points" in script and '"$WORK/labs" lab04_dti lab05_cnn\n' in script
     build(tmp_path / "all.zip")
     with zipfile.ZipFile(tmp_path / "all.zip") as zf:
         script = zf.read("run_autograder").decode()
         names = zf.namelist()
-    assert f"for name in {' '.join(LABS.values())}; do" in script and "--lab" not in script.split("for name")[1]
+    assert '"$WORK/labs" ' + " ".join(LABS.values()) + "\n" in script and "--lab" not in script.split("grader.ingest")[1]
     assert all(f"labs/{m}.py" in names for m in LABS.values())
 
 

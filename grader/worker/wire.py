@@ -38,7 +38,8 @@ import struct
 import numpy as np
 
 MAX_JSON = 64 << 20  # bytes of JSON in one message
-MAX_PAYLOAD = 2 << 30  # bytes of array data in one message
+MAX_PAYLOAD = 2 << 30  # bytes of array data in one message (the judge's requests: data sets)
+MAX_REPLY_PAYLOAD = 256 << 20  # bytes of array data in one worker reply (weights, outputs: < 100 MB)
 MAX_DEPTH = 32
 
 #: dtypes that may cross the boundary (no object, void, string or datetime dtypes).
@@ -277,8 +278,11 @@ def send(sock: socket.socket, value, handle_of=None) -> None:
         sock.sendall(b)
 
 
-def recv_frame(sock: socket.socket, deadline=None) -> tuple[bytes, bytes]:
+def recv_frame(sock: socket.socket, deadline=None, max_payload: int = MAX_PAYLOAD) -> tuple[bytes, bytes]:
     """Read one frame: (JSON bytes, payload). ``deadline`` (time.monotonic) raises TimeoutError.
+
+    ``max_payload`` caps the array bytes the reader accepts: the judge reads the worker's replies
+    with :data:`MAX_REPLY_PAYLOAD`, so a worker cannot make it allocate more.
 
     Raises:
         EOFError: the other side closed the connection.
@@ -286,7 +290,7 @@ def recv_frame(sock: socket.socket, deadline=None) -> tuple[bytes, bytes]:
     """
     head = _recv_exact(sock, _HEADER.size, deadline)
     n_json, n_payload = _HEADER.unpack(head)
-    if n_json > MAX_JSON or n_payload > MAX_PAYLOAD:
+    if n_json > MAX_JSON or n_payload > max_payload:
         raise WireError("message over the size limit")
     # The payload stays a bytearray: arrays decoded from it are writable views, not copies.
     return bytes(_recv_exact(sock, n_json, deadline)), _recv_exact(sock, n_payload, deadline)

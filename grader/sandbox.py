@@ -1,0 +1,331 @@
+"""Where student code runs on an autograder: a grading area root owns, and a sandbox around it.
+
+When the judge runs as root with a worker user (``GRADER_WORKER_USER``: Gradescope's
+``run_autograder``, ``python -m grader batch --worker-user``), each zygote gets a fresh
+:class:`Area`, made by root in a private temporary folder::
+
+    grader-area-XXXX/        root, 0711: the worker may pass through, not list or write
+      code/                  root, 0755: the worker code and the graded lab files (0644), copied
+                             in by root; the worker can read and import them, never replace them
+      scratch/               the worker user, 0700: its working folder, HOME and TMPDIR
+
+Root never writes into ``scratch/`` and never reads from it except through
+:func:`grader.ingest.read_beneath` (no link followed, the worker's own files only). Nothing that
+root imports or runs sits in a folder the worker can write.
+
+Where bubblewrap (``bwrap``, Flatpak's sandbox; Debian package ``bubblewrap``) can start as the
+worker user, the zygote runs inside it: a read-only view of the file system, a private empty
+``/tmp`` and ``/dev/shm``, no network and no System V IPC shared with the host. Where it cannot
+(Gradescope's Docker containers usually forbid the user namespaces it needs), the user switch
+alone runs, hardened: a private ``TMPDIR``, an environment built from an allow-list, and between
+two students every process of the worker user is killed and its files in ``/tmp``, ``/var/tmp``
+and ``/dev/shm`` are removed (:func:`end_of_student`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: Variables a worker may inherit from the judge (values the libraries need, nothing of the
+#: grader's or the instructor's own: no tokens, no GRADER_*, no paths to the grader).
+ENV_ALLOW = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "LD_LIBRARY_PATH",
+             "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+             "CUBLAS_WORKSPACE_CONFIG", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+#: Set for every worker: one thread (2-core graders), plots to files, no .pyc written next to labs.
+ENV_FIXED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
+#: Folders everybody can write: what a student leaves there is removed between two students.
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+AREA_PREFIX = "grader-area-"
+
+
+def worker_env(home: str | None, tmpdir: str | None = None) -> dict:
+    """The environment of a worker: the allow-listed variables of this process plus the fixed ones.
+
+    Args:
+        home: HOME for the worker (its scratch folder on an autograder; None keeps this one's).
+        tmpdir: TMPDIR for the worker (None: not set).
+    """
+    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(ENV_FIXED)
+    if home is None:
+        home = os.environ.get("HOME")
+    if home:
+        env["HOME"] = home
+        env["MPLCONFIGDIR"] = os.path.join(home, ".mplconfig")
+    if tmpdir:
+        env["TMPDIR"] = tmpdir
+    return env
+
+
+class Area:
+    """A fresh grading area for one zygote of ``user`` (see the module docstring).
+
+    Raises:
+        KeyError: ``user`` does not exist.
+    """
+
+    def __init__(self, user: str) -> None:
+        entry = pwd.getpwnam(user)
+        self.user, self.uid, self.gid = user, entry.pw_uid, entry.pw_gid
+        self.root = Path(tempfile.mkdtemp(prefix=AREA_PREFIX))
+        os.chmod(self.root, 0o711)
+        self.code = self.root / "code"
+        self.scratch = self.root / "scratch"
+        for folder, mode in ((self.code, 0o755), (self.code / "labs", 0o755), (self.scratch, 0o700),
+                             (self.scratch / "tmp", 0o700)):
+            folder.mkdir()
+            os.chmod(folder, mode)  # whatever the umask
+        os.chown(self.scratch / "tmp", self.uid, self.gid)
+        os.chown(self.scratch, self.uid, self.gid)  # last: root made everything inside first
+
+    @property
+    def tmpdir(self) -> Path:
+        return self.scratch / "tmp"
+
+    def install(self, src: Path, subdir: str, name: str | None = None) -> Path:
+        """Copy root's file ``src`` into ``code/subdir`` (read-only for the worker); its new path."""
+        from grader.ingest import write_new
+
+        folder = self.code / subdir
+        if not folder.is_dir():
+            folder.mkdir()
+            os.chmod(folder, 0o755)
+        return write_new(folder, name or src.name, Path(src).read_bytes())
+
+    def remove(self) -> None:
+        """Delete the area (links inside are removed, never followed: ``shutil.rmtree`` works on fds)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def worker_folder(tmp_path: Path) -> tuple[Path, int | None]:
+    """(folder, owner) where a check lets student code write a file, and whose file the judge reads.
+
+    With a worker user it is the zygote's scratch folder and ``owner`` its uid (files there are
+    read with :func:`read_worker_file`, never through their path); locally ``tmp_path`` and None.
+    """
+    if not os.environ.get("GRADER_WORKER_USER"):
+        return Path(tmp_path), None
+    from grader import remote
+
+    area = remote.zygote().area
+    return area.scratch, area.uid
+
+
+def read_worker_file(folder: Path, rel: str, owner: int | None, limit: int = 50_000_000) -> bytes | None:
+    """The bytes of ``folder/rel`` written by student code, or None when there is no such file.
+
+    No link is followed and, with ``owner``, the file must be the worker's own (not a hard link to
+    a file of root's): see :func:`grader.ingest.read_beneath`.
+
+    Raises:
+        AssertionError: the path is a link, not a regular file, too long or someone else's (the
+            message is for the student: write the file itself).
+    """
+    from grader.ingest import IngestError, Missing, read_beneath
+
+    try:
+        return read_beneath(Path(folder), rel, limit=limit, owner=owner)
+    except Missing:
+        return None
+    except IngestError as exc:
+        raise AssertionError(f"the file your code wrote cannot be graded: {exc}") from None
+
+
+# --------------------------------------------------------------------------- bubblewrap
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_usable(user: str) -> bool:
+    """Whether ``bwrap`` starts as ``user`` here (needs unprivileged user namespaces).
+
+    ``GRADER_SANDBOX=none`` turns bubblewrap off, ``GRADER_SANDBOX=bwrap`` makes its absence an
+    error (raises RuntimeError) instead of a fall-back to the user switch alone.
+    """
+    choice = os.environ.get("GRADER_SANDBOX", "auto")
+    if choice == "none":
+        return False
+    exe = shutil.which("bwrap")
+    ok = False
+    if exe:
+        entry = pwd.getpwnam(user)
+        try:
+            ok = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--die-with-parent", "true"],
+                                user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
+                                capture_output=True, timeout=20).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+    if choice == "bwrap" and not ok:
+        raise RuntimeError(f"GRADER_SANDBOX=bwrap, but bubblewrap does not start as {user} here "
+                           "(install the package bubblewrap; Docker may forbid user namespaces)")
+    return ok
+
+
+def _under(path: str, folders: tuple[str, ...]) -> bool:
+    return any(path == f or path.startswith(f + "/") for f in folders)
+
+
+def bwrap_prefix(area: Area) -> list[str]:
+    """The bwrap command line that runs a command in ``area`` (everything read-only but scratch).
+
+    The host's ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are replaced by empty private ones; the
+    area and this Python are bound back in where they live under them (a venv in /tmp, say).
+    No PID namespace: the judge kills workers by the pids the zygote reports, which must be
+    the host's; what a student starts is killed by user instead (:func:`kill_user_processes`).
+    """
+    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for folder in SHARED_TMP:
+        if os.path.isdir(folder):
+            argv += ["--tmpfs", folder]
+    keep = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))}
+    keep |= {os.path.dirname(os.path.abspath(sys.executable))}
+    for path in sorted(keep):
+        if _under(path, SHARED_TMP) and os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    argv += ["--ro-bind", str(area.code), str(area.code), "--bind", str(area.scratch), str(area.scratch),
+             "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", str(area.scratch), "--"]
+    return argv
+
+
+# --------------------------------------------------------------------------- between two students
+
+
+def live_processes(user: str) -> list[int]:
+    """Pids of ``user``'s processes that still run (zombies excluded: they run no code and wait
+    only for init to reap them; a student's orphan becomes one once killed)."""
+    uid, pids = pwd.getpwnam(user).pw_uid, []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            # /proc/PID/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+        if state not in ("Z", "X"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_user_processes(user: str, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process of ``user`` and wait until none runs, so that nothing a student
+    started (a daemon in a new session, a fork loop) meets the next student's code. Returns the
+    pids still running after ``timeout`` seconds (empty when all are gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        left = live_processes(user)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.02)  # SIGKILL is delivered asynchronously; a fork loop may still be spawning
+
+
+def remove_user_files(user: str, folders: tuple[str, ...] = SHARED_TMP) -> list[str]:
+    """Delete what ``user`` owns at the top of the shared temporary folders; the names removed.
+
+    Links are removed as links (``lstat``), folders with ``shutil.rmtree`` (no link followed).
+    Only entries owned by ``user`` are touched: a folder of the user's holding root's files can
+    only be an attack, and goes as a whole.
+    """
+    uid, removed = pwd.getpwnam(user).pw_uid, []
+    for folder in folders:
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if info.st_uid != uid:
+                continue
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+                removed.append(path)
+    return removed
+
+
+def end_of_student(user: str) -> list[int]:
+    """Kill every process of ``user`` and remove its files in the shared temporary folders; the
+    pids that survived (empty when all are gone)."""
+    left = kill_user_processes(user)
+    remove_user_files(user)
+    return left
+
+
+def check_user(user: str, python: str | None = None) -> None:
+    """Refuse a worker user that cannot run this Python, or whose home would outlive a student.
+
+    Raises:
+        SystemExit: one line naming the problem and the fix (the first folder on the way to the
+            interpreter that other users cannot enter, for instance).
+    """
+    python = python or sys.executable
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise SystemExit(f"the worker user {user} does not exist: create it (useradd --system --no-create-home "
+                         f"--home-dir /nonexistent --shell /usr/sbin/nologin {user})") from None
+    if entry.pw_uid == 0:
+        raise SystemExit(f"the worker user {user} is root: student code must run as an unprivileged user")
+    if os.path.isdir(entry.pw_dir) and os.stat(entry.pw_dir).st_uid == entry.pw_uid:
+        raise SystemExit(f"the worker user {user} has a home folder {entry.pw_dir} of its own, where a student could "
+                         "leave files for the next: use a user without one (home /nonexistent)")
+    probe = subprocess.run([python, "-c", "import torch"], user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
+                           capture_output=True, text=True, cwd="/", env=worker_env(home="/nonexistent"))
+    if probe.returncode == 0:
+        return
+    for path in (os.path.abspath(python), os.path.realpath(python)):
+        for folder in [*reversed(Path(path).parents)]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                raise SystemExit(
+                    f"the worker user {user} cannot run {python}: the folder {folder} (mode {stat.filemode(mode)}) "
+                    f"does not let other users through; fix: `chmod o+x {folder}` (passing through only, no listing), "
+                    "or put the course's Python where every user can run it (e.g. /opt)"
+                )
+    raise SystemExit(f"the worker user {user} cannot run {python}: {probe.stderr.strip()[-300:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m grader.sandbox check USER`` (exit 1 with one line when USER cannot grade) and
+    ``python -m grader.sandbox cleanup USER`` (end of a grading: kill, remove files and areas)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in ("check", "cleanup"):
+        print("usage: python -m grader.sandbox check|cleanup USER", file=sys.stderr)
+        return 2
+    if argv[0] == "check":
+        try:
+            check_user(argv[1])
+        except SystemExit as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        return 0
+    left = end_of_student(argv[1])
+    for path in Path(tempfile.gettempdir()).glob(AREA_PREFIX + "*"):
+        if path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.geteuid():
+            shutil.rmtree(path, ignore_errors=True)
+    if left:
+        print(f"processes of {argv[1]} survived SIGKILL: {left}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
