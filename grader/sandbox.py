@@ -288,10 +288,15 @@ def check_user(user: str, python: str | None = None) -> None:
     if os.path.isdir(entry.pw_dir) and os.stat(entry.pw_dir).st_uid == entry.pw_uid:
         raise SystemExit(f"the worker user {user} has a home folder {entry.pw_dir} of its own, where a student could "
                          "leave files for the next: use a user without one (home /nonexistent)")
-    probe = subprocess.run([python, "-c", "import torch"], user=entry.pw_uid, group=entry.pw_gid, extra_groups=[],
-                           capture_output=True, text=True, cwd="/", env=worker_env(home="/nonexistent"))
-    if probe.returncode == 0:
-        return
+    try:
+        probe = subprocess.run([python, "-c", "import torch"], user=entry.pw_uid, group=entry.pw_gid,
+                               extra_groups=[], capture_output=True, text=True, cwd="/",
+                               env=worker_env(home="/nonexistent"))
+        if probe.returncode == 0:
+            return
+        why = probe.stderr.strip()[-300:]
+    except OSError as exc:  # the user cannot even start it
+        why = str(exc)
     for path in (os.path.abspath(python), os.path.realpath(python)):
         for folder in [*reversed(Path(path).parents)]:
             mode = folder.stat().st_mode
@@ -301,7 +306,7 @@ def check_user(user: str, python: str | None = None) -> None:
                     f"does not let other users through; fix: `chmod o+x {folder}` (passing through only, no listing), "
                     "or put the course's Python where every user can run it (e.g. /opt)"
                 )
-    raise SystemExit(f"the worker user {user} cannot run {python}: {probe.stderr.strip()[-300:]}")
+    raise SystemExit(f"the worker user {user} cannot run {python}: {why}".replace("\n", " "))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ import socket
 import struct
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -83,6 +85,26 @@ def test_frames_over_the_limit_are_refused():
         wire.recv_frame(b)
     a.close()
     b.close()
+
+
+def test_a_worker_reply_cannot_make_the_judge_allocate_gigabytes():
+    """The judge reads replies with a 256 MiB payload cap: a frame announcing more is refused before
+    a byte of it is allocated (the requests the judge sends may still carry data sets)."""
+    import tracemalloc
+
+    a, b = socket.socketpair()
+    a.sendall(struct.pack(">QQ", 10, wire.MAX_REPLY_PAYLOAD + 1))
+    tracemalloc.start()
+    with pytest.raises(wire.WireError):
+        wire.recv_frame(b, max_payload=wire.MAX_REPLY_PAYLOAD)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20
+    assert wire.MAX_REPLY_PAYLOAD <= 256 << 20 < wire.MAX_PAYLOAD
+    a.close()
+    b.close()
+    src = (Path(__file__).resolve().parent.parent / "grader" / "remote.py").read_text()
+    assert "max_payload=wire.MAX_REPLY_PAYLOAD" in src  # the judge's one reading call uses the cap
 
 
 @pytest.mark.timeout(200)

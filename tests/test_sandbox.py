@@ -1,0 +1,145 @@
+"""The trusted side of the file system (grader.ingest, grader.sandbox): units, without grading anything.
+
+The end-to-end attacks (through run_autograder and batch --worker-user) are in tests/test_cheating.py
+and tests/test_batch.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import ingest, sandbox
+from grader.impl import LABS
+
+
+def test_read_beneath_reads_regular_files_and_refuses_links(tmp_path):
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "labs" / "lab01_autograd.py").write_bytes(b"x = 1\n")
+    (tmp_path / "secret").write_text("root only")
+    os.symlink(tmp_path / "secret", tmp_path / "labs" / "lab02_backprop.py")
+    os.symlink(tmp_path / "labs", tmp_path / "linked")
+    os.mkfifo(tmp_path / "labs" / "lab03_mnist.py")
+    assert ingest.read_beneath(tmp_path, "labs/lab01_autograd.py") == b"x = 1\n"
+    for rel, why in (("labs/lab02_backprop.py", "symbolic link"), ("linked/lab01_autograd.py", "link"),
+                     ("labs/lab03_mnist.py", "not a regular file"), ("../secret", "not a path inside"),
+                     ("/etc/passwd", "not a path inside")):
+        with pytest.raises(ingest.IngestError, match=why):
+            ingest.read_beneath(tmp_path, rel)
+    with pytest.raises(ingest.Missing):
+        ingest.read_beneath(tmp_path, "labs/nothing.py")
+
+
+def test_read_beneath_bounds_what_it_reads(tmp_path):
+    (tmp_path / "big.py").write_bytes(b"#" * 1001)
+    with pytest.raises(ingest.IngestError, match="more than the 1000"):
+        ingest.read_beneath(tmp_path, "big.py", limit=1000)
+    assert len(ingest.read_beneath(tmp_path, "big.py", limit=1001)) == 1001
+    with pytest.raises(ingest.IngestError, match="belong"):
+        ingest.read_beneath(tmp_path, "big.py", owner=os.geteuid() + 1)
+
+
+def test_ingest_takes_the_lab_files_and_says_what_it_refused(tmp_path, capsys):
+    sub, labs = tmp_path / "sub", tmp_path / "labs"
+    (sub / "repo" / "labs").mkdir(parents=True)
+    labs.mkdir()
+    names = list(LABS.values())
+    (sub / "repo" / "labs" / f"{names[0]}.py").write_text("a = 1\n")
+    (sub / f"{names[0]}.py").write_text("top level copy\n")
+    os.symlink("/etc/shadow", sub / f"{names[1]}.py")
+    (sub / ".git").mkdir()
+    (sub / ".git" / f"{names[2]}.py").write_text("not searched\n")
+    assert ingest.main([str(sub), str(labs)]) == 0
+    out = capsys.readouterr().out
+    assert (labs / f"{names[0]}.py").read_text() == "a = 1\n"  # the copy in labs/ wins
+    assert not (labs / f"{names[1]}.py").exists() and not (labs / f"{names[2]}.py").exists()
+    assert "refused: lab02" in out and "symbolic link" in out and "found 1 lab files" in out
+    assert oct((labs / f"{names[0]}.py").stat().st_mode & 0o777) == "0o644"
+
+
+def test_write_new_replaces_a_link_instead_of_following_it(tmp_path):
+    victim = tmp_path / "victim.py"
+    victim.write_text("keep me")
+    (tmp_path / "labs").mkdir()
+    os.symlink(victim, tmp_path / "labs" / "lab01_autograd.py")
+    ingest.write_new(tmp_path / "labs", "lab01_autograd.py", b"new")
+    assert victim.read_text() == "keep me"
+    assert (tmp_path / "labs" / "lab01_autograd.py").read_bytes() == b"new"
+
+
+def test_worker_environment_is_an_allow_list(monkeypatch):
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("GRADER_DATA_SECRET", "s3cret")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = sandbox.worker_env(home="/scratch", tmpdir="/scratch/tmp")
+    assert "GITHUB_TOKEN" not in env and "GRADER_DATA_SECRET" not in env
+    assert env["LANG"] == "C.UTF-8" and env["HOME"] == "/scratch" and env["TMPDIR"] == "/scratch/tmp"
+    assert env["OMP_NUM_THREADS"] == "1" and env["MPLCONFIGDIR"] == "/scratch/.mplconfig"
+    assert set(env) <= set(sandbox.ENV_ALLOW) | set(sandbox.ENV_FIXED) | {"HOME", "TMPDIR", "MPLCONFIGDIR"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker user is root's to switch to")
+def test_an_area_is_roots_and_the_scratch_the_workers(tmp_path):
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    assert enable_user_switch() is None
+    area = sandbox.Area(WORKER_USER)
+    try:
+        assert area.root.stat().st_uid == 0 and area.root.stat().st_mode & 0o777 == 0o711
+        assert area.code.stat().st_uid == 0 and area.code.stat().st_mode & 0o777 == 0o755
+        assert area.scratch.stat().st_uid == area.uid and area.scratch.stat().st_mode & 0o777 == 0o700
+        copy = area.install(Path(ingest.__file__), "labs", "lab01_autograd.py")
+        assert copy.parent == area.code / "labs" and copy.stat().st_mode & 0o777 == 0o644
+    finally:
+        area.remove()
+    assert not area.root.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker user is root's to switch to")
+def test_a_private_folder_on_the_way_to_python_is_named_with_the_fix(tmp_path):
+    """A clone in a folder of mode 700: the check names that folder and `chmod o+x`, in one line."""
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    assert enable_user_switch() is None
+    for folder in [*reversed(tmp_path.parents), tmp_path]:  # pytest's own folders: passable, as a home is
+        os.chmod(folder, folder.stat().st_mode | 0o001)
+    private = tmp_path / "private"
+    (private / "venv" / "bin").mkdir(parents=True)
+    os.chmod(private, 0o700)
+    python = private / "venv" / "bin" / "python"
+    os.symlink(os.path.realpath(sys.executable), python)
+    with pytest.raises(SystemExit) as err:
+        sandbox.check_user(WORKER_USER, str(python))
+    message = str(err.value)
+    assert "\n" not in message and str(private) in message and f"chmod o+x {private}" in message
+    with pytest.raises(SystemExit, match="does not exist"):
+        sandbox.check_user("no-such-grader-user")
+    with pytest.raises(SystemExit, match="is root"):
+        sandbox.check_user("root")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker user is root's to switch to")
+def test_end_of_student_removes_only_the_workers_files(tmp_path):
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    assert enable_user_switch() is None
+    uid = sandbox.pwd.getpwnam(WORKER_USER).pw_uid
+    mine = Path("/tmp") / f"grader-test-root-{os.getpid()}"
+    theirs = Path("/tmp") / f"grader-test-worker-{os.getpid()}"
+    link = Path("/tmp") / f"grader-test-link-{os.getpid()}"
+    mine.write_text("root's")
+    theirs.mkdir()
+    (theirs / "inner").write_text("x")
+    os.symlink(mine, link)
+    for p in (theirs, theirs / "inner"):
+        os.chown(p, uid, -1)
+    os.lchown(link, uid, -1)
+    try:
+        assert sandbox.end_of_student(WORKER_USER) == []
+        assert not theirs.exists() and not link.is_symlink()
+        assert mine.read_text() == "root's"  # the link was removed, not followed
+    finally:
+        mine.unlink(missing_ok=True)
