@@ -60,7 +60,7 @@ from grader.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, IngestError, read
 from grader.ingest import choose as _choose
 from grader.ingest import lab_of as _lab_of
 from grader.ingest import scan_folder as _scan_folder
-from grader.sandbox import kill_user_processes, live_processes  # noqa: F401  (used by tests and benches)
+from grader.sandbox import bwrap_usable, kill_user_processes, live_processes  # noqa: F401  (used by tests and benches)
 
 STATUSES = ("ok", "crashed", "timed out", "unreadable", "grader error")
 DEFAULT_SUBMISSION_TIMEOUT = 3600.0
@@ -809,11 +809,14 @@ def run_batch(opts: argparse.Namespace) -> int:
     users = worker_users(opts.worker_user, workers) if opts.worker_user and jobs else None
     if users:
         os.chmod(out, 0o700)  # results, feedback and the other students' files: root's only
-        readable = [p for p in (REPO_ROOT / "grader" / "hidden", REPO_ROOT / "data" / "cache") if p.exists() and p.stat().st_mode & 0o004]
-        if readable:
-            print(f"WARNING: {', '.join(map(str, readable))} can be read by the students' code: "
-                  f"`chmod -R go-rwx {REPO_ROOT}` keeps hidden tests and test labels from it", file=sys.stderr)
-        print(f"student code runs as {', '.join(users)} (one user per slot), in a fresh sandbox per submission",
+        from grader.sandbox import make_private
+
+        changed = make_private()  # hidden tests, solutions and test labels: never the worker users'
+        if changed:
+            print(f"made {', '.join(changed)} readable by their owner only (chmod -R go-rwx): student code must "
+                  "not read hidden tests, solutions or held-out labels", file=sys.stderr)
+        print(f"student code runs as {', '.join(users)} (one user per slot), in a fresh grading area per submission"
+              + (" inside bubblewrap" if bwrap_usable(users[0]) else " (no bubblewrap here: user switch alone)"),
               file=sys.stderr)
     elif jobs:
         print(f"note: student code runs as {_whoami()}: it cannot change a grade the judge computes, but it can "

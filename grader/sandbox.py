@@ -175,6 +175,37 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
     return any(path == f or path.startswith(f + "/") for f in folders)
 
 
+def private_paths() -> list[str]:
+    """Folders of the grader student code must never read: the grader (hidden tests), the solutions,
+    the grader's own tests and the data caches (held-out labels)."""
+    from grader.impl import REPO_ROOT
+
+    paths = [REPO_ROOT / name for name in ("grader", "solutions", "tests", "data")]
+    with contextlib.suppress(Exception):
+        from data.cache import cache_dir
+
+        paths.append(cache_dir())
+    return sorted({os.path.realpath(p) for p in paths})
+
+
+def make_private(paths: list[str] | None = None) -> list[str]:
+    """``chmod -R go-rwx`` the :func:`private_paths` (no link followed; the owner keeps access):
+    where no sandbox hides them, the worker users' permissions must. Returns those changed."""
+    changed = []
+    for top in paths if paths is not None else private_paths():
+        if not os.path.isdir(top) or os.path.islink(top):
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [*dirnames, *filenames, None]:
+                path = dirpath if name is None else os.path.join(dirpath, name)
+                info = os.lstat(path)
+                if not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                    os.chmod(path, info.st_mode & ~0o077 & 0o7777)
+                    if top not in changed:
+                        changed.append(top)
+    return changed
+
+
 def bwrap_prefix(area: Area) -> list[str]:
     """The bwrap command line that runs a command in ``area`` (everything read-only but scratch).
 
@@ -192,6 +223,9 @@ def bwrap_prefix(area: Area) -> list[str]:
     for path in sorted(keep):
         if _under(path, SHARED_TMP) and os.path.isdir(path):
             argv += ["--ro-bind", path, path]
+    for path in private_paths():  # hidden even where their modes would let the worker read them
+        if os.path.isdir(path) and not any(_under(k, (path,)) for k in keep):
+            argv += ["--tmpfs", path]
     argv += ["--ro-bind", str(area.code), str(area.code), "--bind", str(area.scratch), str(area.scratch),
              "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", str(area.scratch), "--"]
     return argv
