@@ -2,8 +2,9 @@
 
 Rubric (11 points on a CPU machine, +1 on a GPU):
     graph forward 1, hand-derived gradients 2, autograd gradients 1, model and loss 1,
-    one epoch equals per-sample gradient descent 2, fit rejects bad data 1, fit recovers
-    k = 2, d = 1 2, no hard-coded device 1, cuda result equals cpu 1 (GPU only).
+    one epoch equals per-sample gradient descent 2, fit rejects bad data (after a correct fit of
+    valid data) 1, fit recovers k = 2, d = 1 and a line drawn by the grader, by the grader's own
+    gradient descent 2, no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def _python_float(value, what: str) -> float:
     return value
 
 
-def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False):
-    """The grader's own per-sample gradient descent on (X, Y), optionally without zeroing.
+def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False, x=X, y=Y):
+    """The grader's own per-sample gradient descent on (x, y) (default the lab's data) in float64,
+    optionally without zeroing.
 
     Returns (k, d, mean loss of each epoch, each sample's loss taken before its update).
     """
@@ -64,13 +66,60 @@ def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool 
     losses = []
     for _ in range(epochs):
         total = 0.0
-        for x, y in zip(X, Y):
-            r = k * x + d - y
+        for x_i, y_i in zip(x, y):
+            r = k * x_i + d - y_i
             total += r * r
-            gk, gd = (gk + 2 * r * x, gd + 2 * r) if accumulate else (2 * r * x, 2 * r)
+            gk, gd = (gk + 2 * r * x_i, gd + 2 * r) if accumulate else (2 * r * x_i, 2 * r)
             k, d = k - lr * gk, d - lr * gd
-        losses.append(total / len(X))
+        losses.append(total / len(x))
     return k, d, np.array(losses)
+
+
+def _grader_line(rng: np.random.Generator):
+    """A line y = k x + d the student code never saw: slope 0.5..3 in size (either sign), intercept
+    -2..2, 5 to 8 points in [-2, 3] (spread >= 2, values exact in float32), start k0, d0 in [-1, 1].
+
+    With lr 0.02 and 600 epochs the grader's own descent ends within 1e-7 of the line (worst of
+    300 seeds: 3.2e-8); the reference solution (float32) within 1.3e-6 of that descent.
+    """
+    k = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 3.0))
+    d = float(rng.uniform(-2.0, 2.0))
+    n = int(rng.integers(5, 9))
+    x = np.sort(rng.uniform(-2.0, 3.0, n))
+    while x.max() - x.min() < 2.0:
+        x = np.sort(rng.uniform(-2.0, 3.0, n))
+    x = x.astype(np.float32).astype(np.float64)
+    y = (k * x + d).astype(np.float32).astype(np.float64)
+    k0, d0 = (float(v) for v in rng.uniform(-1.0, 1.0, 2))
+    return k, d, [float(v) for v in x], [float(v) for v in y], k0, d0
+
+
+def _check_fit_is_own_descent(result, x, y, lr: float, epochs: int, k0: float, d0: float, call: str):
+    """The returned (k, d, losses) equal the grader's own per-sample gradient descent from (k0, d0):
+    k and d within 1e-4, every per-epoch loss within 0.1 % (or 1e-6 absolute, near 0).
+
+    The reference solution (float32) is within 1.3e-6 (k, d) and 6.5e-5 relative (losses) of it.
+    Returns (k, d).
+    """
+    assert len(result) == 3, f"{call} must return (k, d, losses), got {len(result)} values"
+    k, d, losses = result
+    k, d = as_float(k, "k"), as_float(d, "d")
+    losses = np.asarray(losses, dtype=np.float64)
+    assert losses.shape == (epochs,), f"{call}: expected {epochs} per-epoch losses, got shape {losses.shape}"
+    want_k, want_d, want_losses = _per_sample_gd(k0, d0, lr, epochs, x=x, y=y)
+    assert abs(k - want_k) < 1e-4 and abs(d - want_d) < 1e-4, (
+        f"{call} gave k={k:.5f}, d={d:.5f}; the grader's own per-sample gradient descent (k0={k0:.3f}, d0={d0:.3f}, "
+        f"lr={lr}, {epochs} epochs) ends at k={want_k:.5f}, d={want_d:.5f}: fit by per-sample gradient descent "
+        "with autograd, one update per sample (see the one-epoch check)"
+    )
+    bad = ~np.isclose(losses, want_losses, rtol=1e-3, atol=1e-6)
+    assert not bad.any(), (
+        f"{call}: k and d are right, but the per-epoch losses differ from the grader's own gradient descent in "
+        f"{int(bad.sum())} of {epochs} epochs (first in epoch {int(np.argmax(bad)) + 1}: "
+        f"{losses[bad][0]:.6g} instead of {want_losses[bad][0]:.6g}): return the mean over the samples of the loss "
+        "taken before each update, for every epoch"
+    )
+    return k, d
 
 
 @pytest.mark.points(1)
@@ -200,9 +249,17 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
 
 @pytest.mark.points(1)
 @pytest.mark.timeout(30)
-def test_fit_rejects_bad_data(lab):
-    k, _, _ = lab.fit_linear_regression(X[:2], Y[:2], epochs=1, device="cpu")  # valid data: a fit
-    as_float(k, "k")
+def test_fit_rejects_bad_data(lab, grader_seed):
+    """First a valid fit (two samples) that must equal the grader's own gradient descent, then three
+    bad data sets that must raise ValueError: a function that only raises earns nothing."""
+    k0, d0 = (float(v) for v in np.random.default_rng(grader_seed).uniform(-1, 1, 2))
+    call = "fit_linear_regression on valid data (2 samples, 3 epochs)"
+    try:
+        result = lab.fit_linear_regression(X[:2], Y[:2], lr=0.004, epochs=3, k0=k0, d0=d0, device="cpu")
+    except ValueError as exc:
+        pytest.fail(f"{call} raised ValueError ({str(exc).strip()[:200]}): only data of different lengths or no "
+                    "samples are bad; two samples make a valid fit")
+    _check_fit_is_own_descent(result, X[:2], Y[:2], 0.004, 3, k0, d0, call)
     for x, y, what in ((X, Y[:4], "5 x values and 4 y values"), ([], [], "no samples"), (X[:1], [], "1 x value, no y")):
         with pytest.raises(ValueError):
             lab.fit_linear_regression(x, y, epochs=2, device="cpu")
@@ -214,17 +271,27 @@ def test_fit_rejects_bad_data(lab):
 
 @pytest.mark.points(2)
 @pytest.mark.timeout(60)
-def test_fit_recovers_line(lab, device):
-    k, d, losses = lab.fit_linear_regression(X, Y, device=device)
-    k, d = as_float(k, "k"), as_float(d, "d")
-    losses = np.asarray(losses, dtype=np.float64)
-    assert losses.shape == (1000,), f"expected 1000 per-epoch losses with the default epochs, got shape {losses.shape}"
+def test_fit_recovers_line(lab, device, grader_seed):
+    """Two fits, each compared step by step with the grader's own per-sample gradient descent
+    (float64; k, d and every per-epoch loss): the lab's data y = 2x + 1 with the default arguments
+    (lr 0.005, 1000 epochs, k0 0.1, d0 -0.1), and a line drawn from the grader seed that the
+    student code never saw (lr 0.02, 600 epochs). Returning k = 2, d = 1 and a made-up loss curve,
+    or a closed-form least-squares fit, earns nothing."""
+    call = f"fit_linear_regression(x, y, device={device!r}) on the lab's data"
+    k, d = _check_fit_is_own_descent(lab.fit_linear_regression(X, Y, device=device), X, Y, 0.005, 1000, 0.1, -0.1, call)
     assert abs(k - 2.0) < 1e-2 and abs(d - 1.0) < 1e-2, (
-        f"fit_linear_regression on {device} gave k={k:.4f}, d={d:.4f}; the data lie on y = 2x + 1 "
+        f"{call} gave k={k:.4f}, d={d:.4f}; the data lie on y = 2x + 1 "
         "(should be within 0.01 after 1000 epochs at lr 0.005)"
     )
-    assert losses[-1] < 1e-6, f"final mean loss is {losses[-1]:.2e}, should be below 1e-6 (about 1e-9)"
-    assert losses[-1] < losses[0], "the loss did not decrease over the epochs"
+    k_true, d_true, x, y, k0, d0 = _grader_line(np.random.default_rng(grader_seed))
+    call = (f"fit_linear_regression on the grader's line through {len(x)} points (lr=0.02, epochs=600, "
+            f"k0={k0:.3f}, d0={d0:.3f}, device={device!r})")
+    k, d = _check_fit_is_own_descent(
+        lab.fit_linear_regression(x, y, lr=0.02, epochs=600, k0=k0, d0=d0, device=device), x, y, 0.02, 600, k0, d0, call
+    )
+    assert abs(k - k_true) < 1e-2 and abs(d - d_true) < 1e-2, (
+        f"{call} gave k={k:.4f}, d={d:.4f}; the points lie on y = {k_true:.4f} x {d_true:+.4f}"
+    )
 
 
 @pytest.mark.points(1)

@@ -8,21 +8,26 @@ of the trained model and computes every metric with that model on the held-out t
 the small CC genu class fails) and, on a class-imbalanced training set that the grader draws
 itself, the gain in balanced accuracy from the class weights. The test subject's labels never
 reach the worker: only its features go through the student's Normalizer.transform, and the
-normalised features come back as data. The numbers train() returns are only checked for their
-form. Training happens three times per grading: one full pipeline, shared by the accuracy and
-history checks (module-scoped fixture), and a pair on the imbalanced set.
+normalised features come back as data. The numbers train() returns are checked against the
+grader's own evaluation: the last validation loss and accuracy on the pipeline, and the training
+loss and accuracy on a small problem whose mini-batches the grader replays with its own Adam.
+Training on the real data happens three times per grading: one full pipeline, shared by the
+accuracy and history checks (module-scoped fixture), and a pair on the imbalanced set.
 
-Rubric (25 points on a CPU machine, +1 on a GPU):
-    split 2, split rejects bad arguments 1, normaliser uses training statistics 2, constant
-    feature 1, class weights 2, model structure 2, history 1, history matches the grader's
-    evaluation 1, mini-batches in a new order every epoch 1, validation set never trained on 2,
-    predict 1, confusion matrix 1, test-subject accuracy 3, test-subject balanced accuracy 2,
-    class weights on an imbalanced training set 2, no hard-coded device 1,
-    cuda pipeline 1 (GPU only).
+Rubric (28 points on a CPU machine, +1 on a GPU):
+    split 2, split rejects bad arguments (after a correct split) 1, normaliser uses training
+    statistics 2, constant feature 1, class weights 2, class weights with an absent class 1,
+    model structure 2, history 1, history matches the grader's evaluation 1, train is Adam at the
+    given lr 1, train_loss and train_acc are a documented definition 1, mini-batches in a new order
+    every epoch 1, validation set never trained on 2, predict 1, confusion matrix 1, test-subject
+    accuracy 3, test-subject balanced accuracy 2, class weights on an imbalanced training set 2,
+    no hard-coded device 1, cuda pipeline 1 (GPU only).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,34 +246,47 @@ def imbalanced(lab, dti, request) -> tuple[dict, dict]:
 # --------------------------------------------------------------------------- Task 4.1: split
 
 
+def identified_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x of shape (n, 5) whose row i is (i, 2i, 0, 1, -i), and labels ordered by class (like the data)."""
+    ids = torch.arange(n, dtype=torch.float32)
+    return torch.stack([ids, 2 * ids, torch.zeros(n), torch.ones(n), -ids], dim=1), torch.arange(n) * 3 // n
+
+
+def check_split(out, x: torch.Tensor, y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """split_train_val's result on rows from :func:`identified_rows` is a split: two disjoint sets that
+    hold every row once, the validation set of round(fraction * n) rows, labels with their rows.
+    Returns (x_train, validation row ids)."""
+    n = x.shape[0]
+    assert len(out) == 4, f"split_train_val must return (x_train, y_train, x_val, y_val), got {len(out)} values"
+    x_tr, y_tr, x_val, y_val = (torch.as_tensor(t) for t in out)
+    tr, val = x_tr[:, 0].long(), x_val[:, 0].long()
+    assert len(y_tr) == len(tr) and len(y_val) == len(val), "split_train_val: x and y of a set differ in length"
+    overlap = set(tr.tolist()) & set(val.tolist())
+    assert not overlap, (
+        f"split_train_val(val_fraction={fraction}): {len(overlap)} rows are in both the training and the "
+        "validation set; validation samples must never be trained on (the validation accuracy would be too optimistic)"
+    )
+    assert sorted(tr.tolist() + val.tolist()) == list(range(n)), (
+        f"split_train_val(val_fraction={fraction}): the two sets together must hold every row exactly once "
+        f"(got {len(tr)} + {len(val)} rows of {n})"
+    )
+    assert abs(len(val) - fraction * n) <= 1, (
+        f"split_train_val(val_fraction={fraction}): the validation set has {len(val)} of {n} rows, expected {round(fraction * n)}"
+    )
+    assert torch.equal(y_tr.long(), y[tr]) and torch.equal(y_val.long(), y[val]), (
+        "split_train_val: the labels no longer belong to their rows: shuffle x and y with the same permutation"
+    )
+    assert torch.equal(x_tr, x[tr]) and torch.equal(x_val, x[val]), "split_train_val: the rows of x were changed"
+    return x_tr, val
+
+
 @pytest.mark.points(2)
 def test_split_train_val(lab, grader_seed):
     n = 1000
-    ids = torch.arange(n, dtype=torch.float32)
-    x = torch.stack([ids, 2 * ids, torch.zeros(n), torch.ones(n), -ids], dim=1)  # row i is (i, 2i, 0, 1, -i)
-    y = torch.arange(n) * 3 // n  # ordered by class, like the data (first third class 0, ...)
+    x, y = identified_rows(n)  # row i is (i, 2i, 0, 1, -i); first third class 0, ...
     for fraction in (0.2, 0.3):
         out = lab.split_train_val(x.clone(), y.clone(), val_fraction=fraction, seed=grader_seed)
-        assert len(out) == 4, f"split_train_val must return (x_train, y_train, x_val, y_val), got {len(out)} values"
-        x_tr, y_tr, x_val, y_val = (torch.as_tensor(t) for t in out)
-        tr, val = x_tr[:, 0].long(), x_val[:, 0].long()
-        assert len(y_tr) == len(tr) and len(y_val) == len(val), "split_train_val: x and y of a set differ in length"
-        overlap = set(tr.tolist()) & set(val.tolist())
-        assert not overlap, (
-            f"split_train_val(val_fraction={fraction}): {len(overlap)} rows are in both the training and the "
-            "validation set; validation samples must never be trained on (the validation accuracy would be too optimistic)"
-        )
-        assert sorted(tr.tolist() + val.tolist()) == list(range(n)), (
-            f"split_train_val(val_fraction={fraction}): the two sets together must hold every row exactly once "
-            f"(got {len(tr)} + {len(val)} rows of {n})"
-        )
-        assert abs(len(val) - fraction * n) <= 1, (
-            f"split_train_val(val_fraction={fraction}): the validation set has {len(val)} of {n} rows, expected {round(fraction * n)}"
-        )
-        assert torch.equal(y_tr.long(), y[tr]) and torch.equal(y_val.long(), y[val]), (
-            "split_train_val: the labels no longer belong to their rows: shuffle x and y with the same permutation"
-        )
-        assert torch.equal(x_tr, x[tr]), "split_train_val: the rows of x were changed"
+        _, val = check_split(out, x, y, fraction)
         last_block = (val >= n - len(val)).float().mean().item()
         assert last_block < 0.5, (
             f"split_train_val: {last_block:.0%} of the validation rows are the last rows of x: the split must be "
@@ -304,8 +322,17 @@ def expect_value_error(call, what: str, why: str) -> None:
 
 @pytest.mark.points(1)
 def test_split_train_val_rejects_bad_arguments(lab, grader_seed):
-    g = torch.Generator().manual_seed(grader_seed)
-    x, y = torch.rand(60, 5, generator=g), torch.randint(0, 3, (60,), generator=g)
+    """First a valid split (60 rows, val_fraction 0.25) that must be correct, then bad arguments that
+    must raise ValueError: a function that only raises earns nothing."""
+    x, y = identified_rows(60)
+    y = y[torch.randperm(60, generator=torch.Generator().manual_seed(grader_seed))]
+    try:
+        out = lab.split_train_val(x.clone(), y.clone(), 0.25, seed=grader_seed)
+    except ValueError as exc:
+        pytest.fail(f"split_train_val(x with 60 rows, y with 60 labels, val_fraction=0.25) raised ValueError "
+                    f"({str(exc).strip()[:200]}): these arguments are valid; raise only for different lengths or "
+                    "val_fraction outside (0, 1)")
+    check_split(out, x, y, 0.25)
     expect_value_error(lambda: lab.split_train_val(x.clone(), y[:45].clone(), 0.2, seed=grader_seed),
                        "split_train_val(x with 60 rows, y with 45 labels)",
                        "x and y must have one label per row; check their lengths before splitting")
@@ -426,20 +453,37 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
         else:
             why = "expected w_c proportional to 1 / n_c, e.g. N / (K n_c)"
         pytest.fail(f"class_weights for class counts {counts}: got {np.round(w.numpy(), 4).tolist()}: {why}")
-    y_absent = torch.from_numpy(np.repeat([0, 2], [counts[0], counts[2]]))
-    w = torch.as_tensor(lab.class_weights(y_absent, 3)).detach().double().cpu()
-    assert tuple(w.shape) == (3,) and torch.isfinite(w).all(), (
-        f"class_weights with no sample of class 1 gave {w.tolist()}: every weight must be finite "
-        "(a class with n_c = 0 gets weight 0, not 1/0 = inf)"
-    )
-    assert w[1] == 0, (
-        f"class_weights with no sample of class 1 gave it the weight {float(w[1]):.4g}: a class with no samples "
-        "gets weight 0 (it has no term in the loss; any other value is an arbitrary choice)"
-    )
-    assert abs(w[0] * counts[0] - w[2] * counts[2]) <= 1e-4 * abs(w[0] * counts[0]), (
-        f"class_weights with an absent class: the present classes' weights {w[[0, 2]].tolist()} must still be "
-        f"proportional to 1 / n_c for counts {counts[0]}, {counts[2]}"
-    )
+
+
+@pytest.mark.points(1)
+def test_class_weights_absent_class(lab, grader_seed):
+    """A class with no samples, in the middle and at the end of 0..K-1 (K = 3 and 4): the result still
+    has shape (K,), that class gets weight 0, the others stay proportional to 1 / n_c."""
+    rng = np.random.default_rng(grader_seed)
+    for k, absent in ((3, 1), (3, 2), (4, 3), (4, 0)):
+        counts = rng.integers(40, 400, k)
+        counts[absent] = 0
+        y = torch.from_numpy(rng.permutation(np.repeat(np.arange(k), counts)))
+        call = f"class_weights(y, {k}) with no sample of class {absent} (counts {counts.tolist()})"
+        got = lab.class_weights(y.clone(), k)
+        w = torch.as_tensor(got).detach().double().cpu()
+        assert tuple(w.shape) == (k,), (
+            f"{call} returned shape {tuple(w.shape)}; expected ({k},), one weight per class whatever classes occur "
+            "in y (torch.bincount(y, minlength=n_classes) counts absent classes too)"
+        )
+        assert torch.isfinite(w).all(), (
+            f"{call} gave {w.tolist()}: every weight must be finite (a class with n_c = 0 gets weight 0, not 1/0 = inf)"
+        )
+        assert w[absent] == 0, (
+            f"{call} gave class {absent} the weight {float(w[absent]):.4g}: a class with no samples gets weight 0 "
+            "(it has no term in the loss; any other value is an arbitrary choice)"
+        )
+        present = torch.from_numpy(counts > 0)
+        product = w[present] * torch.from_numpy(counts[counts > 0]).double()
+        assert (w[present] > 0).all() and torch.allclose(product, product.mean().expand_as(product), rtol=1e-4), (
+            f"{call} gave {np.round(w.numpy(), 4).tolist()}: the present classes' weights must still be proportional "
+            "to 1 / n_c"
+        )
 
 
 # --------------------------------------------------------------------------- Task 4.4: the network
@@ -581,6 +625,187 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
         "train(): two epochs visit the rows in the same order; draw a new random order every epoch (one "
         "generator seeded once with `seed`, not re-seeded per epoch)"
     )
+
+
+def adam_replay(start: nn.Module, x, y, weights, lr: float, batches: list[list[int]], reset: bool = False,
+                sgd: bool = False, evaluate_after: frozenset = frozenset()):
+    """The grader's own training: from a copy of ``start``, one Adam step (lr ``lr``) on the
+    (``weights``-weighted) cross-entropy per mini-batch of ``batches`` (row indices, in order).
+
+    Returns (the trained copy, per mini-batch (its loss before the step, its accuracy, its size),
+    the loss and accuracy on all of (x, y) after each mini-batch whose index is in ``evaluate_after``).
+    ``reset`` (a new Adam per mini-batch) and ``sgd`` are slips the lr check names.
+    """
+    model = copy.deepcopy(start).train()
+    params = list(model.parameters())
+    moments = None
+    seen, after = [], []
+    for i, b in enumerate(batches):
+        if moments is None or reset:
+            moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params], [0]
+        logits = model(x[b])
+        loss = nn.functional.cross_entropy(logits, y[b], weight=weights)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            if sgd:
+                for p, g in zip(params, grads):
+                    p -= lr * g
+            else:  # torch.optim.Adam's update, betas (0.9, 0.999), eps 1e-8 (written out: no optimizer import)
+                moments[1][0] += 1
+                t = moments[1][0]
+                for p, g, (m, v) in zip(params, grads, moments[0]):
+                    m.mul_(0.9).add_(g, alpha=0.1)
+                    v.mul_(0.999).addcmul_(g, g, value=0.001)
+                    denom = (v.sqrt() / math.sqrt(1 - 0.999**t)).add_(1e-8)
+                    p.addcdiv_(m, denom, value=-lr / (1 - 0.9**t))
+        seen.append((loss.item(), (logits.argmax(dim=1) == y[b]).double().mean().item(), len(b)))
+        if i in evaluate_after:
+            with torch.no_grad():
+                logits = model(x)
+            after.append((nn.functional.cross_entropy(logits, y, weight=weights).item(),
+                          (logits.argmax(dim=1) == y).double().mean().item()))
+    return model.eval(), seen, after
+
+
+def max_difference(got: list, model: nn.Module) -> float:
+    """Largest difference between reported parameter tensors and ``model``'s (inf if the shapes differ)."""
+    want = [p.detach() for p in model.parameters()]
+    got = [torch.as_tensor(t).detach().double().cpu() for t in got]
+    if len(got) != len(want) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(got, want)):
+        return float("inf")
+    return max(float((a - b.double()).abs().max()) for a, b in zip(got, want))
+
+
+def small_problem(seed: int, n: int, n_val: int = 20):
+    """Features with row i known by its first value (i / n), labels, validation rows, a small MLP
+    (5-16-3, the grader's initial weights) and class weights that are not all equal."""
+    g = torch.Generator().manual_seed(seed)
+    x = 2.0 * torch.randn(n, 5, generator=g)
+    x[:, 0] = torch.arange(n, dtype=torch.float32) / n
+    y = torch.randint(0, 3, (n,), generator=g)
+    x_val, y_val = torch.randn(n_val, 5, generator=g), torch.randint(0, 3, (n_val,), generator=g)
+    x_val[:, 0] = 2.0 + torch.arange(n_val, dtype=torch.float32) / n_val
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    return x, y, x_val, y_val, model, torch.tensor([0.5, 2.0, 1.0])
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_is_adam_at_the_given_lr(lab, grader_seed):
+    """Full-batch training (batch_size >= N: one step per epoch, whatever the order) for 3 epochs at
+    lr 0.02 and at lr 0.005, without class weights, against the grader's own Adam on the
+    cross-entropy: every parameter within 0.05 lr.
+
+    Over 30 seeds the solution is within 6e-6 lr of it and tests/alt within 2.7e-5 lr; Adam at its
+    default lr 1e-3 (lr ignored) is >= 2.4 lr away, SGD >= 2.9 lr, a new Adam every epoch >= 0.098 lr."""
+    x, y, x_val, y_val, start, _ = small_problem(grader_seed, 40)
+    epochs = 3
+    for lr in (0.02, 0.005):
+        model = lab.grader.to_worker(start)
+        lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), epochs=epochs, lr=lr, batch_size=64,
+                  device="cpu", seed=grader_seed)
+        got = lab.grader.tensors(model)
+        full = [list(range(x.shape[0]))] * epochs
+        diff = max_difference(got, adam_replay(start, x, y, None, lr, full)[0])
+        if diff <= 0.05 * lr:
+            continue
+        if max_difference(got, start) == 0:
+            pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
+        slips = (
+            ("lr ignored", lambda: adam_replay(start, x, y, None, 1e-3, full)[0],
+             f"train() ignores lr: the parameters match Adam at its default lr 1e-3, not at lr={lr}; pass it on: "
+             "torch.optim.Adam(model.parameters(), lr=lr)"),
+            ("sgd", lambda: adam_replay(start, x, y, None, lr, full, sgd=True)[0], "the optimizer is SGD; the lecture uses Adam"),
+            ("reset", lambda: adam_replay(start, x, y, None, lr, full, reset=True)[0],
+             "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop"),
+        )
+        for _, replay, hint in slips:
+            if max_difference(got, replay()) <= 0.05 * lr:
+                pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr}: {hint}")
+        pytest.fail(
+            f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} without class weights, the "
+            f"parameters differ from torch.optim.Adam(lr={lr}) on the cross-entropy of model(x) and y by up to "
+            f"{diff:.2e}: one Adam for the whole training, created with lr=lr; zero_grad, loss, backward, step per batch"
+        )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_loss_is_a_documented_definition(lab, grader_seed):
+    """history['train_loss'] and ['train_acc'] are one of the two documented definitions, recomputed by
+    the grader: the class-weighted cross-entropy and the accuracy of the model on the whole training
+    set after the epoch, or the mean over the epoch's mini-batches (weighted by their rows, or plain)
+    of the values each mini-batch had before its step.
+
+    100 rows, batch_size 32 (32, 32, 32, 4), 2 epochs, lr 1e-3, class weights (0.5, 2, 1). The
+    mini-batches come from a forward pre-hook in the worker (evidence); the grader replays its own
+    Adam on them, which must end at the parameters the student's train() produced (within 0.05 lr),
+    so a made-up order cannot pass. Within 0.01 % for the loss and one row for the accuracy.
+
+    Over 40 seeds the solution and tests/alt are within 1.1e-7 (relative) of a definition and their
+    parameters within 3e-8 of the replay; the last mini-batch's loss instead of the mean is >= 0.5 %
+    away, the sum of the mini-batch losses >= 280 %.
+    """
+    n, batch_size, epochs, lr = 100, 32, 2, 1e-3
+    x, y, x_val, y_val, start, weights = small_problem(grader_seed, n)
+    model = lab.grader.to_worker(start)
+    recorder = lab.grader.probe("lab04.watch_batches", model)
+    history = lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), epochs=epochs, lr=lr,
+                        batch_size=batch_size, class_weights=weights.clone(), device="cpu", seed=grader_seed)
+    got = lab.grader.tensors(model)
+    batches = []
+    for _, grad, first in recorder.calls.fetch():
+        if not grad or first is None:
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and ids.min() >= 0 and ids.max() < n and not (len(ids) == n and batch_size < n):
+            batches.append(ids.tolist())
+    per_epoch: list[list[list[int]]] = []
+    rows = 0
+    for b in batches:  # cut the mini-batches into epochs of n rows
+        if rows == 0:
+            per_epoch.append([])
+        per_epoch[-1].append(b)
+        rows = (rows + len(b)) % n
+    assert len(per_epoch) == epochs and rows == 0, (
+        f"train(epochs={epochs}) on {n} rows: the mini-batches fed to the model with gradients on do not make up "
+        f"{epochs} epochs of {n} rows each (see the mini-batch check); the training loss cannot be recomputed"
+    )
+    for key in ("train_loss", "train_acc"):
+        assert isinstance(history, dict) and key in history and len(history[key]) == epochs, (
+            f"train(epochs={epochs}) must return history[{key!r}] with one value per epoch"
+        )
+    ends = np.cumsum([len(epoch) for epoch in per_epoch]) - 1
+    mine, seen, after = adam_replay(start, x, y, weights, lr, sum(per_epoch, []), evaluate_after=frozenset(ends.tolist()))
+    defs: dict[str, list[tuple[float, float]]] = {"after the epoch, on the whole training set": after}
+    first = 0
+    for epoch in per_epoch:
+        part = seen[first:first + len(epoch)]
+        first += len(epoch)
+        losses, accs, sizes = (np.array(v, dtype=np.float64) for v in zip(*part))
+        defs.setdefault("the mean over the epoch's mini-batches, weighted by their rows", []).append(
+            (float(losses @ sizes / n), float(accs @ sizes / n)))
+        defs.setdefault("the mean over the epoch's mini-batches", []).append((float(losses.mean()), float(accs.mean())))
+    drift = max_difference(got, mine)
+    assert drift <= 0.05 * lr, (
+        f"train(): after {epochs} epochs at lr={lr} with class weights, the parameters differ by up to {drift:.2e} from "
+        "the grader's own Adam on the class-weighted cross-entropy over the mini-batches train() fed the model, in "
+        "that order (see the lr check and the class-weight checks); the training loss cannot be recomputed"
+    )
+    for key, col, tol, unit in (("train_loss", 0, None, "loss"), ("train_acc", 1, 1.5 / n, "accuracy")):
+        values = [as_float(v, f"history[{key!r}] entry") for v in history[key]]
+        matches = [name for name, pairs in defs.items()
+                   if all(abs(v - p[col]) <= (tol if tol is not None else 1e-4 * max(abs(p[col]), 1e-3))
+                          for v, p in zip(values, pairs))]
+        if not matches:
+            options = "; ".join(f"{name}: {[round(p[col], 4) for p in pairs]}" for name, pairs in defs.items())
+            pytest.fail(
+                f"history[{key!r}] = {[round(v, 4) for v in values]} is none of the documented definitions, which the "
+                f"grader recomputes on this run ({options}): the {unit} of the whole training set after the epoch, "
+                "or the mean over the epoch's mini-batches of each mini-batch's (class-weighted) "
+                f"{unit} (weighted by its rows), not the last mini-batch's nor their sum"
+            )
 
 
 @pytest.mark.points(2)

@@ -35,4 +35,20 @@ BUGS = [
         "    if x_t.numel() == 0:\n", ("test_fit_rejects_bad_data",), "must raise ValueError"),
     Bug("lab01", "losses_in_float32", "losses = np.zeros(epochs, dtype=np.float64)", "losses = np.zeros(epochs, dtype=np.float32)",
         ("test_fit_one_epoch_is_per_sample_gradient_descent",), "float64"),
+    # Forged results (issue 19: checks that believe a returned number): each must earn 0 on the check aimed at.
+    Bug("lab01", "fit_forged_result", "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        "    return 2.0, 1.0, np.geomspace(30.0, 1e-9, epochs)\n"
+        "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        ("test_fit_recovers_line",), "gradient descent"),
+    Bug("lab01", "fit_closed_form_with_made_up_losses",
+        "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        "    k_ls, d_ls = np.polyfit(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), 1)\n"
+        "    return float(k_ls), float(d_ls), np.geomspace(30.0, 1e-9, epochs)\n"
+        "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        ("test_fit_recovers_line",), "gradient descent"),
+    Bug("lab01", "fit_only_raises_value_error",
+        "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        '    raise ValueError("x and y must be non-empty and of equal length")\n'
+        "    x_t = torch.as_tensor(x, dtype=torch.float32).to(device).flatten()\n",
+        ("test_fit_rejects_bad_data",), "valid data"),
 ]
