@@ -43,6 +43,7 @@ from grader import impl
 DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
 NO_GPU = "not run here (no GPU)"
 GPU_INFO = "GPU check, information only, 0 points"
+EVIDENCE_INFO = "how-code-runs check, information only, 0 points (it rests on evidence the worker reports)"
 GPU_POINTS_ENV = "GRADER_GPU_POINTS"
 _LAB_FILE = re.compile(r"test_(lab\d\d)_")
 
@@ -61,6 +62,7 @@ class Check:
     visibility: str = "visible"
     duration: float = 0.0
     graded: bool = True  # False: a GPU check outside a GPU assignment (information, 0 points)
+    evidence: bool = False  # an @pytest.mark.information check: never graded, reported as information
     reason: str = ""  # why it failed, as a category (see failure_reason); "" when it did not fail
 
 
@@ -163,6 +165,10 @@ def gpu_policy_line(gpu_points: bool) -> str:
 
 def info_output(check: Check) -> str:
     """The results.json output line of an information (0-point GPU) check."""
+    if check.evidence:
+        what = {"passed": "passed", "failed": f"failed: {check.output}" if check.output else "failed"}.get(
+            check.status, "did not run")
+        return f"{EVIDENCE_INFO}: {what}"
     if check.status == "passed":
         what = "passed on the GPU"
     elif check.status == "not run":
@@ -290,6 +296,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in (
         "points(n): points this graded check is worth",
         "cuda: a GPU check: information (0 points) unless --gpu-points; not run without a GPU",
+        "information: a how-code-runs check that rests on evidence the worker reports (a student could forge it): "
+        "always information, 0 points",
         "hidden: graded, but students see the result only after the grades are published",
         *(f"{lab}: graded check of {name}.py" for lab, name in impl.LABS.items()),
     ):
@@ -415,7 +423,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             name=item.name,
             max_score=float(points.args[0]),
             visibility="after_published" if hidden else "visible",
-            graded=report.gpu_points or not is_gpu_check(item),
+            graded=(report.gpu_points or not is_gpu_check(item)) and item.get_closest_marker("information") is None,
+            evidence=item.get_closest_marker("information") is not None,
         )
     report.write_json()
 
@@ -626,7 +635,9 @@ def render_report(results: dict) -> list[str]:
     tests = results["tests"]
     extra = results.get("extra_data", {})
     info = [t for t in tests if is_info_test(t)]
-    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}" + ("   GPU checks (information, 0 points)" if info else "")]
+    evidence = [t for t in info if t.get("output", "").startswith(EVIDENCE_INFO)]
+    header = "GPU checks (information, 0 points)" if not evidence else "information checks (0 points)"
+    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}" + (f"   {header}" if info else "")]
     labs = sorted({t["name"].split(":", 1)[0] for t in tests})
     for lab in labs:
         mine = [t for t in tests if t["name"].startswith(lab + ":")]
@@ -649,6 +660,8 @@ def render_report(results: dict) -> list[str]:
                 lines.append(f"  {lab} {name} [{pts}]: {output}")
     if info:
         lines += ["", gpu_policy_line(False)]
+        if evidence:
+            lines.append("How-code-runs checks that rest on evidence the worker reports are information only (0 points).")
         not_run = [t["name"].replace(":", "") for t in info if t.get("extra_data", {}).get("state") == "not run"]
         if not_run:
             lines.append(f"  {NO_GPU}: " + ", ".join(not_run))

@@ -18,15 +18,18 @@ from plain data only:
 * training: on the grader's own small model (an ``nn.Sequential`` sent with
   ``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam;
   the accuracy check measures the trained gap4 with the grader's own forward pass on validation
-  images that never leave the grader. Only *how* train() runs (train mode during training, the
-  device of the parameters, which images each forward pass sees) is taken from probes in the
-  worker (``lab05.watch_modes``, ``lab05.watch_batches``, ``lab05.devices``).
+  images that never leave the grader. Train mode and the mini-batch order are outcomes too: the
+  grader's model with a layer that behaves differently in training mode (``lab05.mode_net``), and
+  the grader's own replay of the training in the order the worker reports, must give the trained
+  parameters. Probes in the worker (``lab05.watch_modes``, ``lab05.watch_batches``,
+  ``lab05.devices``) word failures, check how predict_proba runs, and the device after
+  ``train(device="cuda")`` (GPU check).
 
-Rubric (21 points on a CPU machine, +1 on a GPU):
+Rubric (22 points on a CPU machine, +1 on a GPU):
     parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
     sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1, gradients
     reach every conv layer 1, training mode during training 1, Adam on the binary cross-entropy 2,
-    mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
+    the loss is the binary cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
     predict_proba and evaluate 1, predict 1, trained gap4 reaches the validation accuracy 3,
     no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
@@ -692,30 +695,12 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
 # --------------------------------------------------------------------------- Task 5.2: training
 
 
-@pytest.mark.points(1)
-@pytest.mark.timeout(60)
-def test_train_puts_model_in_train_mode(lab, grader_seed):
-    g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 12)
-    xv, yv = _toy_images(g, 6)
-    net = _tiny_net()
-    net.eval()  # as after an evaluation: train() must switch back
-    model = lab.grader.to_worker(net)
-    recorder = lab.grader.probe("lab05.watch_modes", model)  # how-check: a forward pre-hook in the worker
-    lab.train(model, x, y, xv, yv, epochs=2, lr=1e-3, batch_size=4, device="cpu", seed=grader_seed)
-    calls = recorder.calls.fetch()
-    with_grad = [bool(training) for training, grad in calls if grad]
-    assert with_grad, "train() never called model(x) with gradients enabled (call the model, not model.forward)"
-    n_eval = sum(1 for training in with_grad if not training)
-    assert n_eval == 0, (
-        f"train(): {n_eval} of the {len(with_grad)} training forward passes ran in evaluation mode "
-        "(model.training was False): call model.train() at the start of every epoch; evaluating puts the "
-        "model in eval mode, where dropout and batch norm behave differently"
-    )
-
-
-def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str) -> list[torch.Tensor]:
-    """Parameters after ``steps`` full-batch steps of the grader's own optimisation variant."""
+def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str,
+                      batches: list[list[list[int]]] | None = None) -> list[torch.Tensor]:
+    """Parameters after training with the grader's own optimisation variant ``kind``: ``steps``
+    full-batch epochs, or, with ``batches``, one step per mini-batch of sample indices (one list
+    of mini-batches per epoch, in the order the judge was told). The model keeps its mode (a
+    model with a :class:`_TrainFlip` trains differently in training mode)."""
     model = copy.deepcopy(model)
     optimizer = torch.optim.SGD if kind == "sgd" else torch.optim.Adam
 
@@ -724,18 +709,60 @@ def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str) 
 
     opt = make()
     target = 1.0 - y if kind == "swapped" else y
-    for _ in range(steps):
+    epochs = batches if batches is not None else [[list(range(len(y)))]] * steps
+    for epoch in epochs:
         if kind == "adam_reset":
             opt = make()
-        opt.zero_grad()
-        p = model(x).reshape(-1)
-        if kind == "logits":
-            loss = F.binary_cross_entropy_with_logits(p, target)
-        else:
-            loss = F.binary_cross_entropy(p, target)
-        loss.backward()
-        opt.step()
+        for batch in epoch:
+            idx = torch.as_tensor(batch, dtype=torch.long)
+            opt.zero_grad()
+            p = model(x[idx]).reshape(-1)
+            if kind == "logits":
+                loss = F.binary_cross_entropy_with_logits(p, target[idx])
+            elif kind == "mse":
+                loss = F.mse_loss(p, target[idx])
+            else:
+                loss = F.binary_cross_entropy(p, target[idx])
+            loss.backward()
+            opt.step()
     return [p.detach().clone() for p in model.parameters()]
+
+
+# The slips the training checks name (and tolerate where another check grades them: the train-mode
+# and order checks replay the student's training with each of these, so a wrong optimiser or loss
+# costs the points of the Adam and loss checks only).
+TRAINING_SLIPS = {
+    "swapped": "the labels are swapped (the loss uses 1 - y): label 0 = fully sampled reference, 1 = accelerated",
+    "logits": "the loss applies a second sigmoid: BCEWithLogitsLoss expects logits, but the model outputs "
+              "probabilities; use nn.BCELoss / F.binary_cross_entropy",
+    "sgd": "the optimizer is SGD; the lecture uses Adam",
+    "adam_reset": "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop",
+    "mse": "the loss is the mean squared error; the lecture's loss is the binary cross-entropy (nn.BCELoss)",
+}
+
+
+def _replayed(got, start: nn.Module, x, y, lr: float, steps: int, batches=None, tol: float | None = None) -> str | None:
+    """The optimisation variant (``"adam"`` or a key of TRAINING_SLIPS) whose replay by the
+    grader gives the parameters ``got`` (within 0.05 lr), or None."""
+    tol = 0.05 * lr if tol is None else tol
+    for kind in ("adam", *TRAINING_SLIPS):
+        if _max_diff(got, _reference_params(start, x, y, lr, steps, kind, batches)) <= tol:
+            return kind
+    return None
+
+
+class _TrainFlip(nn.Module):
+    """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
+    mode, negation in training mode (a deterministic stand-in for dropout)."""
+
+    def forward(self, x):
+        return -x if self.training else x
+
+
+def _mode_net() -> nn.Sequential:
+    """:func:`_tiny_net` with a :class:`_TrainFlip` after the activation (same parameters)."""
+    net = _tiny_net()
+    return nn.Sequential(net[0], net[1], _TrainFlip(), *list(net)[2:])
 
 
 def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
@@ -767,21 +794,104 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
         return
     if _max_diff(got, [p.detach() for p in start.parameters()]) == 0:
         pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-    hints = {
-        "swapped": "the labels are swapped (the loss uses 1 - y): label 0 = fully sampled reference, 1 = accelerated",
-        "logits": "the loss applies a second sigmoid: BCEWithLogitsLoss expects logits, but the model outputs "
-                  "probabilities; use nn.BCELoss / F.binary_cross_entropy",
-        "sgd": "the optimizer is SGD; the lecture uses Adam",
-        "adam_reset": "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop",
-    }
-    for kind, hint in hints.items():
-        if _max_diff(got, _reference_params(start, x, y, lr, epochs, kind)) <= tol:
+    for kind, hint in TRAINING_SLIPS.items():
+        if kind != "mse" and _max_diff(got, _reference_params(start, x, y, lr, epochs, kind)) <= tol:
             pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr} the parameters match a slip: {hint}")
     pytest.fail(
         f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} the parameters differ from "
         f"torch.optim.Adam(lr={lr}) on the binary cross-entropy of model(x) and y by up to "
         f"{_max_diff(got, _reference_params(start, x, y, lr, epochs, 'adam')):.2e}: one optimizer for the whole "
         "training, zero_grad, loss, backward, step per batch"
+    )
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_puts_model_in_train_mode(lab, grader_seed):
+    """The grader hands train() its small model with a layer that is the identity in evaluation
+    mode and negates its input in training mode (a deterministic stand-in for dropout), in
+    evaluation mode as after an evaluation. Full-batch epochs (order-independent): the trained
+    parameters must be those of the grader's own training in training mode (replayed for Adam
+    and for the slips the Adam check names, so a wrong optimiser costs that check's points only).
+    Evaluation-mode training ends >= 1 lr away on every seed tried (tolerance 0.05 lr).
+    A forward pre-hook in the worker records the mode of each call, for the words only."""
+    g = torch.Generator().manual_seed(grader_seed)
+    x, y = _toy_images(g, 12)
+    xv, yv = _toy_images(g, 6)
+    torch.manual_seed(grader_seed)
+    start = _mode_net()
+    lr, epochs = 0.05, 3
+    model = lab.grader.probe("lab05.mode_net", [p.detach().clone() for p in start.parameters()])  # in eval mode
+    recorder = lab.grader.probe("lab05.watch_modes", model)  # evidence: words of the failure only
+    lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
+    got = lab.grader.tensors(model)
+    if _replayed(got, start.train(), x, y, lr, epochs) is not None:
+        return
+    if _max_diff(got, [p.detach() for p in start.parameters()]) == 0:
+        pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
+    with_grad = [bool(training) for training, grad in recorder.calls.fetch() if grad]
+    in_eval = _replayed(got, start.eval(), x, y, lr, epochs) is not None or not all(with_grad)
+    if in_eval:
+        pytest.fail(
+            "train(): the model was trained in evaluation mode (model.training was False during the training "
+            "steps): call model.train() at the start of every epoch; evaluating puts the model in eval mode, where "
+            "dropout and batch norm behave differently (the grader's model has a layer that behaves differently in "
+            "training mode, and its trained parameters show the mode)"
+        )
+    pytest.fail(
+        f"train(): after {epochs} full-batch epochs at lr={lr} on a model with a training-mode-only layer, the "
+        "parameters are not those of Adam on the binary cross-entropy with the model in training mode "
+        "(model.train() every epoch); see also the Adam check"
+    )
+
+
+def _saturated_problem(seed: int):
+    """The grader's small model with a large output weight (confident, partly wrong predictions)
+    and toy images: the binary cross-entropy and the squared error pull some parameters in
+    opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
+    for attempt in range(10):
+        g = torch.Generator().manual_seed(seed + 7919 * attempt)
+        x, y = _toy_images(g, 10)
+        torch.manual_seed(seed + 7919 * attempt)
+        start = _tiny_net()
+        with torch.no_grad():
+            start[4].weight.mul_(20.0)
+            start[4].bias.add_(3.0)
+        bce = _reference_params(start, x, y, 0.05, 3, "adam")
+        if _max_diff(bce, _reference_params(start, x, y, 0.05, 3, "mse")) >= 0.25 * 0.05:
+            break
+    return start, x, y
+
+
+@pytest.mark.points(1)
+@pytest.mark.timeout(60)
+def test_train_loss_is_binary_cross_entropy(lab, grader_seed):
+    """The loss is the binary cross-entropy, not another loss that falls with the error (the mean
+    squared error passes the Adam check, whose well-calibrated start hides the difference). On a
+    model whose predictions are confident and partly wrong, 3 full-batch Adam epochs at lr 0.05 on
+    BCE and on MSE end >= 0.47 lr apart (seeds 1-10; the grader makes sure of >= 0.25 lr);
+    tolerance 0.05 lr, as in the Adam check."""
+    start, x, y = _saturated_problem(grader_seed)
+    lr, epochs = 0.05, 3
+    model = lab.grader.to_worker(start)
+    g = torch.Generator().manual_seed(grader_seed + 1)
+    xv, yv = _toy_images(g, 4)
+    lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
+    got = lab.grader.tensors(model)
+    kind = _replayed(got, start, x, y, lr, epochs)
+    if kind == "adam":
+        return
+    if kind == "mse":
+        pytest.fail(
+            "train(): on a model with confident wrong predictions the trained parameters are those of Adam on the "
+            "mean squared error: " + TRAINING_SLIPS["mse"] + " (the squared error of a sigmoid output hardly moves "
+            "a confidently wrong prediction)"
+        )
+    pytest.fail(
+        f"train(): on a model with confident predictions, {epochs} full-batch epochs at lr={lr} end with "
+        "parameters that are not those of Adam on the binary cross-entropy "
+        + (f"({TRAINING_SLIPS[kind]})" if kind else "(nor of any loss the grader knows)")
+        + ": the loss must be nn.BCELoss()(model(x).reshape(-1), y), the mean over the batch"
     )
 
 
@@ -810,6 +920,8 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     """The images the model sees with gradients enabled (a forward pre-hook in the worker, evidence
     of the order only): each epoch is ceil(N / batch_size) mini-batches of batch_size images (the
     last one smaller) that cover every training image once, in a new random order every epoch; the
+    trained parameters are the grader's own replay of one Adam step per mini-batch in that order
+    (the outcome: a model fed shuffled batches but trained otherwise, or not at all, fails); the
     same seed gives the same trained parameters."""
     g = torch.Generator().manual_seed(grader_seed)
     n, batch_size, epochs = 23, 5, 3
@@ -817,7 +929,8 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     xv, yv = _toy_images(g, 6)
     xv[:, 0, 0, 0] = 2.0  # not one of the training images
     torch.manual_seed(grader_seed)
-    model = lab.grader.to_worker(_tiny_net())
+    start = _tiny_net()
+    model = lab.grader.to_worker(start)
     twin = lab.grader.probe("deepcopy", model)
     recorder = lab.grader.probe("lab05.watch_batches", model)
     for m in (model, twin):
@@ -830,7 +943,22 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
         "train(): two epochs visit the images in the same order; draw a new random order every epoch (one "
         "generator seeded once with `seed`, not re-seeded per epoch)"
     )
-    diff = _max_diff(lab.grader.tensors(model), lab.grader.tensors(twin))
+    # The order above is the worker's word; the trained parameters are the grader's to check: its own
+    # replay of one step per mini-batch, in exactly that order, must give them.
+    got = lab.grader.tensors(model)
+    steps = [[order[i:i + batch_size] for i in range(0, n, batch_size)] for order in orders]
+    if _replayed(got, start, x, y, 1e-2, epochs, batches=steps) is None:
+        in_order = [[list(range(n))[i:i + batch_size] for i in range(0, n, batch_size)]] * epochs
+        moved = _max_diff(got, [p.detach() for p in start.parameters()]) > 0
+        pytest.fail(
+            "train(): the trained parameters are not those of one Adam step per mini-batch in the order the model "
+            "was fed the images"
+            + (": the model was called on the shuffled mini-batches but not trained on them (one optimizer step "
+               "per mini-batch, on the batch the model just saw)" if not moved else "")
+            + (" (they are those of training in the stored order: the shuffled order must be the one trained on)"
+               if moved and _replayed(got, start, x, y, 1e-2, epochs, batches=in_order) is not None else "")
+        )
+    diff = _max_diff(got, lab.grader.tensors(twin))
     assert diff == 0, (
         f"train(): the same model, data and seed gave parameters that differ by up to {diff:.2e}: draw the "
         "mini-batch order from a generator seeded with `seed`, so a run can be reproduced"

@@ -1,5 +1,7 @@
 """Planted bugs for lab 3 (MNIST with a fully connected network)."""
 
+from pathlib import Path
+
 from tests.planted import Bug
 
 BUGS = [
@@ -97,4 +99,46 @@ BUGS = [
         "            y_b = y[start : start + batch_size].to(device)\n",
         "        for start in range(1):\n            x_b = x.to(device)\n            y_b = y.to(device)\n",
         ("test_accuracy_evaluates_in_eval_mode_without_gradients",), "chunks"),
+    # Issue 19, forged how-checks: the probes see what a correct train() / accuracy() would show them
+    # (or their records are rewritten), but the work is not done. Each earned its points before.
+    Bug("lab03", "forged_order_no_training",
+        "            loss.backward()\n            optimizer.step()\n",
+        "            # the model sees the shuffled mini-batches, but nothing is trained\n",
+        ("test_train_shuffles_every_epoch", "test_train_shuffling_follows_seed"), "did not change"),
+    Bug("lab03", "forged_order_trained_in_stored_order",
+        "            x_b, y_b = x_train[idx].to(device), y_train[idx].to(device)\n            optimizer.zero_grad()\n"
+        "            loss = loss_fn(model(x_b), y_b)\n",
+        "            model(x_train[idx].to(device))  # the probe sees the shuffled batch...\n"
+        "            x_b = x_train[start : start + batch_size].to(device)  # ...training uses the stored order\n"
+        "            y_b = y_train[start : start + batch_size].to(device)\n            optimizer.zero_grad()\n"
+        "            loss = loss_fn(model(x_b), y_b)\n"
+        "            if hasattr(model, \"batches\"):\n                model.batches.pop()  # and leaves no record\n",
+        ("test_train_shuffles_every_epoch", "test_train_shuffling_follows_seed"), "stored order"),
+    Bug("lab03", "on_epoch_end_called_after_training",
+        "    history = []\n    for epoch in range(1, epochs + 1):\n",
+        "    history, snapshots = [], []\n    for epoch in range(1, epochs + 1):\n",
+        (), ""),  # placeholder, replaced below
 ]
+
+_SOL = (Path(__file__).resolve().parent.parent / "solutions" / "lab03_mnist.py").read_text()
+_LOOP_END = "        if on_epoch_end is not None:\n            on_epoch_end(epoch, model)\n    return history\n"
+_ACC_BODY = _SOL[_SOL.index("    model.to(device)\n    model.eval()\n    correct = 0\n"):]
+_ACC_BODY = _ACC_BODY[: _ACC_BODY.index("    return correct / x.shape[0]\n") + len("    return correct / x.shape[0]\n")]
+_TRAIN_LOOP = _SOL[_SOL.index("    history = []\n"):]
+_TRAIN_LOOP = _TRAIN_LOOP[: _TRAIN_LOOP.index(_LOOP_END) + len(_LOOP_END)]
+
+BUGS[-1] = Bug(
+    "lab03", "on_epoch_end_called_after_training", _TRAIN_LOOP,
+    _TRAIN_LOOP.replace("    history = []\n", "    history, snapshots = [], []\n").replace(
+        _LOOP_END,
+        "        snapshots.append((epoch, __import__('copy').deepcopy(model)))\n"
+        "    for epoch, snapshot in snapshots:  # every call sees the right parameters, but after the training\n"
+        "        if on_epoch_end is not None:\n            on_epoch_end(epoch, snapshot)\n    return history\n"),
+    ("test_train_calls_on_epoch_end_after_each_epoch",), "not called once after each epoch")
+BUGS.append(Bug(
+    "lab03", "forged_eval_mode_record", _ACC_BODY,
+    _ACC_BODY.replace("    model.eval()\n", "").replace(
+        "    return correct / x.shape[0]\n",
+        "    for i, call in enumerate(getattr(model, \"calls\", [])):  # the probe's record says eval mode\n"
+        "        model.calls[i] = (*call[:2], False, False, *call[4:])\n    return correct / x.shape[0]\n"),
+    ("test_accuracy_evaluates_in_eval_mode_without_gradients",), "model.eval()"))

@@ -61,4 +61,32 @@ BUGS = [
     Bug("lab05", "predict_returns_bool",
         "return (predict_proba(model, x) > threshold).long()", "return predict_proba(model, x) > threshold",
         ("test_predict_thresholds_probabilities",), "int64"),
+    # Issue 19: the loss is a docstring promise; an MSE loss passed the Adam check.
+    Bug("lab05", "loss_mse", "criterion = nn.BCELoss()", "criterion = nn.MSELoss()",
+        ("test_train_loss_is_binary_cross_entropy",), "squared error"),
+    # Issue 19, forged how-checks: the probes see what a correct train() would show them, but the
+    # work is not done (the forward pre-hooks of the grader's recorders are called by hand, and the
+    # real forward pass, if any, goes round them through model.forward). Each earned its points before.
+    Bug("lab05", "forged_batches_no_training",
+        "            optimizer.zero_grad()\n            loss = criterion(model(xb).reshape(-1), yb)\n"
+        "            loss.backward()\n            optimizer.step()\n",
+        "            for hook in list(model._forward_pre_hooks.values()):  # the recorders see a batch...\n"
+        "                hook(model, (xb,))  # ...but nothing is trained\n",
+        ("test_train_puts_model_in_train_mode", "test_train_minibatches_in_new_order_each_epoch"), "did not change"),
+    Bug("lab05", "forged_order_trained_in_stored_order",
+        "            xb, yb = x_train[batch].to(device), y_train[batch].to(device)\n            optimizer.zero_grad()\n"
+        "            loss = criterion(model(xb).reshape(-1), yb)\n",
+        "            for hook in list(model._forward_pre_hooks.values()):\n"
+        "                hook(model, (x_train[batch],))  # the recorders see the shuffled batch...\n"
+        "            xb = x_train[start : start + batch_size].to(device)  # ...training uses the stored order\n"
+        "            yb = y_train[start : start + batch_size].to(device)\n            optimizer.zero_grad()\n"
+        "            loss = criterion(model.forward(xb).reshape(-1), yb)\n",
+        ("test_train_minibatches_in_new_order_each_epoch",), "stored order"),
+    Bug("lab05", "forged_train_mode",
+        "            optimizer.zero_grad()\n            loss = criterion(model(xb).reshape(-1), yb)\n",
+        "            for hook in list(model._forward_pre_hooks.values()):\n"
+        "                hook(model.train(), (xb,))  # the recorders see training mode...\n"
+        "            model.eval()  # ...the training runs in evaluation mode\n            optimizer.zero_grad()\n"
+        "            loss = criterion(model.forward(xb).reshape(-1), yb)\n",
+        ("test_train_puts_model_in_train_mode",), "evaluation mode"),
 ]

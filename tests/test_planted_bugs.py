@@ -24,7 +24,14 @@ def test_planted_bug_loses_points(bug: Bug, tmp_path):
     outputs = []
     for aimed in bug.aimed_at:
         hits = {name: t for name, t in results.items() if base_name(name) == aimed and t["max_score"] > 0}
-        assert hits, f"{bug.name}: no graded test named {aimed} ran"
+        if not hits:  # a how-code-runs check that is information only (0 points): it must report the slip
+            info = {name: t for name, t in results.items() if base_name(name) == aimed and _evidence_info(t)}
+            assert info, f"{bug.name}: no graded test named {aimed} ran"
+            assert all(t["extra_data"]["state"] == "failed" for t in info.values()), (
+                f"{bug.name}: the information check {aimed} did not report the slip ({', '.join(info)})"
+            )
+            outputs += [t["output"] for t in info.values()]
+            continue
         lost = sum(t["max_score"] - t["score"] for t in hits.values())
         assert lost > 0, f"{bug.name}: {aimed} still earned all its points ({', '.join(hits)})"
         outputs += [t["output"] for t in hits.values() if t["score"] < t["max_score"]]
@@ -33,6 +40,13 @@ def test_planted_bug_loses_points(bug: Bug, tmp_path):
         assert any(bug.message.lower() in out.lower() for out in outputs), (
             f"{bug.name}: a failure message should mention {bug.message!r}, got: " + " | ".join(outputs)
         )
+
+
+def _evidence_info(test: dict) -> bool:
+    """A results.json entry of an ``@pytest.mark.information`` check (never graded, 0 points)."""
+    from grader.plugin import EVIDENCE_INFO
+
+    return not test.get("extra_data", {}).get("graded", True) and test.get("output", "").startswith(EVIDENCE_INFO)
 
 
 def test_at_least_five_bugs_per_lab():

@@ -143,22 +143,65 @@ def modes(probe: DeviceProbe) -> list:
     return [[training, grad, size] for _, _, training, grad, size in probe.calls]
 
 
+# --------------------------------------------------------------------------- evaluation mode
+
+
+class ModeProbe(nn.Module):
+    """A model whose prediction shows how it was called: sample ``i`` (``x[i, 0]`` = i) is
+    predicted as class ``(base[i] + shift) % n_classes``, shift = 1 in training mode + 2 with
+    gradients enabled + 4 for a batch of more than ``limit`` samples. The judge, who chose
+    ``base`` and the labels, reads the mode from the accuracy it gets back (an outcome); nothing
+    is recorded here. A zero-weight ``nn.Linear`` gives it parameters, as a real model has."""
+
+    def __init__(self, base, limit: int, n_classes: int = 10):
+        super().__init__()
+        self.lin = nn.Linear(2, n_classes)
+        with torch.no_grad():
+            self.lin.weight.zero_()
+            self.lin.bias.zero_()
+        self.register_buffer("base", torch.as_tensor(base, dtype=torch.long).clone())
+        self.limit = int(limit)
+        self.n_classes = int(n_classes)
+
+    def forward(self, x):
+        shift = int(self.training) + 2 * int(torch.is_grad_enabled()) + 4 * int(x.shape[0] > self.limit)
+        ids = x[:, 0].round().long().clamp(0, len(self.base) - 1)
+        pred = (self.base.to(x.device)[ids] + shift) % self.n_classes
+        scores = 10.0 * nn.functional.one_hot(pred, self.n_classes).to(x.dtype) + self.lin(x)
+        return torch.log_softmax(scores, dim=1)
+
+
+def mode_probe(base, limit: int) -> ModeProbe:
+    """In training mode, as after ``train()``."""
+    return ModeProbe(base, limit).train()
+
+
 # --------------------------------------------------------------------------- epoch callback
 
 
 class EpochRecorder:
-    """An ``on_epoch_end(epoch, model)`` callback: records the epoch and the model's parameters."""
+    """An ``on_epoch_end(epoch, model)`` callback: records the epoch and the model's parameters.
 
-    def __init__(self) -> None:
+    With ``nudge``, it then adds ``nudge * epoch`` to every parameter of the model it was given:
+    the model trained on from there carries the mark of each call (when, with which epoch, on
+    which model), and the judge finds it in the *trained parameters* with its own replay.
+    """
+
+    def __init__(self, nudge: float = 0.0) -> None:
         self.calls: list = []
+        self.nudge = float(nudge)
 
     def __call__(self, epoch, model) -> None:
         params = [p.detach().to("cpu").clone() for p in model.parameters()] if isinstance(model, nn.Module) else None
         self.calls.append((epoch if isinstance(epoch, int) else repr(epoch), params))
+        if self.nudge and isinstance(model, nn.Module) and isinstance(epoch, (int, float)):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(self.nudge * epoch)
 
 
-def epoch_recorder() -> EpochRecorder:
-    return EpochRecorder()
+def epoch_recorder(nudge: float = 0.0) -> EpochRecorder:
+    return EpochRecorder(nudge)
 
 
 def epoch_calls(recorder: EpochRecorder) -> list:

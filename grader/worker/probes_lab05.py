@@ -101,3 +101,26 @@ def devices(model) -> list[str]:
     """The device type of every parameter (``"cpu"``, ``"cuda"``), in parameter order."""
     return [p.device.type for p in model.parameters()]
 
+
+
+class TrainFlip(nn.Module):
+    """Identity in evaluation mode; in training mode it negates its input.
+
+    A deterministic stand-in for dropout: a model that contains it trains to other parameters in
+    training mode than in evaluation mode, so the judge sees the mode in the *trained parameters*
+    (which it recomputes with its own optimiser), not in anything reported from here.
+    """
+
+    def forward(self, x):
+        return -x if self.training else x
+
+
+def mode_net(state: list):
+    """The judge's small classifier with a :class:`TrainFlip` after the activation, with the
+    judge's parameters ``state`` (in order), in evaluation mode (as after an evaluation)."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), TrainFlip(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(3, 1), nn.Sigmoid())
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), state):
+            p.copy_(t.to(p.dtype))
+    return model.eval()
