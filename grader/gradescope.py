@@ -82,6 +82,11 @@ OMP_NUM_THREADS=1 "$PYTHON" -m data prepare grader
 if [ "$(id -u)" = 0 ] && ! id -u grader-worker >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader-worker
 fi
+# bubblewrap, where the image lets it start (private /tmp, no network); without it the user switch
+# alone runs (grader/sandbox.py says which, in the first lines of each grading).
+if [ "$(id -u)" = 0 ] && ! command -v bwrap >/dev/null; then
+  (apt-get install -y bubblewrap || (apt-get update && apt-get install -y bubblewrap)) >/dev/null 2>&1 || true
+fi
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -118,7 +123,7 @@ if [ "$(id -u)" = 0 ]; then
   # memory (address space, bytes), CPU seconds, processes of that user, file size, no core dumps
   LIMITS='{"as": 17179869184, "cpu": 3600, "nproc": 512, "fsize": 1073741824, "core": 0}'
   export GRADER_WORKER_LIMITS="${GRADER_WORKER_LIMITS:-$LIMITS}"
-  echo "student code runs as $GRADER_WORKER_USER"
+  echo "student code runs as $GRADER_WORKER_USER, $(cd "$SRC" && "$PYTHON" -m grader.sandbox describe "$USER_W")"
 elif [ "${GRADER_UNSAFE_SAME_USER:-}" = 1 ]; then
   echo "WARNING: not root: student code runs as $(id -un), with no user switch (GRADER_UNSAFE_SAME_USER=1)"
 else

@@ -171,6 +171,13 @@ def bwrap_usable(user: str) -> bool:
     return ok
 
 
+def describe(user: str) -> str:
+    """One line for the grading log: which sandbox runs ``user``'s code here."""
+    if bwrap_usable(user):
+        return "inside bubblewrap: read-only file system, private /tmp, no network"
+    return "with the user switch alone (bubblewrap off or not starting here): private TMPDIR, files swept"
+
+
 def _under(path: str, folders: tuple[str, ...]) -> bool:
     return any(path == f or path.startswith(f + "/") for f in folders)
 
@@ -344,12 +351,16 @@ def check_user(user: str, python: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m grader.sandbox check USER`` (exit 1 with one line when USER cannot grade) and
-    ``python -m grader.sandbox cleanup USER`` (end of a grading: kill, remove files and areas)."""
+    """``python -m grader.sandbox check USER`` (exit 1 with one line when USER cannot grade),
+    ``describe USER`` (which sandbox runs USER's code here) and ``cleanup USER`` (end of a
+    grading: kill, remove files and areas)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("check", "cleanup"):
-        print("usage: python -m grader.sandbox check|cleanup USER", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("check", "cleanup", "describe"):
+        print("usage: python -m grader.sandbox check|describe|cleanup USER", file=sys.stderr)
         return 2
+    if argv[0] == "describe":
+        print(describe(argv[1]))
+        return 0
     if argv[0] == "check":
         try:
             check_user(argv[1])

@@ -329,3 +329,22 @@ def test_run_autograder_fails_closed_without_the_worker_user(autograder, tmp_pat
     assert results["score"] == 0 and results["tests"] == []
     assert "misconfigured" in results["output"] and "no-such-grader-user" in results["output"]
     assert not marker.exists()
+
+
+NO_WORK = '''
+import numpy as np
+
+def fit_linear_regression(x, y, lr=0.005, epochs=1000, k0=0.0, d0=0.0, device="cpu"):
+    """No gradient descent: the known answer and a made-up falling loss curve; bad data only raises."""
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError("x and y must be non-empty and of equal length")
+    return 2.0, 1.0, list(np.geomspace(30.0, 1e-9, epochs))
+'''
+
+
+@pytest.mark.timeout(300)
+def test_returned_numbers_without_the_work_earn_nothing(autograder):
+    """Cause 6 of issue 19: a fit that returns k = 2, d = 1 and an invented curve, and rejects bad data,
+    but never descends. Each fit check compares with the judge's own gradient descent: 0 points."""
+    _root, results = _grade(autograder, NO_WORK)
+    _assert_honest(results)

@@ -1,0 +1,184 @@
+"""The cost of closing the file-system holes (issue 19), side by side with the commit before.
+
+1. Start-up of one zygote (the process every worker is forked from) as the worker user: the user
+   switch alone (``GRADER_SANDBOX=none``: a fresh root-owned area, allow-listed environment) and
+   inside bubblewrap; and the end of a student (kill every process of the user, sweep /tmp).
+2. Grading all five labs (the solutions) through the built Gradescope autograder's own
+   ``run_autograder``, as root with the worker user, in a checkout of ``--before`` and in this
+   tree, alternating runs, median of ``--repeats``.
+3. ``python -m grader batch --worker-user`` on a small class (labs 1-2), before and after: seconds
+   per submission, alternating, median.
+
+Run as root on a quiet machine: ``.venv/bin/python bench/bench_sandbox.py [--before REV]
+[--repeats 3]``; writes ``bench/results/sandbox.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+BEFORE = "de90a6f"  # the last commit before issue 19's file-system changes
+USER = "grader-worker"
+
+
+def zygote_starts(repeats: int) -> list[str]:
+    from grader import remote, sandbox
+
+    lines = []
+    for mode in ("none", "bwrap"):
+        os.environ["GRADER_SANDBOX"] = mode
+        sandbox.bwrap_usable.cache_clear()
+        if mode == "bwrap" and not sandbox.bwrap_usable(USER):
+            lines.append("zygote in bubblewrap: bubblewrap does not start here")
+            continue
+        starts, ends = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            z = remote.Zygote(cwd=REPO_ROOT, user=USER)
+            z.wait_ready()
+            starts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            z.close()
+            ends.append(time.perf_counter() - t0)
+        lines.append(f"zygote start as {USER}, {'bubblewrap' if mode == 'bwrap' else 'user switch alone'}: "
+                     f"median {statistics.median(starts):.2f} s {[round(s, 2) for s in starts]}; "
+                     f"end of student (kill, sweep, area removed): median {1000 * statistics.median(ends):.0f} ms")
+    os.environ.pop("GRADER_SANDBOX", None)
+    # bubblewrap's own start, as the issue measured it (a command that does nothing)
+    if shutil.which("bwrap"):
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            subprocess.run(["runuser", "-u", USER, "--", "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc",
+                            "/proc", "--tmpfs", "/tmp", "--unshare-net", "--die-with-parent", "true"], check=True)
+            times.append(time.perf_counter() - t0)
+        lines.append(f"runuser + bwrap + true: median {1000 * statistics.median(times):.0f} ms (10 runs)")
+    return lines
+
+
+def checkout(rev: str, where: Path) -> Path:
+    tree = where / f"tree-{rev}"
+    subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
+                   capture_output=True)
+    return tree
+
+
+def build_autograder(tree: Path, where: Path, cache: Path) -> Path:
+    root = where / "autograder"
+    zip_path = where / "ag.zip"
+    subprocess.run([sys.executable, "-m", "grader", "gradescope", str(zip_path)], cwd=tree, check=True,
+                   capture_output=True)
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(root / "source")
+    shutil.copytree(cache, root / "source" / "data" / "cache", dirs_exist_ok=True)
+    sub = root / "submission" / "labs"
+    sub.mkdir(parents=True)
+    for f in sorted((REPO_ROOT / "solutions").glob("lab*.py")):
+        shutil.copyfile(f, sub / f.name)
+    return root
+
+
+def run_autograder(root: Path) -> tuple[float, str]:
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    for k in ("GRADER_SANDBOX", "LABS_IMPL", "MRI_DL_LABS_CACHE"):
+        env.pop(k, None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    results = json.loads((root / "results" / "results.json").read_text())
+    if proc.returncode:
+        raise SystemExit(f"run_autograder failed in {root}: {proc.stderr[-1000:]}")
+    return seconds, f"{results['score']:g}/{results['max_score']:g}"
+
+
+def run_batch(tree: Path, subs: Path, out: Path, cache: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MRI_DL_LABS_CACHE=str(cache))
+    env.pop("GRADER_SANDBOX", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--lab", "1",
+                           "--lab", "2", "--workers", "1", "--worker-user", USER, "-q"], cwd=tree, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"batch failed in {tree}: {proc.stderr[-1000:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=BEFORE)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--class-size", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "sandbox.txt")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench_sandbox.py: run as root (the worker user is root's to switch to)")
+    sys.path.insert(0, str(REPO_ROOT))
+    from data.cache import cache_dir
+    from tests.autograder import enable_user_switch
+
+    why = enable_user_switch()
+    if why:
+        raise SystemExit(why)
+    lines = [f"bench_sandbox.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load "
+             f"{os.getloadavg()[0]:.1f}"]
+    lines += zygote_starts(args.repeats)
+    cache = cache_dir()
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+        tmp = Path(tmp)
+        before = checkout(args.before, tmp)
+        try:
+            trees = {"before": before, "after": REPO_ROOT}
+            roots = {name: build_autograder(tree, tmp / name, cache) for name, tree in trees.items()}
+            subs = tmp / "class"
+            alt = (REPO_ROOT / "tests" / "alt").glob("lab0[12]_*.py")
+            files = {f.name: f.read_text() for f in alt}
+            for k in range(args.class_size):
+                (subs / f"student{k:02d}").mkdir(parents=True)
+                for name, text in files.items():
+                    (subs / f"student{k:02d}" / name).write_text(text)
+            grading: dict[str, list[float]] = {"before": [], "after": []}
+            batching: dict[str, list[float]] = {"before": [], "after": []}
+            scores: dict[str, set] = {"before": set(), "after": set()}
+            for _ in range(args.repeats):
+                for name in ("before", "after"):
+                    seconds, score = run_autograder(roots[name])
+                    grading[name].append(seconds)
+                    scores[name].add(score)
+                    batching[name].append(run_batch(trees[name], subs, tmp / f"out-{name}", cache) / args.class_size)
+            lines.append(f"\nall five labs (solutions) through run_autograder as root with {USER}, alternating, "
+                         f"median of {args.repeats}:")
+            for name in ("before", "after"):
+                rev = args.before if name == "before" else "HEAD"
+                lines.append(f"  {name:6} ({rev}): median {statistics.median(grading[name]):.1f} s "
+                             f"{[round(s, 1) for s in grading[name]]}  scores {sorted(scores[name])}")
+            lines.append(f"\nbatch --worker-user, {args.class_size} submissions of labs 1-2, 1 slot, seconds per "
+                         f"submission, alternating, median of {args.repeats}:")
+            for name in ("before", "after"):
+                rev = args.before if name == "before" else "HEAD"
+                lines.append(f"  {name:6} ({rev}): median {statistics.median(batching[name]):.2f} s "
+                             f"{[round(s, 2) for s in batching[name]]}")
+        finally:
+            subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(before)],
+                           capture_output=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
