@@ -55,6 +55,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import textsafe
 from grader.impl import LABS, REPO_ROOT
 from grader.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, IngestError, read_beneath  # noqa: F401
 from grader.ingest import choose as _choose
@@ -496,6 +497,28 @@ def write_atomic(path: Path, text: str | bytes) -> None:
         raise
 
 
+MAX_LOG_BYTES = 5_000_000  # a judge's log is a few kB; student output in it is capped by the worker
+
+
+def clean_log(path: Path) -> None:
+    """Rewrite a judge's log without escape sequences or control characters (:func:`textsafe.terminal`).
+
+    The grader already strips them from what it writes there about the student's code (messages,
+    captured output); this pass also catches what reached the file some other way, so that
+    ``cat logs/<student>.log`` cannot drive the instructor's terminal. A log over
+    :data:`MAX_LOG_BYTES` is cut there.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_LOG_BYTES + 1)
+    except OSError:
+        return
+    text = data[:MAX_LOG_BYTES].decode("utf-8", errors="replace")
+    cleaned = textsafe.terminal(text) + ("\n[log cut here]\n" if len(data) > MAX_LOG_BYTES else "")
+    if cleaned.encode() != data:
+        write_atomic(path, cleaned)
+
+
 def lab_points(results: dict) -> dict[str, tuple[float, float]]:
     """lab id -> (points, max points) from a results.json dict."""
     out: dict[str, list[float]] = {}
@@ -534,11 +557,15 @@ def classify(results: dict, submitted: set[str]) -> tuple[str, list[str]]:
 
 
 def feedback_markdown(student: str, results: dict) -> str:
-    """The report a student sees: points per lab and why each check failed (hidden ones marked)."""
-    lines = [f"# Feedback for {student}", ""]
+    """The report a student sees: points per lab and why each check failed (hidden ones marked).
+
+    Names and messages are student text: escaped with :mod:`grader.textsafe` (no raw HTML).
+    """
+    md = textsafe.markdown
+    lines = [f"# Feedback for {md(student)}", ""]
     batch = results.get("extra_data", {}).get("batch", {})
     if batch.get("status") == "unreadable":
-        return "\n".join(lines + [f"Your submission could not be graded: {results.get('output', '')}", ""])
+        return "\n".join(lines + [md(f"Your submission could not be graded: {results.get('output', '')}"), ""])
     lines += [f"**{results['score']:g} / {results['max_score']:g} points**", "",
               "| lab | points | possible |", "|---|---:|---:|"]
     for lab, (got, possible) in lab_points(results).items():
@@ -548,12 +575,12 @@ def feedback_markdown(student: str, results: dict) -> str:
         lines += ["", "## What to look at", ""]
         for t in failed:
             hidden = " *(hidden check: shown after the grades are published)*" if t.get("visibility") != "visible" else ""
-            lines.append(f"- `{t['name']}` ({t['score']:g}/{t['max_score']:g}){hidden}: {t['output']}")
+            lines.append(f"- `{t['name']}` ({t['score']:g}/{t['max_score']:g}){hidden}: {md(t['output'])}")
     else:
         lines += ["", "Every graded check passed."]
     info = [t for t in results.get("tests", []) if t["max_score"] == 0 and t.get("output")]
     if info:
-        lines += ["", "## Information only (0 points)", ""] + [f"- `{t['name']}`: {t['output']}" for t in info]
+        lines += ["", "## Information only (0 points)", ""] + [f"- `{t['name']}`: {md(t['output'])}" for t in info]
     lines += ["", f"Graded with grader seed {results.get('extra_data', {}).get('grader_seed')}"
               f" (grader version {batch.get('grader_version', '?')}).", ""]
     return "\n".join(lines)
@@ -580,7 +607,11 @@ def load_results(out: Path) -> list[dict]:
 
 
 def write_gradebook(out: Path, all_results: list[dict], labs: list[str]) -> None:
-    """``gradebook.csv``: one row per student, in a form spreadsheets and LMS imports read."""
+    """``gradebook.csv``: one row per student, in a form spreadsheets and LMS imports read.
+
+    Every cell goes through :func:`grader.textsafe.csv_cell`: a name, e-mail, folder name or note
+    that starts like a formula (``=``, ``+``, ``-``, ``@``) is shown as text, never run.
+    """
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[f for f in GRADEBOOK_FIELDS if f not in LABS or f in labs],
                             lineterminator="\n")
@@ -596,7 +627,7 @@ def write_gradebook(out: Path, all_results: list[dict], labs: list[str]) -> None
         }
         for lab in labs:
             row[lab] = f"{points[lab][0]:g}" if lab in points else "0"
-        writer.writerow(row)
+        writer.writerow({k: textsafe.csv_cell(v) for k, v in row.items()})
     write_atomic(out / "gradebook.csv", buf.getvalue())
 
 
@@ -668,7 +699,7 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
         others = [(m, c) for m, c in s["messages"].most_common() if not s["examples"][m].startswith("not implemented")]
         if others:
             msg, count = others[0]
-            text, share = s["examples"][msg].replace("|", "\\|")[:240], f"{100 * count / s['failed']:.0f} %"
+            text, share = textsafe.markdown_cell(s["examples"][msg][:240]), f"{100 * count / s['failed']:.0f} %"
         else:
             text, share = "-", "-"
         hidden = " (hidden)" if s["hidden"] else ""
@@ -680,7 +711,9 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
     unreadable = [r for r in all_results if r["extra_data"]["batch"]["status"] == "unreadable"]
     if unreadable:
         lines += ["", "## Not graded", ""]
-        lines += [f"- {r['extra_data']['batch']['student']} (`{r['extra_data']['batch']['entry']}`): {r['output']}" for r in unreadable]
+        lines += [f"- {textsafe.markdown(r['extra_data']['batch']['student'])} "
+                  f"({textsafe.markdown_code(r['extra_data']['batch']['entry'])}): {textsafe.markdown(r['output'])}"
+                  for r in unreadable]
     write_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, len(labs) + 1, figsize=(3.2 * (len(labs) + 1) + 3, 3.6),
@@ -732,6 +765,9 @@ def write_similarity(out: Path, threshold: float) -> list[tuple]:
             pairs.append((lab, file_a.parent.parent.name, file_b.parent.parent.name, float(sim_a), float(sim_b),
                           file_a.relative_to(out).as_posix(), file_b.relative_to(out).as_posix()))
         detector.generate_html_report()
+        # copydetect escapes the HTML of the code it shows, but keeps the control characters in it.
+        html_report = out / "similarity.html"
+        write_atomic(html_report, textsafe.terminal(html_report.read_text(encoding="utf-8", errors="replace")))
     pairs.sort(key=lambda p: (p[0], -max(p[3], p[4])))
     lines = ["# Code similarity", "",
              f"Pairs of students whose lab files share more than {threshold:.0%} of their code after the stub text is "
@@ -743,7 +779,10 @@ def write_similarity(out: Path, threshold: float) -> list[tuple]:
         lines += [f"## {lab}", "", "| student A | student B | A in B | B in A |", "|---|---|---:|---:|"]
         for p in pairs:
             if p[0] == lab:
-                lines.append(f"| [{p[1]}]({p[5]}) | [{p[2]}]({p[6]}) | {p[3]:.0%} | {p[4]:.0%} |")
+                # Folder names are safe_name()s (letters, digits, ._-@+): escaped all the same.
+                a, b = (f"[{textsafe.markdown_cell(name)}]({textsafe.markdown_cell(path)})"
+                        for name, path in ((p[1], p[5]), (p[2], p[6])))
+                lines.append(f"| {a} | {b} | {p[3]:.0%} | {p[4]:.0%} |")
         lines.append("")
     write_atomic(out / "similarity.md", "\n".join(lines) + "\n")
     return pairs
@@ -851,6 +890,7 @@ def run_batch(opts: argparse.Namespace) -> int:
         }
         write_atomic(out / "results" / f"{entry.student}.json", json.dumps(results, indent=1))
         write_atomic(out / "feedback" / f"{entry.student}.md", feedback_markdown(entry.student, results))
+        clean_log(out / "logs" / f"{entry.student}.log")
         json_path.unlink(missing_ok=True)
 
     def slot_loop(user: str | None) -> None:

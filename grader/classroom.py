@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from grader import textsafe
+
 
 def markdown(results: dict) -> str:
     """Markdown table (lab, earned, possible) and the failed visible checks, from a results.json dict.
@@ -36,6 +38,7 @@ def markdown(results: dict) -> str:
 
         lines += ["", "What to look at:", ""]
         for lab, name, _points, output in failure_lines(failed):
+            output = textsafe.markdown(output)  # may quote student text: no raw HTML
             lines.append(f"- `{lab}`: all checks: {output}" if name is None else f"- `{lab}: {name}`: {output}")
     lines += ["", f"Points {results['score']:g}/{results['max_score']:g}"]
     return "\n".join(lines)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from grader import textsafe
+
 if TYPE_CHECKING:
     from grader import remote
 
@@ -104,9 +106,9 @@ def _display(path: str | Path) -> str:
 
 def _import_error_message(lab_id: str, info: dict) -> str:
     shown = _display(lab_path(lab_id))
-    kind = str(info.get("type", "Exception"))
-    where = str(info.get("where", ""))
-    message = str(info.get("message", ""))
+    kind = textsafe.terminal(info.get("type", "Exception"))  # the student's text, shown on a terminal
+    where = textsafe.terminal(info.get("where", ""))
+    message = textsafe.terminal(info.get("message", ""))
     if "SyntaxError" in info.get("bases", []) or kind in ("SyntaxError", "IndentationError", "TabError"):
         return (
             f"could not import {shown}: {kind} at {where or shown}: {message}. "

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import impl
+from grader import impl, textsafe
 
 DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
 NO_GPU = "not run here (no GPU)"
@@ -587,13 +587,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if rep.skipped and call.when in ("setup", "call"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         check.status = "not run" if NO_GPU in reason else "failed"
-        check.output = NO_GPU if NO_GPU in reason else f"skipped: {reason}"
+        check.output = NO_GPU if NO_GPU in reason else textsafe.terminal(f"skipped: {reason}")
         check.score = 0.0
     elif rep.failed:
         if check.status != "failed":  # the first failing phase says why
             check.status = "failed"
             check.score = 0.0
-            check.output = explain(call.excinfo) if call.excinfo else "failed"
+            # The message may quote student text: no escape sequence reaches a terminal or results.json.
+            check.output = textsafe.terminal(explain(call.excinfo)) if call.excinfo else "failed"
             check.reason = failure_reason(call.excinfo) if call.excinfo else "error"
     elif rep.passed and call.when == "call":
         check.status = "passed"
@@ -630,8 +631,13 @@ def render_report(results: dict) -> list[str]:
     """The score table and the "what to look at" lines, from a ``results.json`` dict.
 
     Used by the plugin at the end of a pytest run and by ``python -m grader`` after merging the
-    per-lab runs, so both print the same report.
+    per-lab runs, so both print the same report. Every line is passed through
+    :func:`grader.textsafe.terminal`: a message quoting student text cannot drive the terminal.
     """
+    return [textsafe.terminal(line) for line in _report_lines(results)]
+
+
+def _report_lines(results: dict) -> list[str]:
     tests = results["tests"]
     extra = results.get("extra_data", {})
     info = [t for t in tests if is_info_test(t)]

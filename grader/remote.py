@@ -36,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 
+from grader import textsafe
 from grader.worker import wire
 
 WORKER_PY = Path(__file__).resolve().parent / "worker" / "worker.py"
@@ -84,9 +85,9 @@ def student_error(info: dict) -> StudentError:
     """Turn an error reply into an exception of the judge (never the student's own class)."""
     bases = [str(b) for b in info.get("bases", []) if isinstance(b, str)]
     cls = _error_class(bases)
-    exc = cls(str(info.get("message", "")))
-    exc.type_name = str(info.get("type", "Exception"))[:100]
-    exc.where = str(info.get("where", ""))[:300]
+    exc = cls(textsafe.terminal(info.get("message", "")))  # shown in tracebacks, logs and reports
+    exc.type_name = textsafe.terminal(str(info.get("type", "Exception"))[:100])
+    exc.where = textsafe.terminal(str(info.get("where", ""))[:300])
     return exc
 
 
@@ -319,7 +320,8 @@ class Worker:
         _evidence.clear()
         _evidence.update({k: reply.get(k) for k in ("figures", "out") if k in reply})
         out = reply.get("out")
-        if out:
+        if out:  # the student's output, without escape sequences, to pytest's capture and the log
+            out = textsafe.terminal(out)
             print(out, end="" if out.endswith("\n") else "\n")
         if reply.get("state_changed"):
             changed = [str(c) for c in reply["state_changed"]][:5]

@@ -71,6 +71,13 @@ def zygote(ctrl_fd: int) -> None:
     die_with_parent()
     ctrl = socket.socket(fileno=ctrl_fd)
     preload()
+    # Student code runs as this process's user: it could open /proc/<zygote>/fd/2 and write
+    # escape sequences to the judge's terminal. Import errors above still reach it; after them
+    # nothing of the zygote's is printed (its workers also write to /dev/null, see Worker.setup).
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
     ctrl.send(json.dumps({"ready": os.getpid()}).encode())
     while True:
