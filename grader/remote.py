@@ -268,6 +268,23 @@ def _close_all() -> None:
         _zygote.close()  # only the process that started it stops it (see Zygote.close)
 
 
+def _may_kill(pid: int) -> bool:
+    """Whether the judge may SIGKILL ``pid``, a pid the zygote reported (so, the worker's word).
+
+    With a worker user the zygote runs as that user, and a worker could tamper with it: the judge
+    (root) then kills only processes of that user, never one of root's or another user's.
+    """
+    if pid <= 1:
+        return False
+    user = _zygote.user if _zygote is not None else None
+    if not user:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == _zygote.area.uid
+    except OSError:
+        return False
+
+
 class Worker:
     """One lab's worker process: import the lab, answer calls; restarted after a crash or timeout."""
 
@@ -293,7 +310,7 @@ class Worker:
             raise ImportFailed(err)
 
     def kill(self) -> None:
-        if self.pid is not None:
+        if self.pid is not None and _may_kill(self.pid):
             with contextlib.suppress(OSError):
                 os.killpg(self.pid, signal.SIGKILL)
             with contextlib.suppress(OSError):

@@ -143,3 +143,20 @@ def test_end_of_student_removes_only_the_workers_files(tmp_path):
         assert mine.read_text() == "root's"  # the link was removed, not followed
     finally:
         mine.unlink(missing_ok=True)
+
+
+def test_the_judge_kills_only_the_worker_users_processes(monkeypatch):
+    """A tampered zygote could report any pid for a worker: as root the judge kills only pids of the
+    worker user (never init, itself or another user's process)."""
+    from types import SimpleNamespace
+
+    from grader import remote
+
+    fake = SimpleNamespace(user="grader-worker", area=SimpleNamespace(uid=os.geteuid() + 12345))
+    monkeypatch.setattr(remote, "_zygote", fake)
+    assert not remote._may_kill(1) and not remote._may_kill(0)
+    assert not remote._may_kill(os.getpid())  # the judge's own: another uid than the worker's
+    fake.area.uid = os.geteuid()
+    assert remote._may_kill(os.getpid())
+    monkeypatch.setattr(remote, "_zygote", None)
+    assert remote._may_kill(os.getpid()) and not remote._may_kill(1)
