@@ -11,8 +11,9 @@ return labels 0..2 (``file_label - 1``) so they index :data:`CLASSES` and work w
 in arbitrary scanner units.
 
 Subject 100206 is the test subject; 105620, 107725 and 112314 are for training/validation.
-Where the grader's data secret is set (:mod:`data.secret`), the simulated test subject is drawn
-from a seed derived from it (the training subjects stay the same) and cached in
+Where the grader's data secret is set (:mod:`data.secret`), the simulated test subject's voxels
+are drawn from a seed derived from it (its SNR and tissue scales, which set the difficulty, and
+the training subjects stay the same) and cached in
 ``<cache>/dti-secret-<tag>/``, so the grader's test subject cannot be rebuilt from the release.
 
 Without the real files, :func:`simulate_dti` writes CSVs in the same format from a physical
@@ -267,13 +268,17 @@ def _region_coords(rng: np.random.Generator, label: int, n: int) -> np.ndarray:
     return sel[np.lexsort((sel[:, 1], sel[:, 0], sel[:, 2]))]  # mask order: slice, row, column
 
 
-def _simulate_subject(rng, counts, gtab, spread, pv, snr_range) -> SimulatedSubject:
+def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, voxel_rng=None) -> SimulatedSubject:
+    # voxel_rng: if given, every draw after the subject-level ones (SNR, T1w gain, tissue scales,
+    # which stay rng's) comes from it: the same subject, other voxels.
     bvecs, bvals = gtab.bvecs, gtab.bvals
     snr = float(rng.uniform(*snr_range))
     t1_gain = rng.normal(1.0, 0.05)
     names = list(TISSUES)
     # Subject-level scale of each tissue's diffusivities, N(1, SUBJECT_SD).
     subj_scale = dict(zip(names, rng.normal(1.0, SUBJECT_SD, size=len(names))))
+    if voxel_rng is not None:
+        rng = voxel_rng
     coords, labels, signals, t1w, fracs = [], [], [], [], []
     for label, ((main, partners), n) in enumerate(zip(CLASS_MIX, counts)):
         comps = [main] + [p for p, _ in partners]
@@ -328,9 +333,11 @@ def simulate_subjects(seed: int = 0, spread: float = 2.0, pv: float = 1.6,
 
     Args:
         seed: base seed; subject i uses ``np.random.default_rng(SeedSequence(seed).spawn(4)[i])``.
-        test_seed: if not None, the test subject (:data:`TEST_SUBJECT`) uses
-            ``np.random.default_rng(SeedSequence(test_seed))`` instead (the grader's secret
-            test subject); the training subjects are unchanged.
+        test_seed: if not None, the test subject (:data:`TEST_SUBJECT`) keeps its subject-level
+            draws (SNR, T1w gain, tissue scales: what sets the difficulty the grader's thresholds
+            were calibrated on) and draws every voxel (positions, partial volume, tensors, noise)
+            from ``np.random.default_rng(SeedSequence(test_seed))`` instead: the grader's secret
+            test subject. The training subjects are unchanged.
         spread: within-class variability factor (lognormal sigma 0.10*spread common,
             0.06*spread per eigenvalue).
         pv: partial-volume factor (partner fraction = fmax * pv * Beta(0.7, 2.5)).
@@ -342,15 +349,15 @@ def simulate_subjects(seed: int = 0, spread: float = 2.0, pv: float = 1.6,
     """
     gtab = dti_gradient_table()
     children = np.random.SeedSequence(seed).spawn(len(SUBJECTS))
-    if test_seed is not None:
-        children[SUBJECTS.index(TEST_SUBJECT)] = np.random.SeedSequence(int(test_seed))
     it = list(zip(SUBJECTS, children))
     if progress:
         from tqdm import tqdm
 
         it = tqdm(it, desc="simulate DTI", unit="subject")
+    secret_voxels = None if test_seed is None else np.random.default_rng(np.random.SeedSequence(int(test_seed)))
     return {
-        sid: _simulate_subject(np.random.default_rng(ss), COUNTS[sid], gtab, spread, pv, tuple(snr))
+        sid: _simulate_subject(np.random.default_rng(ss), COUNTS[sid], gtab, spread, pv, tuple(snr),
+                               voxel_rng=secret_voxels if sid == TEST_SUBJECT else None)
         for sid, ss in it
     }
 
@@ -421,7 +428,7 @@ def offline_params(seed: int = 0, secret: str | None = None) -> dict:
               "sigmas": (SIGMA_COMMON, SIGMA_EIG, SUBJECT_SD), "counts": COUNTS, "tissues": TISSUES,
               "mix": CLASS_MIX, "regions": REGIONS}
     if secret is not None:
-        params["secret"] = secret
+        params.update(secret=secret, secret_draws="test subject's voxels")
     return params
 
 
@@ -435,9 +442,10 @@ def offline_cache_folder() -> Path:
 def prepare_offline(seed: int = 0, force: bool = False, progress: bool = True) -> Path:
     """Simulate the CSVs into :func:`offline_cache_folder` unless a valid cache exists.
 
-    Where the grader's data secret is set (:mod:`data.secret`), the test subject is drawn from a
-    128-bit seed derived from it (:func:`simulate_subjects`' ``test_seed``); the training subjects
-    are the public ones.
+    Where the grader's data secret is set (:mod:`data.secret`), the test subject's voxels are drawn
+    from a 128-bit seed derived from it (:func:`simulate_subjects`' ``test_seed``; its SNR and
+    tissue scales stay, so the difficulty is the calibrated one); the training subjects are the
+    public ones.
 
     Returns:
         The cache folder (4 CSVs + ``manifest.json``).

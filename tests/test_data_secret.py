@@ -165,6 +165,20 @@ def test_dti_secret_draws_another_test_subject(env):
     assert cache.sha256_file(dti.prepare_offline(progress=False) / test) not in (digest, DTI_TEST_PUBLIC)
 
 
+def test_dti_secret_test_subject_keeps_its_difficulty():
+    """The same subject (SNR, T1w gain, tissue scales: what the thresholds were calibrated on), other voxels."""
+    public = dti.simulate_subjects(seed=0)
+    hidden = dti.simulate_subjects(seed=0, test_seed=secret.derived_seed("dti-test-subject", 128, S1.encode()))
+    assert hidden[dti.TEST_SUBJECT].snr == public[dti.TEST_SUBJECT].snr
+    assert not np.allclose(hidden[dti.TEST_SUBJECT].features, public[dti.TEST_SUBJECT].features)
+    for sid in dti.TRAIN_SUBJECTS:
+        assert np.array_equal(hidden[sid].features, public[sid].features)
+    for label in range(3):  # class means within a few per cent (measured: <= 4.1 % over 3 secrets): the same subject
+        a = hidden[dti.TEST_SUBJECT].features[hidden[dti.TEST_SUBJECT].labels == label].mean(0)
+        b = public[dti.TEST_SUBJECT].features[public[dti.TEST_SUBJECT].labels == label].mean(0)
+        assert np.all(np.abs(a - b) <= 0.06 * np.abs(b)), (label, a, b)
+
+
 # ---------------------------------------------------------------- recon: lab 5's grader subset
 
 def _digest(data: recon.ReconData) -> str:
