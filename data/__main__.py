@@ -59,13 +59,17 @@ def _prepare(target: str, args) -> int:
         path = recon.prepare(n_pairs=args.pairs, image_size=args.size, workers=args.workers)
         print(f"recon: {path} ({time.perf_counter() - t0:.1f} s)")
     elif target == "grader":
-        # What grading needs, in seconds: MNIST, DTI and lab 5's small simulated subset.
+        # What grading needs, in seconds: MNIST, DTI and lab 5's small simulated subset; their
+        # held-out parts drawn from the grader's data secret where one is set (data/secret.py).
+        from data.secret import describe
+
+        print(f"grader data secret: {describe()}")
         for part in ("mnist-offline", "dti"):  # never fetches: the grader uses the offline subset
             if _prepare(part, args):
                 return 1
         recon = _recon()
         n_pairs, size = recon.GRADER_SUBSET
-        recon.load_recon_subset(n_pairs=n_pairs, image_size=size)
+        recon.load_grader_subset()
         print(f"recon subset for the grader: {n_pairs} pairs at {size} px ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -81,7 +85,10 @@ def _print_info(name: str, d: dict) -> None:
 def _info() -> int:
     from data.cache import cache_dir
 
+    from data.secret import describe
+
     print(f"cache root: {cache_dir()}  (override with $MRI_DL_LABS_CACHE)")
+    print(f"grader data secret: {describe()}")
     from data import dti, mnist
 
     _print_info("mnist", mnist.info())

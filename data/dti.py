@@ -11,6 +11,10 @@ return labels 0..2 (``file_label - 1``) so they index :data:`CLASSES` and work w
 in arbitrary scanner units.
 
 Subject 100206 is the test subject; 105620, 107725 and 112314 are for training/validation.
+Where the grader's data secret is set (:mod:`data.secret`), the simulated test subject's voxels
+are drawn from a seed derived from it (its SNR and tissue scales, which set the difficulty, and
+the training subjects stay the same) and cached in
+``<cache>/dti-secret-<tag>/``, so the grader's test subject cannot be rebuilt from the release.
 
 Without the real files, :func:`simulate_dti` writes CSVs in the same format from a physical
 model (diffusion tensors per tissue, partial volume, Rician noise, dipy tensor fit); see its
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data.cache import DATA_DIR, atomic_write_text, cache_dir, folder_size, manifest_ok, write_manifest
+from data.secret import derived_seed, secret_tag
 
 if TYPE_CHECKING:
     import torch
@@ -73,6 +78,7 @@ COUNTS = {
 
 SOURCE_REAL = "real ISMRM 2018 CSVs"
 SOURCE_OFFLINE = "offline simulation (dipy tensor fit, seed 0)"
+SOURCE_OFFLINE_SECRET = "offline simulation (dipy tensor fit, seed 0; test subject drawn from the grader's secret)"
 
 # ---------------------------------------------------------------------------------------
 # Simulation model. Eigenvalues in um^2/ms; T1w in scanner units.
@@ -262,13 +268,17 @@ def _region_coords(rng: np.random.Generator, label: int, n: int) -> np.ndarray:
     return sel[np.lexsort((sel[:, 1], sel[:, 0], sel[:, 2]))]  # mask order: slice, row, column
 
 
-def _simulate_subject(rng, counts, gtab, spread, pv, snr_range) -> SimulatedSubject:
+def _simulate_subject(rng, counts, gtab, spread, pv, snr_range, voxel_rng=None) -> SimulatedSubject:
+    # voxel_rng: if given, every draw after the subject-level ones (SNR, T1w gain, tissue scales,
+    # which stay rng's) comes from it: the same subject, other voxels.
     bvecs, bvals = gtab.bvecs, gtab.bvals
     snr = float(rng.uniform(*snr_range))
     t1_gain = rng.normal(1.0, 0.05)
     names = list(TISSUES)
     # Subject-level scale of each tissue's diffusivities, N(1, SUBJECT_SD).
     subj_scale = dict(zip(names, rng.normal(1.0, SUBJECT_SD, size=len(names))))
+    if voxel_rng is not None:
+        rng = voxel_rng
     coords, labels, signals, t1w, fracs = [], [], [], [], []
     for label, ((main, partners), n) in enumerate(zip(CLASS_MIX, counts)):
         comps = [main] + [p for p, _ in partners]
@@ -317,11 +327,17 @@ def _simulate_subject(rng, counts, gtab, spread, pv, snr_range) -> SimulatedSubj
 
 
 def simulate_subjects(seed: int = 0, spread: float = 2.0, pv: float = 1.6,
-                      snr: tuple[float, float] = (20.0, 40.0), progress: bool = False) -> dict:
+                      snr: tuple[float, float] = (20.0, 40.0), progress: bool = False,
+                      test_seed: int | None = None) -> dict:
     """Simulate all 4 subjects in memory (see :func:`simulate_dti` for the model).
 
     Args:
         seed: base seed; subject i uses ``np.random.default_rng(SeedSequence(seed).spawn(4)[i])``.
+        test_seed: if not None, the test subject (:data:`TEST_SUBJECT`) keeps its subject-level
+            draws (SNR, T1w gain, tissue scales: what sets the difficulty the grader's thresholds
+            were calibrated on) and draws every voxel (positions, partial volume, tensors, noise)
+            from ``np.random.default_rng(SeedSequence(test_seed))`` instead: the grader's secret
+            test subject. The training subjects are unchanged.
         spread: within-class variability factor (lognormal sigma 0.10*spread common,
             0.06*spread per eigenvalue).
         pv: partial-volume factor (partner fraction = fmax * pv * Beta(0.7, 2.5)).
@@ -338,8 +354,10 @@ def simulate_subjects(seed: int = 0, spread: float = 2.0, pv: float = 1.6,
         from tqdm import tqdm
 
         it = tqdm(it, desc="simulate DTI", unit="subject")
+    secret_voxels = None if test_seed is None else np.random.default_rng(np.random.SeedSequence(int(test_seed)))
     return {
-        sid: _simulate_subject(np.random.default_rng(ss), COUNTS[sid], gtab, spread, pv, tuple(snr))
+        sid: _simulate_subject(np.random.default_rng(ss), COUNTS[sid], gtab, spread, pv, tuple(snr),
+                               voxel_rng=secret_voxels if sid == TEST_SUBJECT else None)
         for sid, ss in it
     }
 
@@ -355,7 +373,7 @@ def _csv_text(sub: SimulatedSubject) -> str:
 
 
 def simulate_dti(out_dir: str | os.PathLike, seed: int = 0, spread: float = 2.0, pv: float = 1.6,
-                 progress: bool = False) -> list[Path]:
+                 progress: bool = False, test_seed: int | None = None) -> list[Path]:
     """Write simulated ``sampledata<subject>.csv`` files (real format, labels 1..3) to ``out_dir``.
 
     Model, per voxel (numpy + dipy):
@@ -373,13 +391,14 @@ def simulate_dti(out_dir: str | os.PathLike, seed: int = 0, spread: float = 2.0,
         6. T1w = sum_k f_k T1_k x subject gain N(1, 0.05) x N(1, 0.035) + N(0, 15).
     Counts per subject and class are :data:`COUNTS`; rows are ordered by label, then slice,
     row, column, like a mask extraction. Deterministic for a given seed (about 2 s).
+    ``test_seed``: see :func:`simulate_subjects`.
 
     Returns:
         The 4 written paths (atomic writes), in the order of :data:`SUBJECTS`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    subs = simulate_subjects(seed=seed, spread=spread, pv=pv, progress=progress)
+    subs = simulate_subjects(seed=seed, spread=spread, pv=pv, progress=progress, test_seed=test_seed)
     return [atomic_write_text(out / f"sampledata{sid}.csv", _csv_text(sub)) for sid, sub in subs.items()]
 
 
@@ -399,29 +418,45 @@ def real_available(root: str | os.PathLike | None = None) -> bool:
     return all(p.is_file() for p in _files(_real_dir(root)))
 
 
-def offline_params(seed: int = 0) -> dict:
-    """Parameters recorded in the offline cache manifest (a change forces a rebuild)."""
-    return {"dataset": "dti_sim", "version": 1, "seed": seed, **SIM_DEFAULTS,
-            "sigmas": (SIGMA_COMMON, SIGMA_EIG, SUBJECT_SD), "counts": COUNTS, "tissues": TISSUES,
-            "mix": CLASS_MIX, "regions": REGIONS}
+def offline_params(seed: int = 0, secret: str | None = None) -> dict:
+    """Parameters recorded in the offline cache manifest (a change forces a rebuild).
+
+    ``secret``: the tag of the grader's data secret (:func:`data.secret.secret_tag`) whose test
+    subject the cache holds, recorded as ``"secret"``; None (public default): no such key.
+    """
+    params = {"dataset": "dti_sim", "version": 1, "seed": seed, **SIM_DEFAULTS,
+              "sigmas": (SIGMA_COMMON, SIGMA_EIG, SUBJECT_SD), "counts": COUNTS, "tissues": TISSUES,
+              "mix": CLASS_MIX, "regions": REGIONS}
+    if secret is not None:
+        params.update(secret=secret, secret_draws="test subject's voxels")
+    return params
 
 
 def offline_cache_folder() -> Path:
-    """Folder of the simulated CSVs: ``<cache_dir()>/dti``."""
-    return cache_dir() / "dti"
+    """Folder of the simulated CSVs: ``<cache_dir()>/dti``; ``<cache_dir()>/dti-secret-<tag>`` where the
+    grader's data secret is set (:mod:`data.secret`)."""
+    tag = secret_tag()
+    return cache_dir() / ("dti" if tag is None else f"dti-secret-{tag}")
 
 
 def prepare_offline(seed: int = 0, force: bool = False, progress: bool = True) -> Path:
-    """Simulate the CSVs into ``<cache_dir()>/dti`` unless a valid cache exists.
+    """Simulate the CSVs into :func:`offline_cache_folder` unless a valid cache exists.
+
+    Where the grader's data secret is set (:mod:`data.secret`), the test subject's voxels are drawn
+    from a 128-bit seed derived from it (:func:`simulate_subjects`' ``test_seed``; its SNR and
+    tissue scales stay, so the difficulty is the calibrated one); the training subjects are the
+    public ones.
 
     Returns:
         The cache folder (4 CSVs + ``manifest.json``).
     """
     folder = offline_cache_folder()
-    params = offline_params(seed)
+    tag = secret_tag()
+    params = offline_params(seed, secret=tag)
     if force or not manifest_ok(folder, params):
+        test_seed = None if tag is None else derived_seed("dti-test-subject", bits=128)
         files = simulate_dti(folder, seed=seed, spread=SIM_DEFAULTS["spread"], pv=SIM_DEFAULTS["pv"],
-                             progress=progress)
+                             progress=progress, test_seed=test_seed)
         write_manifest(folder, params, files)
     return folder
 
@@ -449,7 +484,8 @@ def load_dti(source: str = "auto", root: str | os.PathLike | None = None) -> Dti
 
     Args:
         source: ``"real"`` (``<root>/sampledata{100206,105620,107725,112314}.csv``),
-            ``"offline"`` (simulated CSVs in ``cache_dir()/dti``, generated on first use) or
+            ``"offline"`` (simulated CSVs in :func:`offline_cache_folder`, generated on first use;
+            the test subject drawn from the grader's data secret where one is set) or
             ``"auto"`` (real if all 4 files exist, else offline).
         root: folder of the real CSVs (default ``data/dti``).
 
@@ -474,7 +510,8 @@ def load_dti(source: str = "auto", root: str | os.PathLike | None = None) -> Dti
             )
         return _load_folder(folder, f"{SOURCE_REAL} ({folder})")
     if source == "offline":
-        return _load_folder(prepare_offline(progress=False), SOURCE_OFFLINE)
+        folder = prepare_offline(progress=False)
+        return _load_folder(folder, SOURCE_OFFLINE if secret_tag() is None else SOURCE_OFFLINE_SECRET)
     raise ValueError(f'unknown DTI source {source!r}; expected "auto", "real" or "offline"')
 
 
@@ -492,5 +529,5 @@ def info(root: str | os.PathLike | None = None) -> dict:
         "shapes": {"x": "(N, 5) float32 [T1w, FA, MD, AD, RD]", "y": "(N,) int64 in 0..2"},
         "cache": str(folder),
         "cache_bytes": folder_size(folder),
-        "cache_valid": manifest_ok(folder, offline_params()),
+        "cache_valid": manifest_ok(folder, offline_params(secret=secret_tag())),
     }

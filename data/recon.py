@@ -16,7 +16,9 @@ Sources:
   ~10 min job on 2 processes: ``python -m data prepare recon``), stored as uint8 PNGs
   (~35 MB) in the cache folder (`data.cache.cache_dir`).
 * `load_recon_subset`: a small simulated set made in memory in seconds (64-96 px), cached as
-  npz; what tests and the grader use.
+  npz; what tests use. The grader uses `load_grader_subset` (`GRADER_SUBSET`): seed 0, or,
+  where the grader's data secret is set (`data.secret`), a seed derived from it, so that the
+  grader's images cannot be rebuilt from the release.
 
 Each simulated pair (reference, accelerated) shares one object, coil set and noise draw and is
 seeded by its index (rng seed = seed + index), so any subset can be made alone. Simulation
@@ -64,10 +66,11 @@ if TYPE_CHECKING:  # torch is imported lazily: `python -m data prepare recon` do
     import torch
 from .cache import atomic_save_npz, atomic_write_bytes, atomic_write_text, cache_dir, folder_size
 from .cache import manifest_ok, write_manifest
+from .secret import derived_seed, secret_tag
 
 __all__ = [
     "CLASSES", "CLASS_DIRS", "SPLIT_DIRS", "REAL_ROOT", "ReconData", "simulate_pair",
-    "undersampling_mask", "n_train_pairs", "load_recon_subset", "load_recon_folder", "load_recon",
+    "undersampling_mask", "n_train_pairs", "load_recon_subset", "load_grader_subset", "load_recon_folder", "load_recon",
     "sim_root", "prepare", "info",
 ]
 
@@ -233,6 +236,29 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
     Raises:
         ValueError: n_pairs < 3 or image_size < 16.
     """
+    return _subset(n_pairs, image_size, seed, cache)
+
+
+def load_grader_subset(cache: bool = True) -> ReconData:
+    """The subset that grades lab 5: `GRADER_SUBSET` pairs and size, seed 0 (public default).
+
+    Where the grader's data secret is set (`data.secret`), the base seed is a 32-bit seed derived
+    from it instead, and the cache folder is
+    ``<cache>/recon_subset/n{n}_{size}px_secret-<tag>_v{SIM_VERSION}/`` (never the seed: the tag
+    is an HMAC of the secret), with ``"seed": None`` and ``"secret": <tag>`` in its manifest.
+    Without a secret it is exactly ``load_recon_subset(*GRADER_SUBSET, seed=0)``.
+    `python -m data prepare grader` builds it.
+    """
+    n_pairs, image_size = GRADER_SUBSET
+    tag = secret_tag()
+    if tag is None:
+        return _subset(n_pairs, image_size, 0, cache)
+    return _subset(n_pairs, image_size, derived_seed("recon-grader-subset"), cache, secret=tag)
+
+
+def _subset(n_pairs: int, image_size: int, seed: int, cache: bool, secret: str | None = None) -> ReconData:
+    # secret: the tag of the grader's data secret that `seed` comes from; the seed itself then
+    # appears in no file name, manifest or source text.
     n_pairs, image_size, seed = int(n_pairs), int(image_size), int(seed)
     if n_pairs < 3:
         raise ValueError(f"n_pairs must be >= 3 (2/3 train, 1/3 validation), got {n_pairs}")
@@ -240,8 +266,12 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
         raise ValueError(f"image_size must be >= 16, got {image_size}")
     params = {"dataset": "recon_subset", "n_pairs": n_pairs, "image_size": image_size, "seed": seed,
               "acceleration": 4, "version": SIM_VERSION, "knobs": SIM_KNOBS}
-    folder = cache_dir() / "recon_subset" / f"n{n_pairs}_{image_size}px_seed{seed}_v{SIM_VERSION}" if cache else None
-    source = f"simulated subset ({n_pairs} pairs, {image_size}px, seed {seed})"
+    key, drawn = f"seed{seed}", f"seed {seed}"
+    if secret is not None:
+        params.update(seed=None, secret=secret)
+        key, drawn = f"secret-{secret}", "drawn from the grader's secret"
+    folder = cache_dir() / "recon_subset" / f"n{n_pairs}_{image_size}px_{key}_v{SIM_VERSION}" if cache else None
+    source = f"simulated subset ({n_pairs} pairs, {image_size}px, {drawn})"
     if cache and manifest_ok(folder, params):
         with np.load(folder / "subset.npz") as z:
             return _pairs_to_data(z["images"], n_pairs, source)

@@ -1,4 +1,4 @@
-"""``python -m grader gradescope [--lab N ...] [--gpu-points] DEST.zip``: build a Gradescope autograder.
+"""``python -m grader gradescope [--lab N ...] [--gpu-points] [--data-secret-file PATH] DEST.zip``: build a Gradescope autograder.
 
 One autograder per assignment: ``--lab 1`` builds the one for a weekly lab 1 assignment (its
 maximum is lab 1's points), ``--lab 4 --lab 5`` one for both, no ``--lab`` one for all labs of
@@ -7,11 +7,18 @@ GPU autograder image; grading is refused on a machine without a GPU); by default
 0-point information, so the maximum is the same on every image (README, "GPU checks").
 
 The zip holds the student release (stubs, public tests, plugin, data code) plus the hidden tests
-in ``grader/hidden/`` (never ``solutions/``), restricted to the chosen labs, and Gradescope's
-two scripts:
+in ``grader/hidden/`` (never ``solutions/``), restricted to the chosen labs, the grader's data
+secret and Gradescope's two scripts:
 
+* ``grader-secret``: the grader's data secret (:mod:`data.secret`), 64 hex digits from
+  :func:`secrets.token_hex` unless ``--data-secret-file`` gives one (so that several
+  autograders share one), recorded with mode 600. The held-out data (MNIST's test split, lab 4's
+  test subject, lab 5's grader subset) are drawn from it, so the student release cannot rebuild
+  them; a local grade uses the public default and is advice.
 * ``setup.sh``: installs Python, PyTorch and ``requirements.txt`` and prepares the offline
-  datasets once, when the autograder image is built. Without a GPU (no working ``nvidia-smi``)
+  datasets once, when the autograder image is built, with ``GRADER_DATA_SECRET_FILE`` set to the
+  ``grader-secret`` beside it (made root-only first; setup.sh stops if it is missing), and makes
+  the data cache root-only. Without a GPU (no working ``nvidia-smi``)
   it installs the CPU build of torch from ``TORCH_INDEX_URL`` (default
   ``https://download.pytorch.org/whl/cpu``), not the default wheel that pulls several GB of CUDA
   libraries; a torch of the pinned version that is already importable is kept as it is.
@@ -38,11 +45,13 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from data.secret import ENV_SECRET_FILE, SECRET_FILE_NAME, new_secret
 from grader.impl import LABS, REPO_ROOT, lab_numbers
 from grader.release import _hash_tree, write_release
 
@@ -77,7 +86,17 @@ else
 fi
 "$PYTHON" -m pip install -r "$ROOT/source/requirements.txt"
 cd "$ROOT/source"
+# The held-out data are drawn from the grader's data secret (data/secret.py): root-only, read by
+# data prepare here and by the judge at grading time, never by student code.
+SECRET="$ROOT/source/@SECRET_FILE@"
+if [ ! -s "$SECRET" ]; then
+  echo "setup.sh: $SECRET is missing or empty: rebuild the autograder with python -m grader gradescope" >&2
+  exit 1
+fi
+chmod 600 "$SECRET"
+export @ENV_SECRET_FILE@="$SECRET"
 OMP_NUM_THREADS=1 "$PYTHON" -m data prepare grader
+if [ -d "$ROOT/source/data/cache" ]; then chmod -R go-rwx "$ROOT/source/data/cache"; fi  # held-out data: the judge's only
 # Student code runs as this unprivileged user (run_autograder); the grader and results stay root's.
 if [ "$(id -u)" = 0 ] && ! id -u grader-worker >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader-worker
@@ -191,7 +210,8 @@ def torch_requirements(requirements: Path) -> list[str]:
 def setup_sh(requirements: Path) -> str:
     """Gradescope's setup.sh, with the torch pins of ``requirements``."""
     reqs = " ".join(shlex.quote(r) for r in torch_requirements(requirements))
-    return SETUP_SH.replace("@TORCH_REQS@", reqs).replace("@CPU_TORCH_INDEX@", CPU_TORCH_INDEX)
+    return (SETUP_SH.replace("@TORCH_REQS@", reqs).replace("@CPU_TORCH_INDEX@", CPU_TORCH_INDEX)
+            .replace("@SECRET_FILE@", SECRET_FILE_NAME).replace("@ENV_SECRET_FILE@", ENV_SECRET_FILE))
 
 
 def run_autograder_sh(lab_ids: list[str], gpu_points: bool = False) -> str:
@@ -213,16 +233,47 @@ def _drop_other_labs(root: Path, lab_ids: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = False) -> Path:
+#: Fewest characters of a data secret given with ``--data-secret-file`` (``new_secret()`` gives 64).
+MIN_SECRET_CHARS = 32
+
+
+def read_secret_file(path: Path) -> str:
+    """The data secret in ``path`` (surrounding white space dropped).
+
+    Raises:
+        ValueError: the file cannot be read, or holds fewer than :data:`MIN_SECRET_CHARS`
+            characters or a line break (make one with ``python -c "import secrets; print(secrets.token_hex(32))"``).
+    """
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--data-secret-file {path}: cannot read it ({exc})") from None
+    if len(secret) < MIN_SECRET_CHARS or any(c.isspace() for c in secret):
+        raise ValueError(
+            f"--data-secret-file {path}: a data secret is one line of at least {MIN_SECRET_CHARS} characters without "
+            'spaces; make one with python -c "import secrets; print(secrets.token_hex(32))"'
+        )
+    return secret
+
+
+def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = False,
+          data_secret: str | None = None) -> Path:
     """Write the autograder zip to ``dest_zip`` for the lab numbers ``labs`` (None: all); returns its path.
+
+    ``data_secret``: the grader's data secret written to ``grader-secret`` (mode 600 in the zip);
+    None: a new one (:func:`data.secret.new_secret`).
 
     Raises:
         FileExistsError: ``dest_zip`` exists.
-        ValueError: ``labs`` names a lab that does not exist, or requirements.txt does not pin torch.
+        ValueError: ``labs`` names a lab that does not exist, requirements.txt does not pin torch,
+            or ``data_secret`` is empty or not one line.
     """
     dest_zip = Path(dest_zip).resolve()
     if dest_zip.exists():
         raise FileExistsError(f"{dest_zip} exists: remove it or choose another name")
+    secret = new_secret() if data_secret is None else data_secret.strip()
+    if not secret or any(c.isspace() for c in secret):
+        raise ValueError("the data secret must be one non-empty line without spaces")
     lab_ids = selected_labs(labs)
     setup = setup_sh(REPO_ROOT / "requirements.txt")
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,6 +287,7 @@ def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = Fals
         (root / "grader" / "MANIFEST.json").write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
         (root / "setup.sh").write_text(setup)
         (root / "run_autograder").write_text(run_autograder_sh(lab_ids, gpu_points))
+        (root / SECRET_FILE_NAME).write_text(secret + "\n")
         dest_zip.parent.mkdir(parents=True, exist_ok=True)
         part = dest_zip.with_name(f".{dest_zip.name}.part")
         with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -244,13 +296,15 @@ def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = Fals
                     info = zipfile.ZipInfo.from_file(path, str(path.relative_to(root)))
                     if path.name in ("setup.sh", "run_autograder"):
                         info.external_attr = 0o755 << 16
+                    elif path.name == SECRET_FILE_NAME and path.parent == root:
+                        info.external_attr = (stat.S_IFREG | 0o600) << 16  # root-only where unzip keeps modes
                     zf.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
         part.replace(dest_zip)  # atomic: never a half-written zip under the final name
     return dest_zip
 
 
 def main(argv: list[str]) -> int:
-    """``python -m grader gradescope [--lab N ...] [--gpu-points] DEST.zip``; returns the exit code."""
+    """``python -m grader gradescope [--lab N ...] [--gpu-points] [--data-secret-file PATH] DEST.zip``; returns the exit code."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -267,9 +321,15 @@ def main(argv: list[str]) -> int:
         help="a GPU assignment: GPU checks are worth points (needs a GPU autograder image; "
         "default: 0-point information, the same maximum on every image)",
     )
+    parser.add_argument(
+        "--data-secret-file", type=Path, metavar="PATH",
+        help="the grader's data secret (one line, >= 32 characters) from which the held-out data are drawn, "
+        "so that several autograders share one (default: a new secret for this zip)",
+    )
     args = parser.parse_args(argv)
     try:
-        path = build(args.dest, labs=args.lab, gpu_points=args.gpu_points)
+        secret = read_secret_file(args.data_secret_file) if args.data_secret_file else None
+        path = build(args.dest, labs=args.lab, gpu_points=args.gpu_points, data_secret=secret)
     except (FileExistsError, ValueError) as exc:
         print(f"python -m grader gradescope: {exc}", file=sys.stderr)
         return 2
@@ -278,4 +338,7 @@ def main(argv: list[str]) -> int:
     print(f"Gradescope autograder written to {path}: upload it as the assignment's autograder (Ubuntu base image).")
     print(f"It grades {', '.join(lab_ids)}: students submit {files}.")
     print("GPU checks: " + ("graded (needs a GPU image)." if args.gpu_points else "0-point information (README, 'GPU checks')."))
+    how = f"the secret in {args.data_secret_file}" if args.data_secret_file else "a new secret"
+    print(f"Held-out data: drawn from {how} ({SECRET_FILE_NAME} in the zip, root-only on the autograder); "
+          "keep the zip private.")
     return 0

@@ -17,7 +17,9 @@ It never holds ``solutions/``, hidden tests, the grader's own tests, benchmarks,
 
 The release check (run by the command, and by ``tests/test_release.py``):
 
-1. no file in the release contains a function body of ``solutions/`` or a hidden test's name;
+1. no file in the release contains a function body of ``solutions/`` or a hidden test's name,
+   and none is a ``grader-secret`` file or holds the grader's data secret of this environment
+   (:mod:`data.secret`: the held-out data are drawn from it; it lives only in the autograder);
 2. the layout (:func:`layout_problems`): the student README, Makefile and .gitignore are there
    and complete, no instructor file or wording is;
 3. grading the release gives 0 points, every check saying "not implemented";
@@ -36,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from data.secret import SECRET_FILE_NAME, grader_secret
 from grader.impl import LABS, REPO_ROOT
 
 INCLUDE = ["labs", "grader", "data", "conftest.py", "pytest.ini", "requirements.txt"]
@@ -43,7 +46,8 @@ INCLUDE = ["labs", "grader", "data", "conftest.py", "pytest.ini", "requirements.
 STUDENT_DIR = REPO_ROOT / "student"
 STUDENT_FILES = {"README.md": "README.md", "Makefile": "Makefile", "gitignore": ".gitignore"}
 EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden", "MNIST", "dti", "recon_classification",
-                 "release.py", "stubs.py", "gradescope.py", "batch.py"}  # instructor tools stay home
+                 "release.py", "stubs.py", "gradescope.py", "batch.py",  # instructor tools stay home
+                 SECRET_FILE_NAME}  # the grader's data secret: autograders only
 EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
 
 #: Never in a release: instructor code, tests, docs, and what is generated.
@@ -129,7 +133,11 @@ def _hidden_test_names() -> set[str]:
 
 
 def leaks(dest: Path) -> list[str]:
-    """Solution bodies or hidden test names found in the release (empty list: clean)."""
+    """Solution bodies, hidden test names or the grader's data secret found in the release (empty list: clean).
+
+    The secret: a file named ``grader-secret``, or any file that holds the secret of this
+    environment (``$GRADER_DATA_SECRET`` or the file ``$GRADER_DATA_SECRET_FILE``), where one is set.
+    """
     problems = []
     solution_bodies = {}
     for sol in sorted((REPO_ROOT / "solutions").glob("lab*.py")):
@@ -141,13 +149,18 @@ def leaks(dest: Path) -> list[str]:
         for name, body in _function_bodies(stub.read_text()).items():
             kept.add(body)
     hidden = _hidden_test_names()
+    secret = grader_secret()
     if (dest / "solutions").exists():
         problems.append("solutions/ is in the release")
     if (dest / "grader" / "hidden").exists():
         problems.append("grader/hidden/ is in the release")
     for path in dest.rglob("*"):
+        if path.name == SECRET_FILE_NAME:
+            problems.append(f"{path.relative_to(dest)} is a grader data secret file (autograders only)")
         if not path.is_file():
             continue
+        if secret is not None and secret in path.read_bytes():
+            problems.append(f"{path.relative_to(dest)} holds the grader's data secret")
         text = path.read_text(errors="replace")
         for name in hidden:
             if name in text:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data import cache, dti
+from data import cache, dti, secret
 from data.__main__ import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+    for name in (secret.ENV_SECRET, secret.ENV_SECRET_FILE):  # the public default
+        monkeypatch.delenv(name, raising=False)
     return tmp_path / "cache"
 
 
@@ -25,6 +27,7 @@ def test_info_runs(tmp_cache, capsys):
     for name in ("mnist:", "dti:", "recon"):
         assert name in out
     assert "cache_valid: False" in out
+    assert "grader data secret: none (public default" in out
 
 
 def test_info_reports_missing_recon(tmp_cache, capsys, monkeypatch):

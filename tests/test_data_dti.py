@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from data import cache, dti
+from data import cache, dti, secret
 
 # Example rows of the lecture: T1w, FA, MD, AD, RD (um^2/ms)
 TARGETS = {
@@ -22,6 +22,8 @@ def tmp_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(cache.ENV_VAR, str(root))
+        for name in (secret.ENV_SECRET, secret.ENV_SECRET_FILE):  # the public default (tests/test_data_secret.py: a secret)
+            mp.delenv(name, raising=False)
         yield root
 
 

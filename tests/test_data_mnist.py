@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data import cache, mnist
+from data import cache, mnist, secret
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,8 @@ def tmp_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(cache.ENV_VAR, str(root))
+        for name in (secret.ENV_SECRET, secret.ENV_SECRET_FILE):  # the public default (tests/test_data_secret.py: a secret)
+            mp.delenv(name, raising=False)
         yield root
 
 

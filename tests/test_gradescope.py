@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from data.secret import SECRET_FILE_NAME
 from grader.gradescope import CPU_TORCH_INDEX, build, main, selected_labs, torch_requirements
 from grader.impl import LABS, REPO_ROOT
 from tests.autograder import build_autograder, run_autograder
@@ -114,9 +116,39 @@ def test_torch_requirements_must_be_pinned(tmp_path):
         torch_requirements(req)
 
 
+def _secret_member(zip_path: Path) -> tuple[str, int, list[str]]:
+    """(the data secret, its recorded mode, the other members' texts) of an autograder zip."""
+    with zipfile.ZipFile(zip_path) as zf:
+        info = zf.getinfo(SECRET_FILE_NAME)
+        others = [zf.read(n).decode("utf-8", "replace") for n in zf.namelist() if n != SECRET_FILE_NAME]
+        return zf.read(info).decode(), info.external_attr >> 16, others
+
+
+def test_autograder_zip_holds_a_root_only_data_secret(tmp_path, capsys):
+    build(tmp_path / "a.zip", labs=[1])
+    build(tmp_path / "b.zip", labs=[1])
+    one, mode, others = _secret_member(tmp_path / "a.zip")
+    two, _, _ = _secret_member(tmp_path / "b.zip")
+    assert stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
+    assert len(one.strip()) == 64 and int(one, 16) and one.endswith("\n") and one != two, "a new secret per zip"
+    assert not any(one.strip() in text for text in others), "the secret is in grader-secret only"
+    # An instructor's secret, so that several autograders share one; a weak one is refused.
+    shared = tmp_path / "shared-secret"
+    shared.write_text("0123456789abcdef" * 4 + "\n")
+    assert main(["--lab", "1", "--data-secret-file", str(shared), str(tmp_path / "c.zip")]) == 0
+    assert _secret_member(tmp_path / "c.zip")[0] == "0123456789abcdef" * 4 + "\n"
+    assert "Held-out data: drawn from the secret in" in capsys.readouterr().out
+    shared.write_text("short\n")
+    assert main(["--lab", "1", "--data-secret-file", str(shared), str(tmp_path / "d.zip")]) == 2
+    assert "at least 32 characters" in capsys.readouterr().err and not (tmp_path / "d.zip").exists()
+
+
 FAKE_PYTHON = """#!/usr/bin/env bash
 # Logs what setup.sh asks of Python; runs only the version probe, with the real Python.
 echo "$*" >> "$LOG"
+if [ "$1 $2" = "-m data" ]; then
+  echo "data secret file: ${GRADER_DATA_SECRET_FILE:-none} $(stat -c %a "${GRADER_DATA_SECRET_FILE:-/nonexistent}" 2>&1)" >> "$LOG"
+fi
 if [ "$1" = - ]; then
   if [ -n "${TORCH_IMPORTABLE:-}" ]; then exec "$REAL_PYTHON" "$@"; else cat >/dev/null; exit 1; fi
 fi
@@ -124,13 +156,15 @@ exit 0
 """
 
 
-def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool) -> list[str]:
-    root = tmp_path / f"ag-{gpu}-{torch_importable}"
+def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool, secret: bool = True) -> list[str]:
+    root = tmp_path / f"ag-{gpu}-{torch_importable}-{secret}"
     source = root / "source"
     source.mkdir(parents=True)
     build(root / "ag.zip", labs=[1])
     with zipfile.ZipFile(root / "ag.zip") as zf:
-        zf.extractall(source)
+        zf.extractall(source)  # zipfile ignores the recorded modes: setup.sh must make the secret root-only
+    if not secret:
+        (source / SECRET_FILE_NAME).unlink()
     bin_dir = root / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "fake-python"
@@ -147,7 +181,12 @@ def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool) -> list[str]:
     env.pop("TORCH_INDEX_URL", None)
     if torch_importable:
         env["TORCH_IMPORTABLE"] = "1"
+    env.pop("GRADER_DATA_SECRET", None)
     proc = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True, timeout=60)
+    if not secret:
+        assert proc.returncode != 0 and "grader-secret is missing or empty" in proc.stderr, proc.stdout + proc.stderr
+        assert not any("-m data prepare" in line for line in log.read_text().splitlines())
+        return []
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return log.read_text().splitlines()
 
@@ -157,6 +196,10 @@ def test_setup_sh_installs_cpu_torch_without_a_gpu(tmp_path):
     cpu = _run_setup(tmp_path, gpu=False, torch_importable=False)
     assert f"-m pip install {pins} --index-url {CPU_TORCH_INDEX}" in cpu
     assert any(line.startswith("-m pip install -r ") for line in cpu) and "-m data prepare grader" in cpu
+    # The held-out data are drawn from the zip's secret, made root-only (600) before data prepare reads it.
+    secret_file = tmp_path / "ag-False-False-True" / "source" / SECRET_FILE_NAME
+    assert f"data secret file: {secret_file} 600" in cpu
+    _run_setup(tmp_path, gpu=False, torch_importable=True, secret=False)  # no secret: setup.sh stops
     gpu = _run_setup(tmp_path, gpu=True, torch_importable=False)
     assert f"-m pip install {pins}" in gpu and not any("--index-url" in line for line in gpu)
     # The pinned torch is already installed (this venv has it): setup.sh keeps it.

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from grader.impl import LABS, REPO_ROOT
-from grader.release import GITIGNORE_LINES, layout_problems, leaks, write_release
+from data import secret
+from grader.release import GITIGNORE_LINES, _ignore, layout_problems, leaks, write_release
 
 
 def test_release_holds_student_files_only(tmp_path):
@@ -85,6 +86,20 @@ def test_leak_check_finds_solution_code(tmp_path):
     (dest / "labs" / "lab02_backprop.py").write_text(sol)
     found = leaks(dest)
     assert any("lab02_backprop.py" in p and "backward" in p for p in found), found
+
+
+def test_release_never_holds_the_data_secret(tmp_path, monkeypatch):
+    """The held-out data are drawn from the grader's data secret: it lives in autograders only."""
+    monkeypatch.setenv(secret.ENV_SECRET, "a-secret-only-the-autograder-holds-0123456789")
+    dest = write_release(tmp_path / "rel")
+    assert not [p for p in dest.rglob("*") if p.name == secret.SECRET_FILE_NAME]
+    assert leaks(dest) == []
+    assert _ignore("data", [secret.SECRET_FILE_NAME, "mnist.py"]) == {secret.SECRET_FILE_NAME}, "never copied"
+    (dest / "data" / secret.SECRET_FILE_NAME).write_text("some other secret\n")
+    (dest / "labs" / "notes.txt").write_text("secret: a-secret-only-the-autograder-holds-0123456789\n")
+    found = leaks(dest)
+    assert "data/grader-secret is a grader data secret file (autograders only)" in found, found
+    assert "labs/notes.txt holds the grader's data secret" in found, found
 
 
 def test_modified_grader_file_is_reported(tmp_path):
