@@ -153,6 +153,9 @@ cp -r "$SRC/." "$WORK/"
 cd "$WORK"
 "$PYTHON" -m grader.ingest "$SUB" "$WORK/labs" @LAB_MODULES@
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg MRI_DL_LABS_CACHE="$SRC/data/cache"
+# The held-out sets are drawn from this autograder's secret (data/secret.py): the path, never the text,
+# is in the judge's environment, and the worker's environment is an allow-list without it.
+export GRADER_DATA_SECRET_FILE="$SRC/grader-secret"
 # This assignment's options (python -m grader gradescope); GRADER_ARGS only for runs by hand.
 if ! "$PYTHON" -m grader --json "$RES/results.json" @GRADER_OPTIONS@ ${GRADER_ARGS:-}; then
   "$PYTHON" - "$RES/results.json" <<'PY'

@@ -46,6 +46,7 @@ def _paths(root) -> dict:
         "HIDDEN": str(src / "grader" / "hidden" / "test_lab01_hidden.py"),
         "PLUGIN": str(src / "grader" / "plugin.py"),
         "CACHE": str(src / "data" / "cache" / "labels.txt"),
+        "SECRET": str(src / "grader-secret"),
     }
 
 
@@ -129,7 +130,8 @@ import glob, os
 
 def _read_everything():
     found = []
-    for path in [HIDDEN, PLUGIN, CACHE, RESULTS] + glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
+    found.append(os.environ.get("GRADER_DATA_SECRET_FILE", "no secret path") + os.environ.get("GRADER_DATA_SECRET", ""))
+    for path in [HIDDEN, PLUGIN, CACHE, RESULTS, SECRET] + glob.glob("/proc/*/environ") + glob.glob("/proc/*/cmdline"):
         try:
             with open(path, errors="replace") as f:
                 found.append(f.read()[:3000])
@@ -163,6 +165,9 @@ def test_hidden_tests_grader_files_and_caches_do_not_leak(autograder):
     _assert_honest(results)
     outputs = " ".join(t["output"] for t in results["tests"])
     assert "PermissionError" in outputs  # the attack ran and was refused
+    secret = (_root / "source" / "grader-secret").read_text().strip()
+    assert len(secret) >= 32 and secret not in json.dumps(results), "the data secret leaked"
+    assert "no secret path" in outputs  # the worker's environment does not name the secret file
 
 
 LIARS = '''

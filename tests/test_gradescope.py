@@ -239,3 +239,19 @@ def test_classroom_summary_names_a_missing_lab_once(tmp_path):
              for i in range(13)]
     out = _classroom(tmp_path, {"score": 0.0, "max_score": 13.0, "tests": tests})
     assert out.count("is missing") == 1 and "`lab02`: all checks: " + missing in out
+
+
+@pytest.mark.timeout(600)
+def test_the_autograder_grades_on_the_data_its_secret_draws(tmp_path):
+    """run_autograder hands the judge the zip's grader-secret (as a file path, never the text): lab 4's
+    test subject is drawn from it (only a secret cache is made), and the solution still earns full marks."""
+    root, _names = build_autograder(tmp_path, labs=[4])
+    script = (root / "source" / "run_autograder").read_text()
+    assert 'export GRADER_DATA_SECRET_FILE="$SRC/grader-secret"' in script
+    sol4 = (REPO_ROOT / "solutions" / "lab04_dti.py").read_text()
+    proc, results = run_autograder(root, {"labs/lab04_dti.py": sol4}, timeout=550)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert results["score"] == results["max_score"] > 0, [t["name"] for t in results["tests"] if t["score"] < t["max_score"]]
+    made = sorted(p.name for p in (root / "source" / "data" / "cache").iterdir() if p.is_dir())
+    assert made and all("secret-" in name for name in made if name.startswith(("dti", "mnist"))), made
+    assert any(name.startswith("dti-secret-") for name in made), made
