@@ -69,6 +69,50 @@ def zygote_starts(repeats: int) -> list[str]:
     return lines
 
 
+VICTIM = "import time\nt = time.perf_counter()\ns = 0\nfor i in range(10**7):\n    s += i\nprint(time.perf_counter() - t)"
+
+
+def cpu_between_slots(n_busy: int = 200) -> list[str]:
+    """A classmate's CPU-bound work (10^7 Python additions, as grader-worker2) while a student of the
+    other slot keeps ``n_busy`` busy processes running (as grader-worker): quiet, then without and
+    with one CPU cgroup per slot user."""
+    from grader import sandbox
+
+    users = (USER, USER + "2")
+    for user in users:
+        if subprocess.run(["id", "-u", user], capture_output=True).returncode:
+            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                            "/usr/sbin/nologin", user], check=True)
+    if sandbox.cpu_group_base() is None:
+        return ["CPU between slots: no writable CPU cgroup here"]
+
+    def victim(group: bool) -> float:
+        proc = subprocess.Popen(["runuser", "-u", users[1], "--", sys.executable, "-c", VICTIM], stdout=subprocess.PIPE,
+                                text=True)
+        if group:
+            sandbox.cpu_group(users[1], proc.pid)
+        return float(proc.communicate()[0])
+
+    lines = [f"CPU between slots: a classmate's 10^7 additions while the other slot's student runs {n_busy} busy processes"]
+    quiet = statistics.median(victim(False) for _ in range(3))
+    lines.append(f"  quiet: {quiet:.2f} s")
+    for group in (False, True):
+        busy = subprocess.Popen(["runuser", "-u", users[0], "--", "sh", "-c",
+                                 f"for i in $(seq {n_busy}); do (while :; do :; done) & done; wait"])
+        time.sleep(1.0)
+        if group:
+            for pid in sandbox.live_processes(users[0]):  # as if they were a zygote's descendants
+                sandbox.cpu_group(users[0], pid)
+        took = victim(group)
+        sandbox.kill_user_processes(users[0])
+        busy.wait()
+        lines.append(f"  {n_busy} busy, {'one CPU cgroup per slot' if group else 'no cgroups'}: {took:.2f} s "
+                     f"({took / quiet:.1f}x)")
+    for user in users:
+        sandbox.remove_cpu_group(user)
+    return lines
+
+
 def checkout(rev: str, where: Path) -> Path:
     tree = where / f"tree-{rev}"
     subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
@@ -136,6 +180,7 @@ def main() -> int:
     lines = [f"bench_sandbox.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load "
              f"{os.getloadavg()[0]:.1f}"]
     lines += zygote_starts(args.repeats)
+    lines += cpu_between_slots()
     cache = cache_dir()
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
         tmp = Path(tmp)

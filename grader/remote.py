@@ -165,6 +165,8 @@ class Zygote:
             stdout=subprocess.DEVNULL, start_new_session=True, **kwargs,
         )
         child.close()
+        if user:
+            sandbox.cpu_group(user, self.proc.pid)  # where cgroups can be written: CPU shared fairly between slots
         self.ready = False
         self.owner = os.getpid()  # a forked judge (python -m grader batch) borrows the zygote
 
@@ -233,6 +235,7 @@ class Zygote:
             if left:
                 print(f"grader: processes of {self.user} survived SIGKILL for 10 s: {left}", file=sys.stderr)
             self.area.remove()
+            sandbox.remove_cpu_group(self.user)
 
 
 _zygote: Zygote | None = None

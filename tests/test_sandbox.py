@@ -160,3 +160,26 @@ def test_the_judge_kills_only_the_worker_users_processes(monkeypatch):
     assert remote._may_kill(os.getpid())
     monkeypatch.setattr(remote, "_zygote", None)
     assert remote._may_kill(os.getpid()) and not remote._may_kill(1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker user is root's to switch to")
+@pytest.mark.timeout(120)
+def test_a_slots_student_code_runs_in_a_cpu_group_of_its_own():
+    """Where cgroups can be written (root here), a zygote and its workers share one CPU cgroup per
+    slot user, so a student's many busy processes weigh as one against the other slots; the group goes
+    with the zygote."""
+    from grader import remote
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    assert enable_user_switch() is None
+    base = sandbox.cpu_group_base()
+    if base is None:
+        pytest.skip("no writable CPU cgroup here (a container without cgroup write access)")
+    z = remote.Zygote(cwd=Path(sandbox.__file__).parent, user=WORKER_USER)
+    try:
+        z.wait_ready()
+        assert f"/grader-{WORKER_USER}" in Path(f"/proc/{z.proc.pid}/cgroup").read_text()
+    finally:
+        z.close()
+    assert not (base / f"grader-{WORKER_USER}").exists()
+    assert not sandbox.live_processes(WORKER_USER) and not z.area.root.exists()
