@@ -113,6 +113,45 @@ def cpu_between_slots(n_busy: int = 200) -> list[str]:
     return lines
 
 
+BEFORE_ZYGOTE = """
+import os, statistics, sys, tempfile, time, pwd
+from pathlib import Path
+from grader import remote
+user = sys.argv[1]
+times = []
+for _ in range(int(sys.argv[2])):
+    sandbox = Path(tempfile.mkdtemp())
+    entry = pwd.getpwnam(user)
+    os.chown(sandbox, entry.pw_uid, entry.pw_gid)
+    t0 = time.perf_counter()
+    z = remote.Zygote(cwd=Path.cwd(), user=user, sandbox=sandbox)
+    z.wait_ready()
+    times.append(time.perf_counter() - t0)
+    z.close()
+print(statistics.median(times), [round(t, 2) for t in times])
+"""
+
+
+def zygote_start_before(tree: Path, repeats: int) -> str:
+    proc = subprocess.run([sys.executable, "-c", BEFORE_ZYGOTE, USER, str(repeats)], cwd=tree, capture_output=True,
+                          text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
+    if proc.returncode:
+        return f"zygote start before: failed ({proc.stderr[-300:]})"
+    median, times = proc.stdout.split(" ", 1)
+    return f"zygote start as {USER} before (sandbox folder of the user's, no area): median {float(median):.2f} s {times.strip()}"
+
+
+def grade_plain(tree: Path, out: Path, cache: Path) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MRI_DL_LABS_CACHE=str(cache))
+    for k in ("GRADER_WORKER_USER", "LABS_IMPL", "GRADER_SANDBOX"):
+        env.pop(k, None)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "grader", "--solutions", "--json", str(out), "--device", "cpu"], cwd=tree,
+                   env=env, capture_output=True, check=True)
+    return time.perf_counter() - t0
+
+
 def checkout(rev: str, where: Path) -> Path:
     tree = where / f"tree-{rev}"
     subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
@@ -195,27 +234,32 @@ def main() -> int:
                 (subs / f"student{k:02d}").mkdir(parents=True)
                 for name, text in files.items():
                     (subs / f"student{k:02d}" / name).write_text(text)
-            grading: dict[str, list[float]] = {"before": [], "after": []}
-            batching: dict[str, list[float]] = {"before": [], "after": []}
+            runs: dict[str, dict[str, list[float]]] = {k: {"before": [], "after": []} for k in ("ag", "plain", "batch")}
             scores: dict[str, set] = {"before": set(), "after": set()}
             for _ in range(args.repeats):
                 for name in ("before", "after"):
                     seconds, score = run_autograder(roots[name])
-                    grading[name].append(seconds)
+                    runs["ag"][name].append(seconds)
                     scores[name].add(score)
-                    batching[name].append(run_batch(trees[name], subs, tmp / f"out-{name}", cache) / args.class_size)
-            lines.append(f"\nall five labs (solutions) through run_autograder as root with {USER}, alternating, "
-                         f"median of {args.repeats}:")
-            for name in ("before", "after"):
-                rev = args.before if name == "before" else "HEAD"
-                lines.append(f"  {name:6} ({rev}): median {statistics.median(grading[name]):.1f} s "
-                             f"{[round(s, 1) for s in grading[name]]}  scores {sorted(scores[name])}")
-            lines.append(f"\nbatch --worker-user, {args.class_size} submissions of labs 1-2, 1 slot, seconds per "
-                         f"submission, alternating, median of {args.repeats}:")
-            for name in ("before", "after"):
-                rev = args.before if name == "before" else "HEAD"
-                lines.append(f"  {name:6} ({rev}): median {statistics.median(batching[name]):.2f} s "
-                             f"{[round(s, 2) for s in batching[name]]}")
+                    runs["plain"][name].append(grade_plain(trees[name], tmp / f"plain-{name}.json", cache))
+                    runs["batch"][name].append(run_batch(trees[name], subs, tmp / f"out-{name}", cache) / args.class_size)
+            titles = {
+                "ag": f"all five labs (solutions) through run_autograder as root with {USER}, seconds",
+                "plain": "all five labs (solutions), python -m grader --solutions, no user switch (the checks alone), seconds",
+                "batch": f"batch --worker-user, {args.class_size} submissions of labs 1-2, 1 slot, seconds per submission",
+            }
+            for key, title in titles.items():
+                lines.append(f"\n{title}, alternating, median of {args.repeats}:")
+                for name in ("before", "after"):
+                    rev = args.before if name == "before" else "HEAD"
+                    score = f"  scores {sorted(scores[name])}" if key == "ag" else ""
+                    lines.append(f"  {name:6} ({rev}): median {statistics.median(runs[key][name]):.2f} s "
+                                 f"{[round(v, 2) for v in runs[key][name]]}{score}")
+            med = {k: {n: statistics.median(v) for n, v in d.items()} for k, d in runs.items()}
+            sandbox_cost = (med["ag"]["after"] - med["plain"]["after"]) - (med["ag"]["before"] - med["plain"]["before"])
+            lines.append(f"\nthe user-switch path's own cost, after minus before (run_autograder minus plain): "
+                         f"{sandbox_cost:+.2f} s")
+            lines.append(zygote_start_before(before, args.repeats))
         finally:
             subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(before)],
                            capture_output=True)

@@ -1017,7 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop a whole submission after S seconds (default %(default)g; checks have their own budgets)")
     parser.add_argument("--worker-user", default=os.environ.get("GRADER_WORKER_USER") or None, metavar="USER",
                         help="as root: run student code as USER (USER2, ... for more slots; created if missing), "
-                        "in a sandbox folder, as on the Gradescope autograder (default $GRADER_WORKER_USER)")
+                        "in a grading area root owns (inside bubblewrap where it starts), as on the Gradescope autograder (default $GRADER_WORKER_USER)")
     parser.add_argument("--regrade", action="store_true", help="grade again submissions already graded with this grader and seed")
     parser.add_argument("--similarity", action="store_true", help="also write similarity.html/.md (copydetect)")
     parser.add_argument("--similarity-threshold", type=float, default=0.6, metavar="F",

@@ -22,22 +22,26 @@ secret and Gradescope's two scripts:
   it installs the CPU build of torch from ``TORCH_INDEX_URL`` (default
   ``https://download.pytorch.org/whl/cpu``), not the default wheel that pulls several GB of CUDA
   libraries; a torch of the pinned version that is already importable is kept as it is.
-* ``run_autograder``: copies the submission's lab files of the chosen labs (from ``labs/`` or
-  the top level of the submission) over a clean copy of the grader, grades them with
+* ``run_autograder``: reads the submission's lab files of the chosen labs once, as bytes
+  (:mod:`grader.ingest`: no link followed, regular files only, at most 2 MB; a refused file is
+  named in the output), writes them over a clean copy of the grader, grades them with
   ``python -m grader`` (with the options baked in at build time) and writes
   ``/autograder/results/results.json``. Nothing else of the submission is used, so a modified
   grader test in the submission has no effect. If the grader itself fails, a results.json with
-  score 0 and the reason is still written. Run as root (as on Gradescope) with the user
-  ``grader-worker`` that ``setup.sh`` creates, student code runs as that user in a sandbox
-  folder, under resource limits, and cannot read the grader, the hidden tests, the data caches
-  or the results (see README, "Trust boundary").
+  score 0 and the reason is still written. It must run as root with the user ``grader-worker``
+  that ``setup.sh`` creates, and fails closed otherwise (score 0, the reason, no student code
+  run): student code runs as that user in a grading area root owns, inside bubblewrap where it
+  starts, with an allow-listed environment, and cannot read the grader, the hidden tests, the
+  data caches, the data secret or the results (see README, "Trust boundary").
 
 Environment variables, for running the scripts by hand (Gradescope sets none of them):
 ``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` (default ``python3``) let both
 scripts run locally against a fake submission folder (``tests/test_gradescope.py`` does that);
 ``GRADER_ARGS`` appends ``python -m grader`` options to run_autograder's baked-in ones (e.g.
 ``--lab 1`` to grade one lab of an all-labs autograder in a test); ``TORCH_INDEX_URL`` is
-setup.sh's index for the CPU build of torch.
+setup.sh's index for the CPU build of torch; ``GRADER_WORKER_USER`` names another worker user;
+``GRADER_SANDBOX`` (``auto``, ``bwrap``, ``none``) chooses bubblewrap (:mod:`grader.sandbox`);
+``GRADER_UNSAFE_SAME_USER=1`` lets a non-root run by hand grade with no user switch.
 """
 
 from __future__ import annotations
