@@ -260,6 +260,20 @@ def graph_forward(a, b):
 '''
 
 
+def _roots_tmp_entries() -> set:
+    """Root's entries in the shared temporary folders that the grader makes (its areas, work copies,
+    private pytest folders): each must be gone once run_autograder returns."""
+    found = set()
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        for p in Path(folder).iterdir():
+            try:
+                if p.lstat().st_uid == 0 and p.name.startswith(("grader-", "tmp.", "pytest-of-grader")):
+                    found.add(str(p))
+            except OSError:
+                pass
+    return found
+
+
 def _root_marks(folder) -> list:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("ROOT-RAN-"))
 
@@ -282,8 +296,11 @@ def test_root_never_writes_or_imports_where_student_code_can(autograder, tmp_pat
     os.chmod(tmp_path.parent, tmp_path.parent.stat().st_mode | 0o001)
     os.chmod(tmp_path.parent.parent, tmp_path.parent.parent.stat().st_mode | 0o001)
     header = "".join(f"{k} = {v!r}\n" for k, v in {**_paths(root), "MARKS": str(marks)}.items())
+    before = _roots_tmp_entries()
     proc, results = run_autograder(root, {"labs/lab01_autograd.py": stub + "\n\n" + header + ESCAPE},
                                    "--lab 1 --lab 2", env={"INSTRUCTOR_TOKEN": CANARY})
+    left = _roots_tmp_entries() - before
+    assert not left, f"root left files outside the grading area: {sorted(left)}"
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert results["score"] == 0, [(t["name"], t["score"]) for t in results["tests"] if t["score"]]
     assert CANARY not in json.dumps(results) and CANARY not in proc.stdout + proc.stderr
