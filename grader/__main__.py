@@ -35,6 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # repository itself may come first.
 sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd()) or Path(p or ".").resolve() == REPO_ROOT]
 
+from grader import scoring  # noqa: E402  (after the sys.path clean-up; imports only the standard library)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -105,15 +107,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 def _lab_files(args: argparse.Namespace) -> list[Path]:
     wanted = {f"lab{n:02d}" for n in args.lab} if args.lab else None
     files = sorted((REPO_ROOT / "grader").glob("test_lab*.py")) + sorted((REPO_ROOT / "grader" / "hidden").glob("test_lab*.py"))
-    return [f for f in files if wanted is None or f.name[5:10] in wanted]
-
-
-def _crash_message(code: int) -> str:
-    how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-    return (
-        f"this check ended the grading process ({how}: os._exit(), a crash, or running out of memory); "
-        "the lab's other checks were graded in a new process"
-    )
+    return [f for f in files if wanted is None or scoring.lab_of_test_file(f) in wanted]
 
 
 def grade_seeds(args: argparse.Namespace) -> int:
@@ -179,7 +173,6 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
     one that forks a judge which has imported torch already, so a class is graded by exactly this
     function with the same checks, seeds and crash handling.
     """
-    import json
     import tempfile
     import time
 
@@ -210,17 +203,13 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
                     break
                 print(f"python -m grader: pytest failed before any check ran (exit code {returncode})", file=sys.stderr)
                 return 3
-            results = json.loads(out.read_text())
+            results = scoring.load_results(out)
             extra = results.get("extra_data", extra)
             crashed = returncode not in (0, 1, 5)
             for t in results["tests"]:
                 state = t["extra_data"]["state"]
                 if state == "running" and crashed:
-                    t.update(score=0.0, output=_crash_message(returncode))
-                    # an information (0-point GPU) check is never shown as a failure
-                    t["status"] = "failed" if t["extra_data"].get("graded", True) else "passed"
-                    t["extra_data"].update(state="failed", reason="crashed")
-                    done[t["name"]] = t
+                    done[t["name"]] = scoring.crashed(t, returncode)
                 elif state not in ("pending", "running"):
                     done[t["name"]] = t
             if not crashed:
@@ -229,8 +218,8 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
                 print("  a check ended the grading process; the remaining checks go on in a new process")
     order: dict[str, int] = {}
     for k, f in enumerate(files):
-        order.setdefault(f.name[5:10], k)  # a lab's public file comes before its hidden one
-    merged = sorted(done.values(), key=lambda t: order.get(t["name"][:5], 99))
+        order.setdefault(scoring.lab_of_test_file(f), k)  # a lab's public file comes before its hidden one
+    merged = sorted(done.values(), key=lambda t: order.get(scoring.lab_of(t), 99))
     results = {
         "score": round(sum(t["score"] for t in merged), 4),
         "max_score": round(sum(t["max_score"] for t in merged), 4),
@@ -240,11 +229,7 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
         "tests": merged,
         "extra_data": extra,
     }
-    json_path = Path(args.json).resolve()
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-    tmp_path.write_text(json.dumps(results, indent=2))
-    os.replace(tmp_path, json_path)
+    json_path = scoring.dump_results(args.json, results)
     if quiet:
         return 0
     title = f" grade ({extra.get('graded_implementation')}, grader seed {extra.get('grader_seed')}, device {extra.get('device')}) "
@@ -253,7 +238,7 @@ def grade_isolated(args: argparse.Namespace, quiet: bool = False, run_pytest=run
         print(line)
     times = {}
     for t in merged:
-        lab = t["name"][:5]
+        lab = scoring.lab_of(t)
         times[lab] = times.get(lab, 0.0) + t["extra_data"].get("duration", 0.0)
     print("\nseconds spent in each lab's checks: " + ", ".join(f"{lab} {sec:.1f}" for lab, sec in times.items()))
     print(f"total {time.time() - started:.1f} s; report written to {json_path}")

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import textsafe
+from grader import registry, scoring
 from grader.impl import LABS, REPO_ROOT
 from grader.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, IngestError, read_beneath  # noqa: F401
 from grader.ingest import choose as _choose
@@ -69,7 +70,7 @@ DEFAULT_SUBMISSION_TIMEOUT = 3600.0
 #: sklearn.datasets 1.2 s, torch._dynamo 1.5 s), so no submission pays for it. Not the test modules
 #: or grader.plugin: pytest imports those itself, with its assertion rewriting, as in a single run.
 PRELOAD = ("numpy", "pytest", "matplotlib.pyplot", "scipy.stats", "sklearn.datasets", "torch._dynamo",
-           "data.mnist", "data.dti", "data.recon", "grader.checks", "grader.impl", "grader.remote")
+           *registry.data_modules(), "grader.checks", "grader.impl", "grader.remote")
 
 
 class Unreadable(Exception):
@@ -519,41 +520,7 @@ def clean_log(path: Path) -> None:
         write_atomic(path, cleaned)
 
 
-def lab_points(results: dict) -> dict[str, tuple[float, float]]:
-    """lab id -> (points, max points) from a results.json dict."""
-    out: dict[str, list[float]] = {}
-    for t in results.get("tests", []):
-        lab = t["name"].split(":", 1)[0]
-        acc = out.setdefault(lab, [0.0, 0.0])
-        acc[0] += t["score"]
-        acc[1] += t["max_score"]
-    return {lab: (round(a, 4), round(b, 4)) for lab, (a, b) in out.items()}
-
-
-def classify(results: dict, submitted: set[str]) -> tuple[str, list[str]]:
-    """Status (``ok`` / ``crashed`` / ``timed out``) and notes of a graded submission."""
-    reasons: dict[str, Counter] = {}
-    messages: dict[tuple[str, str], str] = {}
-    for t in results.get("tests", []):
-        reason = t.get("extra_data", {}).get("reason", "")
-        if reason and t.get("extra_data", {}).get("graded", True):  # not information-only GPU checks
-            lab = t["name"].split(":", 1)[0]
-            reasons.setdefault(lab, Counter())[reason] += 1
-            messages.setdefault((lab, reason), (t.get("output") or "").strip().split("\n")[0])
-    notes, status = [], "ok"
-    for lab, counts in sorted(reasons.items()):
-        if lab not in submitted:
-            notes.append(f"{lab}: no file submitted")
-            continue
-        if counts["timeout"]:
-            status = "timed out"
-            notes.append(f"{lab}: {counts['timeout']} check(s) over their time budget")
-        for reason in ("crashed", "exit", "import error"):
-            if counts[reason]:
-                status = "crashed" if status == "ok" else status
-                first = messages[(lab, reason)]
-                notes.append(f"{lab}: {reason} in {counts[reason]} check(s): {first[:200]}")
-    return status, notes
+lab_points = scoring.lab_totals  # lab id -> (points, max points)
 
 
 def feedback_markdown(student: str, results: dict) -> str:
@@ -877,7 +844,7 @@ def run_batch(opts: argparse.Namespace) -> int:
         json_path = out / "results" / f".{entry.student}.grading.json"
         if reply["code"] == 0 and json_path.is_file():
             results = json.loads(json_path.read_text())
-            status, notes = classify(results, set(entry.files))
+            status, notes = scoring.submission_status(results, set(entry.files))
         else:
             results = {"score": 0.0, "max_score": 0.0, "execution_time": reply["seconds"], "tests": [],
                        "output": reply["error"], "extra_data": {"grader_seed": seed}}
@@ -905,7 +872,7 @@ def run_batch(opts: argparse.Namespace) -> int:
                     "labs_dir": str(out / "work" / entry.student / "labs"),
                     "json": str(out / "results" / f".{entry.student}.grading.json"),
                     "log": str(out / "logs" / f"{entry.student}.log"),
-                    "labs": [int(lab[3:]) for lab in labs], "grader_seed": seed, "timeout": opts.timeout,
+                    "labs": [scoring.lab_number(lab) for lab in labs], "grader_seed": seed, "timeout": opts.timeout,
                     "submission_timeout": opts.submission_timeout,
                 }
                 reply = slot.grade(job)

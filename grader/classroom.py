@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from grader import textsafe
+from grader import scoring, textsafe
 
 
 def markdown(results: dict) -> str:
@@ -23,7 +23,7 @@ def markdown(results: dict) -> str:
     lines = ["| lab | earned | possible |", "|---|---:|---:|"]
     labs: dict[str, list[float]] = {}
     for t in results["tests"]:
-        lab = t["name"].split(":", 1)[0]
+        lab = scoring.lab_of(t)
         earned, possible = labs.setdefault(lab, [0.0, 0.0])
         labs[lab] = [earned + t["score"], possible + t["max_score"]]
     for lab, (earned, possible) in sorted(labs.items()):

@@ -56,6 +56,7 @@ import zipfile
 from pathlib import Path
 
 from data.secret import ENV_SECRET_FILE, SECRET_FILE_NAME, new_secret
+from grader import scoring
 from grader.impl import LABS, REPO_ROOT, lab_numbers
 from grader.release import _hash_tree, write_release
 
@@ -223,7 +224,7 @@ def setup_sh(requirements: Path) -> str:
 
 def run_autograder_sh(lab_ids: list[str], gpu_points: bool = False) -> str:
     """Gradescope's run_autograder for the labs ``lab_ids``: which files it takes and the grader options."""
-    options = [f"--lab {int(lab_id[3:])}" for lab_id in lab_ids] if lab_ids != list(LABS) else []
+    options = [f"--lab {scoring.lab_number(lab_id)}" for lab_id in lab_ids] if lab_ids != list(LABS) else []
     if gpu_points:
         options.append("--gpu-points")
     modules = " ".join(LABS[lab_id] for lab_id in lab_ids)

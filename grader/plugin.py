@@ -38,14 +38,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import impl, textsafe
+from grader import impl, scoring, textsafe
 
 DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
 NO_GPU = "not run here (no GPU)"
 GPU_INFO = "GPU check, information only, 0 points"
 EVIDENCE_INFO = "how-code-runs check, information only, 0 points (it rests on evidence the worker reports)"
 GPU_POINTS_ENV = "GRADER_GPU_POINTS"
-_LAB_FILE = re.compile(r"test_(lab\d\d)_")
 
 
 @dataclass
@@ -102,10 +101,8 @@ class Report:
         score, max_score = self.totals()
         tests = []
         for c in self.checks.values():
-            if c.graded:
-                status, output = ("passed" if c.status == "passed" else "failed"), c.output
-            else:
-                status, output = "passed", info_output(c)
+            status = scoring.gradescope_status(c.status, c.graded)
+            output = c.output if c.graded else info_output(c)
             tests.append(
                 {
                     "name": f"{c.lab}: {c.name}",
@@ -369,8 +366,7 @@ def _device_summary(choice: str) -> str:
 
 
 def _lab_of(item: pytest.Item) -> str | None:
-    match = _LAB_FILE.search(item.path.name)
-    return match.group(1) if match else None
+    return scoring.lab_of_test_file(item.path)
 
 
 def is_gpu_check(item: pytest.Item) -> bool:
@@ -644,9 +640,9 @@ def _report_lines(results: dict) -> list[str]:
     evidence = [t for t in info if t.get("output", "").startswith(EVIDENCE_INFO)]
     header = "GPU checks (information, 0 points)" if not evidence else "information checks (0 points)"
     lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}" + (f"   {header}" if info else "")]
-    labs = sorted({t["name"].split(":", 1)[0] for t in tests})
+    labs = sorted({scoring.lab_of(t) for t in tests})
     for lab in labs:
-        mine = [t for t in tests if t["name"].startswith(lab + ":")]
+        mine = [t for t in tests if scoring.lab_of(t) == lab]
         earned, possible = sum(t["score"] for t in mine), sum(t["max_score"] for t in mine)
         line = f"{lab:<8}{earned:>8g}{possible:>10g}"
         if info:
@@ -668,12 +664,13 @@ def _report_lines(results: dict) -> list[str]:
         lines += ["", gpu_policy_line(False)]
         if evidence:
             lines.append("How-code-runs checks that rest on evidence the worker reports are information only (0 points).")
-        not_run = [t["name"].replace(":", "") for t in info if t.get("extra_data", {}).get("state") == "not run"]
+        not_run = [scoring.CheckName.parse(t["name"]).plain() for t in info
+                   if t.get("extra_data", {}).get("state") == "not run"]
         if not_run:
             lines.append(f"  {NO_GPU}: " + ", ".join(not_run))
         for t in info:
             if t.get("extra_data", {}).get("state") == "failed":
-                lines.append(f"  {t['name'].replace(':', '')}: {t['output'].split('): ', 1)[-1]}")
+                lines.append(f"  {scoring.CheckName.parse(t['name']).plain()}: {t['output'].split('): ', 1)[-1]}")
     for problem in extra.get("integrity", {}).get("problems", []):
         lines += ["", f"WARNING: {problem}"]
     return lines
@@ -701,7 +698,8 @@ def failure_lines(failed: list[dict]) -> list[tuple[str, str | None, float, str]
     lines: list[tuple[str, str | None, float, str]] = []
     whole_lab: set[str] = set()
     for t in failed:
-        lab, name = t["name"].split(": ", 1)
+        check = scoring.CheckName.parse(t["name"])
+        lab, name = check.lab, check.test
         if whole_lab_failure(t["output"]):
             if lab not in whole_lab:
                 whole_lab.add(lab)

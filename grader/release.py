@@ -39,13 +39,15 @@ import tempfile
 from pathlib import Path
 
 from data.secret import SECRET_FILE_NAME, grader_secret
+from grader import registry, scoring
 from grader.impl import LABS, REPO_ROOT
 
 INCLUDE = ["labs", "grader", "data", "conftest.py", "pytest.ini", "requirements.txt"]
 #: The files that exist only in the release: ``student/<source>`` -> ``<name in the release>``.
 STUDENT_DIR = REPO_ROOT / "student"
 STUDENT_FILES = {"README.md": "README.md", "Makefile": "Makefile", "gitignore": ".gitignore"}
-EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden", "MNIST", "dti", "recon_classification",
+EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden",
+                 *registry.data_folders(),  # each lab's real data (grader/registry.py): never shipped
                  "release.py", "stubs.py", "gradescope.py", "batch.py",  # instructor tools stay home
                  SECRET_FILE_NAME}  # the grader's data secret: autograders only
 EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
@@ -230,7 +232,7 @@ def layout_problems(dest: Path) -> list[str]:
         problems += [f"Makefile has the instructor target {t!r}" for t in INSTRUCTOR_TARGETS if t in targets]
         if shutil.which("make") and "lab" in targets:
             for lab_id, module in LABS.items():
-                number = str(int(lab_id[3:]))
+                number = str(scoring.lab_number(lab_id))
                 proc = subprocess.run(["make", "-n", "-C", str(dest), "lab", number], capture_output=True, text=True)
                 if f"-m labs.{module}" not in proc.stdout:
                     problems.append(f"`make lab {number}` does not run labs.{module}: {(proc.stdout + proc.stderr)[-300:]}")

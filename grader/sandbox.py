@@ -386,7 +386,8 @@ def check_user(user: str, python: str | None = None) -> None:
                                env=worker_env(home="/nonexistent"))
         if probe.returncode == 0:
             return
-        why = probe.stderr.strip()[-300:]
+        why = probe.stderr.strip()[-300:] or (f"killed by signal {-probe.returncode}" if probe.returncode < 0
+                                              else f"exit code {probe.returncode}")
     except OSError as exc:  # the user cannot even start it
         why = str(exc)
     for path in (os.path.abspath(python), os.path.realpath(python)):

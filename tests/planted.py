@@ -61,14 +61,15 @@ def judge_slot():
 
 
 def grade_variant(files: dict[str, str], tmp_path: Path, test_file: str, select: list[str] | None = None,
-                  extra: list[str] | None = None, timeout: int = 600) -> dict[str, dict]:
+                  extra: list[str] | None = None, timeout: int = 600, golden: str | None = None) -> dict[str, dict]:
     """Grade lab files ``{file name: source}`` written to ``tmp_path/impl``.
 
     The judge is ``pytest grader/<test_file> --labs-dir tmp_path/impl`` in its own process, forked
     from :func:`judge_slot` (what ``python -m grader batch`` does per submission).
 
     Returns ``{test name: gradescope test entry}`` from the JSON report (names without the
-    ``labNN: `` prefix).
+    ``labNN: `` prefix). With ``golden``, the results are also compared with the golden file of
+    that scenario (:mod:`tests.golden`).
     """
     impl = tmp_path / "impl"
     impl.mkdir(exist_ok=True)
@@ -84,7 +85,12 @@ def grade_variant(files: dict[str, str], tmp_path: Path, test_file: str, select:
     reply = judge_slot().grade({"pytest_argv": argv, "log": str(log), "submission_timeout": timeout})
     assert out.is_file(), f"no report written ({reply}); pytest said:\n{log.read_text()[-3000:]}"
     report = json.loads(out.read_text())
-    return {t["name"].split(": ", 1)[1]: t for t in report["tests"]}
+    results = {t["name"].split(": ", 1)[1]: t for t in report["tests"]}
+    if golden:
+        from tests import golden as golden_files
+
+        golden_files.check(golden, results)
+    return results
 
 
 def base_name(test_name: str) -> str:

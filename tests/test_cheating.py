@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import golden
 from tests.autograder import build_autograder, enable_user_switch, run_autograder
 
 # Text that exists only in files student code must not read.
@@ -120,6 +121,7 @@ def graph_backward(a, b):
 @pytest.mark.timeout(300)
 def test_forged_results_files_and_patched_graders_earn_nothing(autograder):
     root, results = _grade(autograder, FORGE)
+    golden.check("cheating/forge", results["tests"])
     _assert_honest(results)
     time.sleep(8)  # the delayed child would have written by now
     _assert_honest(json.loads((root / "results" / "results.json").read_text()))
@@ -211,6 +213,7 @@ def fit_linear_regression(x, y, lr=0.005, epochs=1000, k0=0.0, d0=0.0, device="c
 @pytest.mark.timeout(300)
 def test_lying_objects_arrive_as_plain_values(autograder):
     _root, results = _grade(autograder, LIARS)
+    golden.check("cheating/liars", results["tests"])
     _assert_honest(results)
 
 
@@ -369,4 +372,5 @@ def test_returned_numbers_without_the_work_earn_nothing(autograder):
     """Cause 6 of issue 19: a fit that returns k = 2, d = 1 and an invented curve, and rejects bad data,
     but never descends. Each fit check compares with the judge's own gradient descent: 0 points."""
     _root, results = _grade(autograder, NO_WORK)
+    golden.check("cheating/no_work", results["tests"])
     _assert_honest(results)

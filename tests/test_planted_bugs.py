@@ -19,7 +19,8 @@ def test_planted_bug_loses_points(bug: Bug, tmp_path):
     from grader.impl import LABS
 
     results = grade_variant(
-        {module_file(bug.lab): patched_source(bug)}, tmp_path, f"test_{LABS[bug.lab]}.py", select=list(bug.aimed_at)
+        {module_file(bug.lab): patched_source(bug)}, tmp_path, f"test_{LABS[bug.lab]}.py", select=list(bug.aimed_at),
+        golden=f"bugs/{bug.lab}-{bug.name}",
     )
     outputs = []
     for aimed in bug.aimed_at:

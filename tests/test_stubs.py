@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from tests import golden
+
 from grader.impl import LABS, REPO_ROOT
 from grader.stubs import expected_stubs, make_stub
 
@@ -83,3 +85,4 @@ def test_every_graded_check_fails_with_not_implemented_on_the_stubs(tmp_path):
     bad = [t["name"] for t in graded if "not implemented" not in t["output"]]
     assert not bad, f"these checks do not say 'not implemented' against the stubs: {bad}"
     assert "not implemented yet" in proc.stdout
+    golden.check("stubs", report["tests"])

@@ -21,6 +21,7 @@ ALT_LABS = [lab for lab, module in LABS.items() if (ALT / f"{module}.py").is_fil
 @pytest.mark.parametrize("lab", ALT_LABS)
 def test_alternative_implementation_scores_full_marks(lab, tmp_path):
     module = LABS[lab]
-    results = grade_variant({f"{module}.py": (ALT / f"{module}.py").read_text()}, tmp_path, f"test_{module}.py")
+    results = grade_variant({f"{module}.py": (ALT / f"{module}.py").read_text()}, tmp_path, f"test_{module}.py",
+                            golden=f"alt/{lab}")
     lost = {name: t["output"] for name, t in results.items() if t["score"] < t["max_score"]}
     assert not lost, f"the alternative {module}.py lost points: {lost}"
