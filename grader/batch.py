@@ -8,7 +8,7 @@ after ``submission_metadata.yml``). An entry with no lab file, or a zip that can
 listed in the gradebook as ``unreadable`` with the reason; nothing is silently dropped.
 
 Every submission is graded exactly as ``python -m grader --labs-dir DIR`` grades it: the same
-function (:func:`grader.__main__.grade_isolated`), checks, grader seed, time budgets and crash
+function (:func:`grader.runner.grade_isolated`), checks, grader seed, time budgets and crash
 handling. Only the lab files are copied out of a submission (to ``OUTDIR/work/<student>/labs``),
 never run in this process. ``--workers N`` submissions are graded at a time, each in a *slot*: a
 process that has imported torch and started the student-code zygote once, and forks a fresh
@@ -258,7 +258,7 @@ def _fork_runner(log_path: Path, deadline: float):
                 os.dup2(fd, 2)
                 os.close(fd)
                 os.chdir(REPO_ROOT)
-                from grader.__main__ import GRADING_ENV
+                from grader.runner import GRADING_ENV
 
                 os.environ.update(GRADING_ENV)
                 code = int(pytest.main(argv))
@@ -300,20 +300,15 @@ def grade_job(job: dict, runner=None) -> dict:
         except SubmissionTimeout:
             code, error = -1, f"pytest took longer than {limit:g} s and was stopped"
         return {"code": code, "seconds": round(time.time() - started, 2), "error": error}
-    from grader.__main__ import build_parser, grade_isolated
+    from grader.runner import GradeOptions, grade_isolated
 
-    argv = ["--labs-dir", job["labs_dir"], "--json", job["json"]]
-    argv += [a for n in job["labs"] for a in ("--lab", str(n))]
-    if job.get("grader_seed") is not None:
-        argv += ["--grader-seed", str(job["grader_seed"])]
-    if job.get("timeout") is not None:
-        argv += ["--timeout", str(job["timeout"])]
-    args = build_parser().parse_args(argv)
+    options = GradeOptions(labs_dir=job["labs_dir"], json=job["json"], lab=list(job["labs"]) or None,
+                           grader_seed=job.get("grader_seed"), timeout=job.get("timeout"))
     started = time.time()
-    Path(job["log"]).write_text(f"python -m grader {' '.join(argv)}\n")
+    Path(job["log"]).write_text(options.command_line() + "\n")
     run = runner or _fork_runner(Path(job["log"]), started + job["submission_timeout"])
     try:
-        code = grade_isolated(args, quiet=True, run_pytest=run)
+        code = grade_isolated(options, quiet=True, run_pytest=run)
         error = "" if code == 0 else f"the grader failed (exit code {code}); see the log"
     except SubmissionTimeout:
         code, error = -1, f"the submission took longer than {job['submission_timeout']:g} s in all and was stopped"
@@ -326,7 +321,7 @@ def slot_main() -> int:
     Protocol: one JSON job per line on stdin, one JSON reply per line on the original stdout
     (everything else this process or its judges print goes to the job's log or to stderr).
     """
-    from grader.__main__ import GRADING_ENV
+    from grader.runner import GRADING_ENV
 
     os.environ.update(GRADING_ENV)
     replies = os.fdopen(os.dup(1), "w", buffering=1)
@@ -429,7 +424,7 @@ class Slot:
         self.user = user  # student code of this slot runs as this user (--worker-user)
 
     def start(self) -> None:
-        from grader.__main__ import GRADING_ENV
+        from grader.runner import GRADING_ENV
 
         env = dict(os.environ, **GRADING_ENV)
         for name in ("GRADER_NO_SUMMARY", "LABS_IMPL"):  # --labs-dir decides

@@ -11,7 +11,7 @@ autograder) therefore reads them only through this module:
   path (``openat(2)`` walk, as ``shutil.rmtree`` does to avoid symlink attacks);
 * only regular files (``S_ISREG`` on the opened descriptor) are read, at most ``limit + 1``
   bytes, so a file that grows or lies about its size is caught;
-* names come from an allow-list (the lab modules of :data:`grader.impl.LABS`);
+* names come from an allow-list (the lab modules of :data:`grader.registry.LABS`);
 * what is read is written into folders the reader owns, never into the student's.
 
 Everything after ingestion works on the bytes. ``python -m grader.ingest SUBMISSION LABS_DIR``
@@ -124,7 +124,7 @@ def read_beneath(base: Path, rel: str, limit: int = MAX_LAB_BYTES, owner: int | 
 
 def lab_of(name: str) -> str | None:
     """The lab id (``"lab01"``) whose module file is ``name`` (``"lab01_autograd.py"``), else None."""
-    from grader.impl import LABS
+    from grader.registry import LABS
 
     for lab_id, module in LABS.items():
         if name == f"{module}.py":
@@ -178,7 +178,7 @@ def scan_folder(root: Path, max_depth: int = MAX_DEPTH, links: list[str] | None 
 def choose(lab_id: str, candidates: list[str]) -> tuple[str, str]:
     """The lab file to grade among several paths in one submission (one in ``labs/`` first, then the
     shallowest), and a note when there was a choice."""
-    from grader.impl import LABS
+    from grader.registry import LABS
 
     def rank(path: str) -> tuple:
         parts = path.split("/")
@@ -232,7 +232,7 @@ def ingest_submission(root: Path, lab_ids: list[str] | None = None) -> Ingested:
 
     Args:
         root: the submission (read without following any link inside it).
-        lab_ids: the labs wanted (None: every lab of :data:`grader.impl.LABS`).
+        lab_ids: the labs wanted (None: every lab of :data:`grader.registry.LABS`).
 
     Returns:
         :class:`Ingested`; a lab file that is a link, not regular or too long is in ``refused``
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Prints one line per file taken or refused; exit code 0 (even when none is found).
     """
-    from grader.impl import LABS
+    from grader.registry import LABS
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:

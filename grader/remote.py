@@ -247,9 +247,9 @@ def zygote() -> Zygote:
     if _zygote is None or not _zygote.alive():
         if _zygote is not None:
             _zygote.close()
-        from grader import impl
+        from grader.registry import REPO_ROOT
 
-        _zygote = Zygote(cwd=impl.REPO_ROOT, user=os.environ.get("GRADER_WORKER_USER") or None)
+        _zygote = Zygote(cwd=REPO_ROOT, user=os.environ.get("GRADER_WORKER_USER") or None)
     return _zygote
 
 
@@ -418,6 +418,41 @@ class WorkerTimeout(Exception):
         super().__init__(
             f"Timeout: {what} took longer than the check's time budget and was stopped (the worker was killed)"
         )
+
+
+# --------------------------------------------------------------------------- files student code writes
+
+
+def worker_folder(tmp_path: Path) -> tuple[Path, int | None]:
+    """(folder, owner) where a check lets student code write a file, and whose file the judge reads.
+
+    With a worker user it is the zygote's scratch folder and ``owner`` its uid (files there are
+    read with :func:`read_worker_file`, never through their path); locally ``tmp_path`` and None.
+    """
+    if not os.environ.get("GRADER_WORKER_USER"):
+        return Path(tmp_path), None
+    area = zygote().area
+    return area.scratch, area.uid
+
+
+def read_worker_file(folder: Path, rel: str, owner: int | None, limit: int = 50_000_000) -> bytes | None:
+    """The bytes of ``folder/rel`` written by student code, or None when there is no such file.
+
+    No link is followed and, with ``owner``, the file must be the worker's own (not a hard link to
+    a file of root's): see :func:`grader.ingest.read_beneath`.
+
+    Raises:
+        AssertionError: the path is a link, not a regular file, too long or someone else's (the
+            message is for the student: write the file itself).
+    """
+    from grader.ingest import IngestError, Missing, read_beneath
+
+    try:
+        return read_beneath(Path(folder), rel, limit=limit, owner=owner)
+    except Missing:
+        return None
+    except IngestError as exc:
+        raise AssertionError(f"the file your code wrote cannot be graded: {exc}") from None
 
 
 # --------------------------------------------------------------------------- proxies

@@ -108,40 +108,6 @@ class Area:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def worker_folder(tmp_path: Path) -> tuple[Path, int | None]:
-    """(folder, owner) where a check lets student code write a file, and whose file the judge reads.
-
-    With a worker user it is the zygote's scratch folder and ``owner`` its uid (files there are
-    read with :func:`read_worker_file`, never through their path); locally ``tmp_path`` and None.
-    """
-    if not os.environ.get("GRADER_WORKER_USER"):
-        return Path(tmp_path), None
-    from grader import remote
-
-    area = remote.zygote().area
-    return area.scratch, area.uid
-
-
-def read_worker_file(folder: Path, rel: str, owner: int | None, limit: int = 50_000_000) -> bytes | None:
-    """The bytes of ``folder/rel`` written by student code, or None when there is no such file.
-
-    No link is followed and, with ``owner``, the file must be the worker's own (not a hard link to
-    a file of root's): see :func:`grader.ingest.read_beneath`.
-
-    Raises:
-        AssertionError: the path is a link, not a regular file, too long or someone else's (the
-            message is for the student: write the file itself).
-    """
-    from grader.ingest import IngestError, Missing, read_beneath
-
-    try:
-        return read_beneath(Path(folder), rel, limit=limit, owner=owner)
-    except Missing:
-        return None
-    except IngestError as exc:
-        raise AssertionError(f"the file your code wrote cannot be graded: {exc}") from None
-
-
 # --------------------------------------------------------------------------- bubblewrap
 
 
@@ -186,7 +152,7 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
 def private_paths() -> list[str]:
     """Folders of the grader student code must never read: the grader (hidden tests), the solutions,
     the grader's own tests and the data caches (held-out labels)."""
-    from grader.impl import REPO_ROOT
+    from grader.registry import REPO_ROOT
 
     paths = [REPO_ROOT / name for name in ("grader", "solutions", "tests", "data")]
     with contextlib.suppress(Exception):

@@ -38,7 +38,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader import remote, sandbox
+from grader import remote
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
@@ -984,8 +984,8 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     histories = {f"{d}x30 relu": list(np.sort(rng.uniform(0.1, 2.3, 6))[::-1]) for d in (1, 2, 3)}
     histories["1x30 relu, 10% data"] = list(np.sort(rng.uniform(0.1, 2.3, 4))[::-1])  # another length
     # A folder the worker may write (its scratch folder on an autograder); the judge reads the file back
-    # as bytes without following links (grader.sandbox.read_worker_file).
-    folder, owner = sandbox.worker_folder(tmp_path)
+    # as bytes without following links (grader.remote.read_worker_file).
+    folder, owner = remote.worker_folder(tmp_path)
     rel = f"lab03-plot-{grader_seed}/new/folder/losses.png"  # the folders do not exist yet
     path = folder / rel
     title = f"grader's title {grader_seed % 1000}"
@@ -1004,7 +1004,7 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     if isinstance(returned, remote.RemoteObject):
         returned = lab.grader.probe("lab03.text", returned)
     assert returned is not None and str(returned) == str(path), f"plot_losses must return the path it wrote, got {returned!r}"
-    png = sandbox.read_worker_file(folder, rel, owner)
+    png = remote.read_worker_file(folder, rel, owner)
     assert png is not None, (
         f"plot_losses did not write {path.name} into folders that did not exist yet: create the missing parent "
         "folders (Path(path).parent.mkdir(parents=True, exist_ok=True))"

@@ -300,12 +300,15 @@ def test_nothing_survives_from_one_student_to_the_next(tmp_path, sandbox):
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", GRADER_SANDBOX=sandbox, INSTRUCTOR_TOKEN=CANARY)
     # zed sorts last: grade him first, so that amy and bob come after him in the one slot
     (subs / "zed").rename(subs / "0-zed")
-    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), *ARGS,
-                           "--workers", "1", "--worker-user", WORKER_USER, "-q"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    # A budget of 60 s per check: this test is about what survives, not about speed under load.
+    proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--lab", "1",
+                           "--timeout", "60", "--workers", "1", "--worker-user", WORKER_USER, "-q"], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
-    assert rows["amy"]["total"] == rows["amy"]["max"] == rows["bob"]["total"], rows
+    lost = {name: [t["output"] for t in json.loads((out / "results" / f"{name}.json").read_text())["tests"]
+                   if t["score"] < t["max_score"]] for name in ("amy", "bob")}
+    assert rows["amy"]["total"] == rows["amy"]["max"] == rows["bob"]["total"], lost
     assert float(rows["0-zed"]["total"]) < float(rows["0-zed"]["max"])  # his graph_backward raised
     every_output = proc.stdout + proc.stderr + "".join(
         p.read_text(errors="replace") for sub in ("results", "feedback", "logs") for p in (out / sub).iterdir())
