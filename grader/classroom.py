@@ -34,7 +34,7 @@ def markdown(results: dict) -> str:
         if t["max_score"] > 0 and t["score"] < t["max_score"] and t.get("visibility", "visible") == "visible"
     ]
     if failed:
-        from grader.plugin import failure_lines
+        from grader.report import failure_lines
 
         lines += ["", "What to look at:", ""]
         for lab, name, _points, output in failure_lines(failed):

@@ -168,7 +168,7 @@ def grade_isolated(args: GradeOptions, quiet: bool = False, run_pytest=run_pytes
     import tempfile
     import time
 
-    from grader.plugin import gpu_policy_line, render_report
+    from grader.report import gpu_policy_line, render_report
 
     started = time.time()
     common = [a for a in pytest_args(args)[1:]]  # everything but the test path

@@ -5,8 +5,8 @@ Rules:
 * no import cycle among the grader's modules, counting imports inside functions;
 * the worker (``grader/worker/``, the only code next to student code) imports nothing of the
   grader's but its own package;
-* the leaves import nothing of the grader's (``registry``, ``scoring``, ``textsafe``) or only a
-  leaf (``ingest``: the registry);
+* the leaves import nothing of the grader's (``registry``, ``scoring``, ``textsafe``) or only
+  leaves (``ingest``: the registry; ``report``: scoring and textsafe);
 * the judge's client (``remote``) and the sandbox never import the plugin or the course tooling
   (``batch``, ``gradescope``, ``release``, ``stubs``, ``classroom``);
 * nothing imports a graded test file (``grader/test_*.py``, ``grader/hidden/test_*.py``), except
@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE = {"grader.batch", "grader.gradescope", "grader.release", "grader.stubs", "grader.classroom"}
-LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.ingest": {"grader.registry"}}
+LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.ingest": {"grader.registry"},
+          "grader.report": {"grader.scoring", "grader.textsafe"}}
 #: (importer, imported test module): rubric files used as helper libraries, to be moved to oracle/kit.
 KNOWN_DEBT = {
     ("grader.hidden.test_lab01_hidden", "grader.test_lab01_autograd"),
@@ -61,7 +62,7 @@ def import_graph(folders=("grader", "bench")) -> dict[str, set[str]]:
                 targets = [base] + [f"{base}.{a.name}" for a in node.names]
             else:
                 continue
-            found |= {t for t in targets if t in grader and t != name}
+            found |= {t for t in targets if t in grader and t not in (name, "grader")}  # the package itself is empty
         graph[name] = found
     return graph
 
