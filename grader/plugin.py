@@ -39,6 +39,7 @@ import numpy as np
 import pytest
 
 from grader import impl, scoring, textsafe
+from grader.scoring import Check  # noqa: F401  (re-exported: tests build reports from it)
 from grader.report import (  # noqa: F401  (the plugin's public words: re-exported for rubric files and tests)
     EVIDENCE_INFO, GPU_INFO, NO_GPU, failure_lines, gpu_policy_line, info_output, is_info_test, render_report,
     whole_lab_failure,
@@ -46,24 +47,6 @@ from grader.report import (  # noqa: F401  (the plugin's public words: re-export
 
 DEFAULT_SEED = 20181  # fixed default grader seed (ISMRM 2018 lecture)
 GPU_POINTS_ENV = "GRADER_GPU_POINTS"
-
-
-@dataclass
-class Check:
-    """One graded test's outcome, as it goes into the report."""
-
-    nodeid: str
-    lab: str
-    name: str
-    max_score: float  # the points of the check (what it is worth when graded)
-    score: float = 0.0
-    status: str = "pending"  # pending | running | passed | failed | not run
-    output: str = ""
-    visibility: str = "visible"
-    duration: float = 0.0
-    graded: bool = True  # False: a GPU check outside a GPU assignment (information, 0 points)
-    evidence: bool = False  # an @pytest.mark.information check: never graded, reported as information
-    reason: str = ""  # why it failed, as a category (see failure_reason); "" when it did not fail
 
 
 @dataclass
@@ -85,8 +68,7 @@ class Report:
 
     def totals(self, lab: str | None = None) -> tuple[float, float]:
         """(earned, possible) over the graded checks (of ``lab``); information checks count 0 of 0."""
-        graded = [c for c in self.checks.values() if c.graded and (lab is None or c.lab == lab)]
-        return sum(c.score for c in graded), sum(c.max_score for c in graded)
+        return scoring.totals(self.checks.values(), lab)
 
     def to_gradescope(self) -> dict:
         """The run as Gradescope's results.json dict.
@@ -392,7 +374,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             name=item.name,
             max_score=float(points.args[0]),
             visibility="after_published" if hidden else "visible",
-            graded=(report.gpu_points or not is_gpu_check(item)) and item.get_closest_marker("information") is None,
+            graded=scoring.is_graded(report.gpu_points, gpu_check=is_gpu_check(item),
+                                     information=item.get_closest_marker("information") is not None),
             evidence=item.get_closest_marker("information") is not None,
         )
     report.write_json()
@@ -555,35 +538,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if rep.skipped and call.when in ("setup", "call"):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        check.status = "not run" if NO_GPU in reason else "failed"
-        check.output = NO_GPU if NO_GPU in reason else textsafe.terminal(f"skipped: {reason}")
-        check.score = 0.0
+        if NO_GPU in reason:
+            scoring.not_run(check, NO_GPU)
+        else:
+            scoring.failed(check, textsafe.terminal(f"skipped: {reason}"), check.reason)
     elif rep.failed:
         if check.status != "failed":  # the first failing phase says why
-            check.status = "failed"
-            check.score = 0.0
             # The message may quote student text: no escape sequence reaches a terminal or results.json.
-            check.output = textsafe.terminal(explain(call.excinfo)) if call.excinfo else "failed"
-            check.reason = failure_reason(call.excinfo) if call.excinfo else "error"
+            scoring.failed(check, textsafe.terminal(explain(call.excinfo)) if call.excinfo else "failed",
+                           failure_reason(call.excinfo) if call.excinfo else "error")
     elif rep.passed and call.when == "call":
-        check.status = "passed"
-        check.score = check.max_score if check.graded else 0.0
-        check.output = ""
+        scoring.passed(check)
     check.duration += rep.duration
     if call.when == "teardown":
         if check.status in ("pending", "running"):
-            _did_not_run(check)
+            scoring.did_not_run(check)
         report.write_json()
-
-
-def _did_not_run(check: Check) -> None:
-    """A check that never reached a verdict: a graded one scores 0 (``failed``); an information
-    check is ``not run``, never ``failed``."""
-    check.score = 0.0
-    if check.graded:
-        check.status, check.output = "failed", check.output or "did not run"
-    else:
-        check.status, check.output = "not run", ""
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -592,7 +562,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if report is not None:
         for check in report.checks.values():
             if check.status in ("pending", "running"):  # interrupted
-                _did_not_run(check)
+                scoring.did_not_run(check)
         report.write_json()
 
 

@@ -8,11 +8,13 @@ rules that decide a check's status, its points and a submission's status live he
   ``passed`` whatever happened, since Gradescope shows a 0-point ``failed`` as a red failure);
 * :func:`crashed`: a check that was running when its grading process died scores 0 and says why;
 * :func:`lab_totals`: points per lab;
-* :func:`submission_status`: ``ok`` / ``crashed`` / ``timed out`` of a whole submission (batch).
+* :func:`submission_status`: ``ok`` / ``crashed`` / ``timed out`` of a whole submission (batch);
+* :func:`is_graded`: the GPU policy, and information checks (never worth points);
+* :func:`passed`, :func:`failed`, :func:`not_run`, :func:`did_not_run`: a check's verdict and
+  points, which the plugin (``grader/plugin.py``) records from pytest's phases.
 
-The GPU policy and the per-check verdict of a pytest run are still decided in the plugin
-(``grader/plugin.py``), which calls these (issue 20 moves them here next). This module imports
-nothing of the grader's.
+The words of a failure (why it failed) come from the plugin and :mod:`grader.report`; the points
+are decided here only. This module imports nothing of the grader's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +74,69 @@ def lab_number(lab_id: str) -> int:
     if not re.fullmatch(r"lab\d\d", lab_id):
         raise ValueError(f"{lab_id!r} is not a lab id of the form 'labNN'")
     return int(lab_id[3:])
+
+
+# --------------------------------------------------------------------------- a check's verdict
+
+
+@dataclass
+class Check:
+    """One graded test's outcome, as it goes into the report."""
+
+    nodeid: str
+    lab: str
+    name: str
+    max_score: float  # the points of the check (what it is worth when graded)
+    score: float = 0.0
+    status: str = "pending"  # pending | running | passed | failed | not run
+    output: str = ""
+    visibility: str = "visible"
+    duration: float = 0.0
+    graded: bool = True  # False: a GPU check outside a GPU assignment (information, 0 points)
+    evidence: bool = False  # an @pytest.mark.information check: never graded, reported as information
+    reason: str = ""  # why it failed, as a category (plugin.failure_reason); "" when it did not fail
+
+
+
+def is_graded(gpu_points: bool, gpu_check: bool, information: bool) -> bool:
+    """Whether a check is worth its points: the GPU policy (README, "GPU checks").
+
+    An ``@pytest.mark.information`` check never is; a GPU check only in a GPU assignment
+    (``gpu_points``), so that the maximum never depends on the machine; every other check is.
+    """
+    return (gpu_points or not gpu_check) and not information
+
+
+def passed(check: Check) -> None:
+    """The check passed: its points if graded, 0 of 0 if information."""
+    check.status, check.output = "passed", ""
+    check.score = check.max_score if check.graded else 0.0
+
+
+def failed(check: Check, message: str, reason: str) -> None:
+    """The check failed (its first failing phase says why): 0 points, the message, the category."""
+    check.status, check.score, check.output, check.reason = "failed", 0.0, message, reason
+
+
+def not_run(check: Check, message: str) -> None:
+    """The check could not run here (a GPU check without a GPU): 0 points, ``not run``."""
+    check.status, check.score, check.output = "not run", 0.0, message
+
+
+def did_not_run(check: Check) -> None:
+    """A check that never reached a verdict: a graded one scores 0 (``failed``); an information
+    check is ``not run``, never ``failed``."""
+    check.score = 0.0
+    if check.graded:
+        check.status, check.output = "failed", check.output or "did not run"
+    else:
+        check.status, check.output = "not run", ""
+
+
+def totals(checks: Iterable[Check], lab: str | None = None) -> tuple[float, float]:
+    """(earned, possible) over the graded checks (of ``lab``); information checks count 0 of 0."""
+    graded = [c for c in checks if c.graded and (lab is None or c.lab == lab)]
+    return sum(c.score for c in graded), sum(c.max_score for c in graded)
 
 
 # --------------------------------------------------------------------------- rules
