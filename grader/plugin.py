@@ -86,11 +86,12 @@ class Report:
         for c in self.checks.values():
             status = scoring.gradescope_status(c.status, c.graded)
             output = c.output if c.graded else info_output(c)
+            earned, worth = scoring.points(c)
             tests.append(
                 {
-                    "name": f"{c.lab}: {c.name}",
-                    "score": c.score if c.graded else 0.0,
-                    "max_score": c.max_score if c.graded else 0.0,
+                    "name": str(scoring.CheckName(c.lab, c.name)),
+                    "score": earned,
+                    "max_score": worth,
                     "status": status,
                     "output": output,
                     "visibility": c.visibility,

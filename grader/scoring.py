@@ -133,6 +133,11 @@ def did_not_run(check: Check) -> None:
         check.status, check.output = "not run", ""
 
 
+def points(check: Check) -> tuple[float, float]:
+    """(score, max score) a check reports: its own if graded, 0 of 0 if information."""
+    return (check.score, check.max_score) if check.graded else (0.0, 0.0)
+
+
 def totals(checks: Iterable[Check], lab: str | None = None) -> tuple[float, float]:
     """(earned, possible) over the graded checks (of ``lab``); information checks count 0 of 0."""
     graded = [c for c in checks if c.graded and (lab is None or c.lab == lab)]
