@@ -18,22 +18,12 @@ import torch
 from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
 from grader.checks import _find_def
 from grader.impl import lab_fixture, lab_path
+from grader.oracle.lab01 import X, Y, autograd_gradients, grader_line, per_sample_gd
 
 lab = lab_fixture("lab01")
 
-X = (1.0, 2.0, 3.0, 4.0, 5.0)
-Y = (3.0, 5.0, 7.0, 9.0, 11.0)
-
-
 def _points(rng: np.random.Generator, n: int = 5) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in rng.uniform(-3.0, 3.0, size=(n, 2))]
-
-
-def _autograd(a: float, b: float) -> tuple[float, float]:
-    a_t = torch.tensor(a, dtype=torch.float64, requires_grad=True)
-    b_t = torch.tensor(b, dtype=torch.float64, requires_grad=True)
-    ((a_t + b_t) * (b_t + 1.0)).backward()
-    return a_t.grad.item(), b_t.grad.item()
 
 
 def _names_in(func) -> set[str]:
@@ -56,44 +46,6 @@ def _python_float(value, what: str) -> float:
     return value
 
 
-def _per_sample_gd(k: float, d: float, lr: float, epochs: int, accumulate: bool = False, x=X, y=Y):
-    """The grader's own per-sample gradient descent on (x, y) (default the lab's data) in float64,
-    optionally without zeroing.
-
-    Returns (k, d, mean loss of each epoch, each sample's loss taken before its update).
-    """
-    gk = gd = 0.0
-    losses = []
-    for _ in range(epochs):
-        total = 0.0
-        for x_i, y_i in zip(x, y):
-            r = k * x_i + d - y_i
-            total += r * r
-            gk, gd = (gk + 2 * r * x_i, gd + 2 * r) if accumulate else (2 * r * x_i, 2 * r)
-            k, d = k - lr * gk, d - lr * gd
-        losses.append(total / len(x))
-    return k, d, np.array(losses)
-
-
-def _grader_line(rng: np.random.Generator):
-    """A line y = k x + d the student code never saw: slope 0.5..3 in size (either sign), intercept
-    -2..2, 5 to 8 points in [-2, 3] (spread >= 2, values exact in float32), start k0, d0 in [-1, 1].
-
-    With lr 0.02 and 600 epochs the grader's own descent ends within 1e-7 of the line (worst of
-    300 seeds: 3.2e-8); the reference solution (float32) within 1.3e-6 of that descent.
-    """
-    k = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 3.0))
-    d = float(rng.uniform(-2.0, 2.0))
-    n = int(rng.integers(5, 9))
-    x = np.sort(rng.uniform(-2.0, 3.0, n))
-    while x.max() - x.min() < 2.0:
-        x = np.sort(rng.uniform(-2.0, 3.0, n))
-    x = x.astype(np.float32).astype(np.float64)
-    y = (k * x + d).astype(np.float32).astype(np.float64)
-    k0, d0 = (float(v) for v in rng.uniform(-1.0, 1.0, 2))
-    return k, d, [float(v) for v in x], [float(v) for v in y], k0, d0
-
-
 def _check_fit_is_own_descent(result, x, y, lr: float, epochs: int, k0: float, d0: float, call: str):
     """The returned (k, d, losses) equal the grader's own per-sample gradient descent from (k0, d0):
     k and d within 1e-4, every per-epoch loss within 0.1 % (or 1e-6 absolute, near 0).
@@ -106,7 +58,7 @@ def _check_fit_is_own_descent(result, x, y, lr: float, epochs: int, k0: float, d
     k, d = as_float(k, "k"), as_float(d, "d")
     losses = np.asarray(losses, dtype=np.float64)
     assert losses.shape == (epochs,), f"{call}: expected {epochs} per-epoch losses, got shape {losses.shape}"
-    want_k, want_d, want_losses = _per_sample_gd(k0, d0, lr, epochs, x=x, y=y)
+    want_k, want_d, want_losses = per_sample_gd(k0, d0, lr, epochs, x=x, y=y)
     assert abs(k - want_k) < 1e-4 and abs(d - want_d) < 1e-4, (
         f"{call} gave k={k:.5f}, d={d:.5f}; the grader's own per-sample gradient descent (k0={k0:.3f}, d0={d0:.3f}, "
         f"lr={lr}, {epochs} epochs) ends at k={want_k:.5f}, d={want_d:.5f}: fit by per-sample gradient descent "
@@ -138,7 +90,7 @@ def test_graph_backward_matches_autograd(lab, grader_seed):
         got = lab.graph_backward(a, b)
         assert len(got) == 2, f"graph_backward(a, b) must return (de_da, de_db), got {len(got)} values"
         de_da, de_db = _python_float(got[0], "graph_backward: de_da"), _python_float(got[1], "graph_backward: de_db")
-        want_a, want_b = _autograd(a, b)
+        want_a, want_b = autograd_gradients(a, b)
         assert abs(de_da - want_a) < 1e-9, (
             f"graph_backward({a:.3f}, {b:.3f}): de/da is {de_da:.6f}, autograd gives {want_a:.6f}; "
             "a reaches e only through c = a + b"
@@ -162,7 +114,7 @@ def test_graph_backward_matches_autograd(lab, grader_seed):
 def test_graph_autograd_matches(lab, grader_seed):
     for a, b in _points(np.random.default_rng(grader_seed)):
         got = lab.graph_autograd(a, b)
-        want = _autograd(a, b)
+        want = autograd_gradients(a, b)
         for name, value, w in zip(("de/da", "de/db"), got, want):
             value = _python_float(value, f"graph_autograd: {name}")
             if abs(value - w) < 1e-5:
@@ -222,9 +174,9 @@ def test_fit_one_epoch_is_per_sample_gradient_descent(lab, grader_seed):
         lr = 0.004
         k, d, losses = lab.fit_linear_regression(X, Y, lr=lr, epochs=epochs, k0=k0, d0=d0, device="cpu")
         k, d = _python_float(k, "fit_linear_regression: k"), _python_float(d, "fit_linear_regression: d")
-        want_k, want_d, want_losses = _per_sample_gd(k0, d0, lr, epochs)
+        want_k, want_d, want_losses = per_sample_gd(k0, d0, lr, epochs)
         if abs(k - want_k) > 1e-4 or abs(d - want_d) > 1e-4:
-            acc_k, acc_d, _ = _per_sample_gd(k0, d0, lr, epochs, accumulate=True)
+            acc_k, acc_d, _ = per_sample_gd(k0, d0, lr, epochs, accumulate=True)
             if abs(k - acc_k) < 1e-4 and abs(d - acc_d) < 1e-4:
                 why = "the gradients are not zeroed after each update, so they accumulate (k.grad.zero_())"
             else:
@@ -283,7 +235,7 @@ def test_fit_recovers_line(lab, device, grader_seed):
         f"{call} gave k={k:.4f}, d={d:.4f}; the data lie on y = 2x + 1 "
         "(should be within 0.01 after 1000 epochs at lr 0.005)"
     )
-    k_true, d_true, x, y, k0, d0 = _grader_line(np.random.default_rng(grader_seed))
+    k_true, d_true, x, y, k0, d0 = grader_line(np.random.default_rng(grader_seed))
     call = (f"fit_linear_regression on the grader's line through {len(x)} points (lr=0.02, epochs=600, "
             f"k0={k0:.3f}, d0={d0:.3f}, device={device!r})")
     k, d = _check_fit_is_own_descent(
@@ -300,7 +252,7 @@ def test_no_hard_coded_device(lab):
     with cuda_reported_unavailable():
         k, d, _ = lab.fit_linear_regression(X, Y, lr=0.004, epochs=2, k0=0.0, d0=0.0, device="cpu")
     # The run must be a real fit, not just return without touching CUDA.
-    want_k, want_d, _ = _per_sample_gd(0.0, 0.0, 0.004, 2)
+    want_k, want_d, _ = per_sample_gd(0.0, 0.0, 0.004, 2)
     assert abs(as_float(k, "k") - want_k) < 1e-4 and abs(as_float(d, "d") - want_d) < 1e-4, (
         "fit_linear_regression(device='cpu') with CUDA unavailable does not give the per-sample gradient descent "
         "result (see the one-epoch check)"

@@ -11,7 +11,7 @@ import torch
 
 from grader.impl import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
-from grader.test_lab04_dti import layer_shapes, rebuild, run_pipeline
+from grader.oracle.lab04 import layer_shapes, rebuild, run_pipeline
 
 lab = lab_fixture("lab04")
 pytestmark = pytest.mark.hidden
