@@ -526,6 +526,51 @@ def step_costs(variant: str, x: torch.Tensor, y: torch.Tensor, device: str, batc
     return float(np.median(times[2:])), per_image
 
 
+def run_all(data, runs, epochs: int, lr: float, seed: int, device: str, y_random=None,
+            progress: bool = True, figures: bool = True) -> dict[str, dict]:  # keep
+    """Train each run (name, variant, on random labels?) of ``runs`` on ``data`` with :func:`train`;
+    ``y_random``: the training labels of the random-label runs. Returns {name: history}, each
+    with "parameters", "random_labels" and "seconds" added."""
+    import time
+
+    from tqdm import tqdm
+
+    size = int(data.x_train.shape[-1])
+    # One bar for all runs, in measured seconds of work: a hook ticks on every forward pass
+    # (a training step, or the evaluation of a batch), weighted by what that costs for the variant.
+    costs = {v: step_costs(v, data.x_train, data.y_train, device) for v in {variant for _, variant, _ in runs}}
+    n_batches = -(-len(data.y_train) // 10)
+    n_eval = len(data.y_train) + len(data.y_val)
+    total = sum(epochs * (n_batches * costs[v][0] + n_eval * costs[v][1]) for _, v, _ in runs)
+    bar = tqdm(total=total, desc="training", smoothing=0.0, disable=not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left")
+    histories = {}
+    for name, variant, shuffled in runs:
+        torch.manual_seed(seed)
+        model = build_cnn(variant, image_size=size)
+        bar.set_description(f"training {name}")
+        step, per_image = costs[variant]
+
+        def tick(module, inputs, output, step=step, per_image=per_image) -> None:  # must return None
+            bar.update(step if module.training else per_image * len(inputs[0]))
+
+        hook = model.register_forward_hook(tick)
+        start = time.perf_counter()
+        h = train(model, data.x_train, y_random if shuffled else data.y_train, data.x_val, data.y_val,
+                  epochs=epochs, lr=lr, device=device, seed=seed)
+        h["seconds"] = time.perf_counter() - start
+        hook.remove()
+        h["parameters"] = count_parameters(model)
+        h["random_labels"] = shuffled
+        histories[name] = h
+        if figures and not shuffled:
+            proba = predict_proba(model, data.x_val)
+            plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
+                               f"{variant}: misclassified validation images")
+    bar.close()
+    return histories
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train the runs, write the figures to ``figures/lab05/`` and print the table."""
     parser = argparse.ArgumentParser(prog="python -m labs.lab05_cnn", description=__doc__.splitlines()[0])
@@ -571,46 +616,13 @@ def main(argv: list[str] | None = None) -> int:
         lr = args.lr or (QUICK_LR if args.quick else DEFAULT_LR)
     random_labels = (not args.full) if args.random_labels is None else args.random_labels
     runs = [run for run in RUNS if random_labels or not run[2]]
-    size = int(data.x_train.shape[-1])
     print(f"{data} on {device}, {epochs} epochs, Adam lr {lr:g}, batch 10, seed {args.seed}")
     plot_example_pairs(data.x_val, data.y_val, FIGURES / "examples.png")
     y_random = randomize_labels(data.y_train, seed=args.seed) if random_labels else None
 
-    from tqdm import tqdm
-
-    # One bar for all runs, in measured seconds of work: a hook ticks on every forward pass
-    # (a training step, or the evaluation of a batch), weighted by what that costs for the variant.
-    costs = {v: step_costs(v, data.x_train, data.y_train, device) for v in {variant for _, variant, _ in runs}}
-    n_batches = -(-len(data.y_train) // 10)
-    n_eval = len(data.y_train) + len(data.y_val)
-    total = sum(epochs * (n_batches * costs[v][0] + n_eval * costs[v][1]) for _, v, _ in runs)
-    bar = tqdm(total=total, desc="training", smoothing=0.0,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left")
-    histories, rows = {}, []
-    for name, variant, shuffled in runs:
-        torch.manual_seed(args.seed)
-        model = build_cnn(variant, image_size=size)
-        bar.set_description(f"training {name}")
-        step, per_image = costs[variant]
-
-        def tick(module, inputs, output, step=step, per_image=per_image) -> None:  # must return None
-            bar.update(step if module.training else per_image * len(inputs[0]))
-
-        hook = model.register_forward_hook(tick)
-        y_train = y_random if shuffled else data.y_train
-        h = train(model, data.x_train, y_train, data.x_val, data.y_val, epochs=epochs, lr=lr, device=device,
-                  seed=args.seed)
-        hook.remove()
-        h["parameters"] = count_parameters(model)
-        h["random_labels"] = shuffled
-        histories[name] = h
-        if not shuffled:
-            proba = predict_proba(model, data.x_val)
-            plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
-                               f"{variant}: misclassified validation images")
-        rows.append((name, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], min(h["val_loss"]),
-                     h["val_loss"][-1]))
-    bar.close()
+    histories = run_all(data, runs, epochs, lr, args.seed, device, y_random)
+    rows = [(name, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], min(h["val_loss"]), h["val_loss"][-1])
+            for name, h in histories.items()]
     for name, h in histories.items():
         print_history(name, h)
     plot_training_curves(histories, FIGURES / "training_curves.png")
