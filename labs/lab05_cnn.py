@@ -326,6 +326,8 @@ def plot_training_curves(histories: dict[str, dict], path: Path) -> None:  # kee
     """Per run (columns): accuracy (top) and loss (bottom, log scale), training and validation, per
     epoch, with the epoch of the lowest validation loss marked; the title gives :func:`verdict`.
     Runs on random labels (``history["random_labels"]``) are drawn with their training curves dashed."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,7 +357,7 @@ def plot_training_curves(histories: dict[str, dict], path: Path) -> None:  # kee
                 ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0, col].axhline(0.5, color="k", lw=0.6, alpha=0.5)
         axes[0, col].set_ylim(0.3, 1.02)
-        words = verdict(h).replace(" (", "\n(", 1)
+        words = "\n".join(textwrap.wrap(verdict(h), 52))
         axes[0, col].set_title(f"{name} ({h.get('parameters', '?')} parameters)\n{words}", fontsize=8)
         axes[1, col].legend(fontsize=7, loc="lower left")
     fig.suptitle("Image-quality CNNs: " + "; ".join(f"{name} {verdict(h).split(' (')[0]}"
