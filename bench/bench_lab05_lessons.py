@@ -15,7 +15,10 @@ of issue 22:
 * gap4, random labels: training accuracy <= 0.90.
 
 Each (setting, seed) is one line of bench/results/lab05_lessons.jsonl: the last-epoch accuracies,
-the validation loss (first, minimum, last) and the seconds of every run, and the wall time.
+the validation loss (first, minimum, last), the seconds and the per-epoch history of every run,
+and the wall time. ``--at 150`` reads the targets at an earlier epoch from the recorded
+histories (train() is deterministic epoch by epoch: the first 150 epochs of a 200-epoch run are
+a 150-epoch run).
 """
 
 from __future__ import annotations
@@ -56,11 +59,41 @@ def run(seed: int, pairs: int, size: int, epochs: int, lr: float, progress: bool
     runs = {name: {"train_acc": h["train_acc"][-1], "val_acc": h["val_acc"][-1], "val_loss_first": h["val_loss"][0],
                    "val_loss_min": min(h["val_loss"]), "val_loss_last": h["val_loss"][-1],
                    "best_epoch": h["val_loss"].index(min(h["val_loss"])) + 1, "seconds": round(h["seconds"], 1),
-                   "verdict": lab.verdict(h)}
+                   "verdict": lab.verdict(h),
+                   "history": {k: [round(v, 5) for v in h[k]] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}}
             for name, h in histories.items()}
     return {"seed": seed, "pairs": pairs, "size": size, "epochs": epochs, "lr": lr, "runs": runs,
             "wall_s": round(time.perf_counter() - start, 1),
             "targets": {k: bool(f(runs)) for k, f in TARGETS.items()}}
+
+
+def at_epoch(record: dict, epoch: int) -> dict:
+    """The runs of a recorded line as if trained for ``epoch`` epochs (from the histories)."""
+    runs = {}
+    for name, r in record["runs"].items():
+        h = {k: v[:epoch] for k, v in r["history"].items()}
+        runs[name] = {"train_acc": h["train_acc"][-1], "val_acc": h["val_acc"][-1], "val_loss_first": h["val_loss"][0],
+                      "val_loss_min": min(h["val_loss"]), "val_loss_last": h["val_loss"][-1],
+                      "best_epoch": h["val_loss"].index(min(h["val_loss"])) + 1}
+    return {**record, "epochs": epoch, "runs": runs, "targets": {k: bool(f(runs)) for k, f in TARGETS.items()}}
+
+
+def report(name: str, epoch: int | None) -> None:
+    """A markdown table of the recorded lines named ``name`` (at ``epoch``, default their last)."""
+    lines = [json.loads(x) for x in RESULTS.read_text().splitlines() if x.strip()]
+    lines = [r for r in lines if r["name"] == name]
+    cols = ("gap1", "gap4", "gap4, random labels", "fc", "fc, random labels")
+    print("| setting | seed | " + " | ".join(f"{c} train / val" for c in cols) + " | fc random val loss | targets |")
+    print("|---" * (len(cols) + 4) + "|")
+    for r in lines:
+        r = at_epoch(r, epoch or r["epochs"])
+        runs = r["runs"]
+        missed = [k for k, ok in r["targets"].items() if not ok]
+        fcr = runs["fc, random labels"]
+        print(f"| {r['pairs']} pairs, {r['size']} px, {r['epochs']} ep, lr {r['lr']:g} | {r['seed']} | "
+              + " | ".join(f"{runs[c]['train_acc']:.3f} / {runs[c]['val_acc']:.3f}" for c in cols)
+              + f" | {fcr['val_loss_first']:.2f} -> {fcr['val_loss_last']:.2f} | "
+              + ("all met" if not missed else "missed: " + ", ".join(missed)) + " |")
 
 
 def main() -> int:
@@ -75,7 +108,12 @@ def main() -> int:
     ap.add_argument("--name", default="default")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--report", action="store_true", help="print the recorded lines of --name as a table")
+    ap.add_argument("--at", type=int, default=None, help="with --report: the numbers at this epoch")
     args = ap.parse_args()
+    if args.report:
+        report(args.name, args.at)
+        return 0
     for seed in args.seeds:
         result = {"name": args.name, **run(seed, args.pairs, args.size, args.epochs, args.lr, not args.no_progress)}
         print(f"{args.name} seed {seed}: {args.pairs} pairs, {args.size} px, {args.epochs} epochs, lr {args.lr:g}, "

@@ -32,8 +32,9 @@ training accuracy near 1 at chance validation accuracy, its validation loss expl
 ``gap4`` cannot memorise them.
 
 ``python -m labs.lab05_cnn`` shows the three lessons (``gap1`` underfits, ``gap4`` generalises,
-``fc`` memorises random labels and ``gap4`` cannot): 260 simulated pairs at 64x64 (made once, about
-a minute, then cached), 200 epochs of each of five runs, at most 10 min on one CPU thread.
+``fc`` memorises random labels and ``gap4`` cannot): 260 simulated pairs at 96x96 (made once,
+under a minute, then cached), 120 epochs of each of five runs: about 5 minutes on one CPU thread
+(4 with the set cached; bench/results/lab05_calibration.md, "Session 4").
 ``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs; needs ``python -m data
 prepare recon`` once; one epoch of all three variants takes about a minute on one CPU
 core, so about half an hour on a CPU and a minute or two on a GPU); ``--quick`` tries the code out
@@ -439,7 +440,7 @@ def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, pa
 
 #: The default run (the three lessons, at most 10 min on one CPU thread; chosen in
 #: bench/results/lab05_calibration.md) and the lecture's run (``--full``).
-DEFAULT_PAIRS, DEFAULT_SIZE, DEFAULT_EPOCHS, DEFAULT_LR = 260, 64, 200, 1e-3
+DEFAULT_PAIRS, DEFAULT_SIZE, DEFAULT_EPOCHS, DEFAULT_LR = 260, 96, 120, 1e-3
 FULL_EPOCHS, FULL_LR = 30, 1e-3
 QUICK_PAIRS, QUICK_SIZE, QUICK_EPOCHS, QUICK_LR = 60, 64, 20, 3e-3
 #: (name, variant, random labels) of the runs, in the order of the figure's columns.
@@ -493,7 +494,7 @@ def run_all(data, runs, epochs: int, lr: float, seed: int, device: str, y_random
     for name, variant, shuffled in runs:
         torch.manual_seed(seed)
         model = build_cnn(variant, image_size=size)
-        bar.set_description(f"training {name}")
+        bar.set_description_str(f"training {name}")
         step, per_image = costs[variant]
 
         def tick(module, inputs, output, step=step, per_image=per_image) -> None:  # must return None
@@ -545,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         if status["source"] == "offline" and not status["sim_ready"]:
             print(
                 "The lecture's image set is not prepared yet: run `python -m data prepare recon` once "
-                "(10-17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (64x64).",
+                "(10-17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
                 file=sys.stderr,
             )
             return 1
@@ -571,12 +572,17 @@ def main(argv: list[str] | None = None) -> int:
     for name, h in histories.items():
         print_history(name, h)
     plot_training_curves(histories, FIGURES / "training_curves.png")
+    import json
+
+    settings = {"data": str(data), "epochs": epochs, "lr": lr, "seed": args.seed, "device": device}
+    (FIGURES / "histories.json").write_text(json.dumps({"settings": settings, "runs": histories}))
 
     print(f"{'run':<21}{'parameters':>11}{'train acc':>11}{'val acc':>9}{'val loss min':>14}{'last':>8}")
     for name, n_params, train_acc, val_acc, loss_min, loss_last in rows:
         print(f"{name:<21}{n_params:>11}{train_acc:>11.3f}{val_acc:>9.3f}{loss_min:>14.3f}{loss_last:>8.3f}")
     print("verdicts: " + "; ".join(f"{name} {verdict(h).split(' (')[0]}" for name, h in histories.items()))
-    print(f"figures written to {FIGURES}/ (training_curves.png, examples.png, misclassified_*.png)")
+    print(f"figures written to {FIGURES}/ (training_curves.png, examples.png, misclassified_*.png; the numbers: "
+          "histories.json)")
     return 0
 
 
