@@ -349,6 +349,110 @@ def _proj(p: np.ndarray, alpha: float) -> np.ndarray:
     return p / np.maximum(1.0, norm / alpha)
 
 
+# In-place forms of the operators above, for the solver's loop (issue 22: the loop spent most of
+# its time making NumPy temporaries). Each writes into ``out`` with the same ufuncs, operand
+# order and dtypes as its allocating twin, so the bits are the same
+# (tests/test_data_recon.py::test_tgv_pics_in_place_loop_is_bit_identical).
+
+_C0 = np.complex64(0)
+
+
+def _cuts(ndim: int, axis: int, n: int) -> tuple[tuple, tuple, tuple]:
+    sl = [slice(None)] * ndim
+    a, b, last = list(sl), list(sl), list(sl)
+    a[axis], b[axis], last[axis] = slice(0, n - 1), slice(1, n), slice(n - 1, n)
+    return tuple(a), tuple(b), tuple(last)
+
+
+def _dfwd_into(u: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    """`_dfwd(u, axis)` written into ``out``."""
+    a, b, last = _cuts(u.ndim, axis, u.shape[axis])
+    np.subtract(u[b], u[a], out=out[a])
+    out[last] = 0
+    return out
+
+
+def _dfwd_t_into(p: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    """`_dfwd_t(p, axis)` written into ``out`` (0 - p, then + p shifted, as there)."""
+    a, b, last = _cuts(p.ndim, axis, p.shape[axis])
+    out[last] = 0
+    np.subtract(_C0, p[a], out=out[a])
+    np.add(out[b], p[a], out=out[b])
+    return out
+
+
+class _TGVBuffers:
+    """The scratch arrays of one `tgv_pics` call, allocated once."""
+
+    def __init__(self, shape: tuple[int, int], n_coils: int) -> None:
+        h, w = shape
+        self.g = np.empty((2, h, w), np.complex64)  # grad(ub), then sym_grad_t(q)
+        self.e = np.empty((3, h, w), np.complex64)  # sym_grad(vb)
+        self.t = np.empty((h, w), np.complex64)  # one component
+        self.ut = np.empty((h, w), np.complex64)  # grad_t(p) + op_t(r)
+        self.n1 = np.empty((h, w), np.float32)  # norms of _proj
+        self.n2 = np.empty((h, w), np.float32)
+        self.n3 = np.empty((h, w), np.float32)
+        self.c = np.empty((n_coils, h, w), np.complex64)  # coil images / k-space
+
+
+def _grad_into(u: np.ndarray, out: np.ndarray) -> np.ndarray:
+    _dfwd_into(u, 0, out[0])
+    _dfwd_into(u, 1, out[1])
+    return out
+
+
+def _grad_t_into(p: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    _dfwd_t_into(p[0], 0, out)
+    np.add(out, _dfwd_t_into(p[1], 1, tmp), out=out)
+    return out
+
+
+def _sym_grad_into(v: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    np.negative(_dfwd_t_into(v[0], 0, out[0]), out=out[0])
+    np.negative(_dfwd_t_into(v[1], 1, out[1]), out=out[1])
+    np.negative(_dfwd_t_into(v[0], 1, out[2]), out=out[2])
+    np.subtract(out[2], _dfwd_t_into(v[1], 0, tmp), out=out[2])
+    np.multiply(out[2], _R2, out=out[2])
+    return out
+
+
+def _sym_grad_t_into(q: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    for k, (axis0, axis2) in enumerate(((0, 1), (1, 0))):
+        np.negative(_dfwd_into(q[k], axis0, out[k]), out=out[k])
+        np.multiply(_dfwd_into(q[2], axis2, tmp), _R2, out=tmp)
+        np.subtract(out[k], tmp, out=out[k])
+    return out
+
+
+def _proj_(p: np.ndarray, alpha: float, buf: _TGVBuffers) -> np.ndarray:
+    """`_proj(p, alpha)` in place: |p|^2 summed over axis 0 in order, as np.sum does."""
+    norm, s, t = buf.n1, buf.n2, buf.n3
+    for k in range(p.shape[0]):
+        target = norm if k == 0 else s
+        np.square(p[k].real, out=target)
+        np.add(target, np.square(p[k].imag, out=t), out=target)
+        if k:
+            np.add(norm, s, out=norm)
+    np.sqrt(norm, out=norm)
+    np.divide(norm, alpha, out=norm)
+    np.maximum(1.0, norm, out=norm)
+    return np.divide(p, norm, out=p)
+
+
+def _hybrid_op_into(u: np.ndarray, maps: np.ndarray, mrow: np.ndarray, buf: _TGVBuffers) -> np.ndarray:
+    """`_hybrid_op`; the result is a new array (the FFT's output)."""
+    k = sfft.fft(np.multiply(maps, u, out=buf.c), axis=-2, norm="ortho", workers=1)
+    return np.multiply(k, mrow, out=k)
+
+
+def _hybrid_op_t_into(k: np.ndarray, conj_maps: np.ndarray, mrow: np.ndarray, out: np.ndarray,
+                      buf: _TGVBuffers) -> np.ndarray:
+    """`_hybrid_op_t` (with conj(maps) given) written into ``out``."""
+    x = sfft.ifft(np.multiply(k, mrow, out=buf.c), axis=-2, norm="ortho", workers=1)
+    return np.sum(np.multiply(conj_maps, x, out=x), axis=0, out=out)
+
+
 def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: float,
              n_iter: int = TGV_ITERS, alpha0_ratio: float = 2.0, step_ratio: float = 1.0) -> np.ndarray:
     """TGV^2-regularised PI-CS reconstruction (Knoll et al. 2011, 2012) with the
@@ -395,14 +499,37 @@ def tgv_pics(kspace: np.ndarray, mask2d: np.ndarray, maps: np.ndarray, lam: floa
     q = np.zeros((3,) + u.shape, np.complex64)
     r = np.zeros_like(f)
     ub, vb = u.copy(), v.copy()
+    # The updates below are those of the formulas in the comments, computed in place into
+    # buffers allocated once (same ufuncs and operand order: the same bits as the formulas).
+    buf = _TGVBuffers(u.shape, f.shape[0])
+    u_new, v_new = np.empty_like(u), np.empty_like(v)
+    hybrid = op is _hybrid_op
+    conj_s = np.conj(s) if hybrid else None
+    shrink = 1.0 / (1.0 + sig)
     for _ in range(int(n_iter)):
-        p = _proj(p + sig * (grad(ub) - vb), a1)
-        q = _proj(q + sig * sym_grad(vb), a0)
-        r = (r + sig * (op(ub, s, m) - f)) * (1.0 / (1.0 + sig))
-        u_new = u - tau * (grad_t(p) + op_t(r, s, m))
-        v_new = v - tau * (sym_grad_t(q) - p)
-        ub, vb = 2.0 * u_new - u, 2.0 * v_new - v
-        u, v = u_new, v_new
+        # p = _proj(p + sig * (grad(ub) - vb), a1)
+        g = np.subtract(_grad_into(ub, buf.g), vb, out=buf.g)
+        _proj_(np.add(p, np.multiply(sig, g, out=g), out=p), a1, buf)
+        # q = _proj(q + sig * sym_grad(vb), a0)
+        e = _sym_grad_into(vb, buf.e, buf.t)
+        _proj_(np.add(q, np.multiply(sig, e, out=e), out=q), a0, buf)
+        # r = (r + sig * (op(ub, s, m) - f)) * (1 / (1 + sig))
+        k = _hybrid_op_into(ub, s, m, buf) if hybrid else op(ub, s, m)
+        np.subtract(k, f, out=k)
+        np.add(r, np.multiply(sig, k, out=k), out=k)
+        r = np.multiply(k, shrink, out=k)
+        # u_new = u - tau * (grad_t(p) + op_t(r, s, m))
+        gt = _grad_t_into(p, buf.ut, buf.t)
+        np.add(gt, _hybrid_op_t_into(r, conj_s, m, u_new, buf) if hybrid else op_t(r, s, m), out=gt)
+        np.subtract(u, np.multiply(tau, gt, out=gt), out=u_new)
+        # v_new = v - tau * (sym_grad_t(q) - p)
+        st = np.subtract(_sym_grad_t_into(q, buf.g, buf.t), p, out=buf.g)
+        np.subtract(v, np.multiply(tau, st, out=st), out=v_new)
+        # ub, vb = 2 u_new - u, 2 v_new - v; u, v = u_new, v_new
+        np.subtract(np.multiply(2.0, u_new, out=ub), u, out=ub)
+        np.subtract(np.multiply(2.0, v_new, out=vb), v, out=vb)
+        u, u_new = u_new, u
+        v, v_new = v_new, v
     return u
 
 

@@ -214,7 +214,7 @@ def _pairs_to_data(imgs: np.ndarray, n_pairs: int, source: str) -> ReconData:
 
 
 def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
-                      cache: bool = True) -> ReconData:
+                      cache: bool = True, progress: bool = False) -> ReconData:
     """Small simulated subset, made in memory (pairs 0..n_pairs-1 of `simulate_pair`).
 
     Pairs 0..round(2 n/3)-1 go to training, the rest to validation (both images of a pair
@@ -229,6 +229,7 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
         image_size: H = W in pixels (>= 16; field of view 240 mm).
         seed: base seed.
         cache: read/write the npz cache.
+        progress: show a tqdm progress bar while simulating.
 
     Returns:
         ReconData with x_* (N, 1, image_size, image_size) float32 in [0, 1], y_* 0./1.
@@ -236,7 +237,7 @@ def load_recon_subset(n_pairs: int = 16, image_size: int = 64, seed: int = 0,
     Raises:
         ValueError: n_pairs < 3 or image_size < 16.
     """
-    return _subset(n_pairs, image_size, seed, cache)
+    return _subset(n_pairs, image_size, seed, cache, progress=progress)
 
 
 def load_grader_subset(cache: bool = True) -> ReconData:
@@ -256,7 +257,8 @@ def load_grader_subset(cache: bool = True) -> ReconData:
     return _subset(n_pairs, image_size, derived_seed("recon-grader-subset"), cache, secret=tag)
 
 
-def _subset(n_pairs: int, image_size: int, seed: int, cache: bool, secret: str | None = None) -> ReconData:
+def _subset(n_pairs: int, image_size: int, seed: int, cache: bool, secret: str | None = None,
+            progress: bool = False) -> ReconData:
     # secret: the tag of the grader's data secret that `seed` comes from; the seed itself then
     # appears in no file name, manifest or source text.
     n_pairs, image_size, seed = int(n_pairs), int(image_size), int(seed)
@@ -276,7 +278,10 @@ def _subset(n_pairs: int, image_size: int, seed: int, cache: bool, secret: str |
         with np.load(folder / "subset.npz") as z:
             return _pairs_to_data(z["images"], n_pairs, source)
     imgs = np.zeros((n_pairs, 2, image_size, image_size), np.uint8)
-    for i in range(n_pairs):
+    from tqdm import tqdm
+
+    desc = f"simulating {n_pairs} pairs at {image_size} px (once: cached)"
+    for i in tqdm(range(n_pairs), desc=desc, unit="pair", disable=not progress):
         ref, acc, _ = simulate_pair(i, image_size, seed)
         imgs[i, 0], imgs[i, 1] = _to_uint8(ref), _to_uint8(acc)
     if cache:

@@ -23,15 +23,20 @@ from plain data only:
   the grader's own replay of the training in the order the worker reports, must give the trained
   parameters. Probes in the worker (``lab05.watch_modes``, ``lab05.watch_batches``,
   ``lab05.devices``) word failures, check how predict_proba runs, and the device after
-  ``train(device="cuda")`` (GPU check).
+  ``train(device="cuda")`` (GPU check);
+* randomize_labels: its outputs come back as data and are judged here (class counts, a
+  permutation of distinct values, the seed); whether it changed its input is read back from a
+  handle kept in the worker.
 
-Rubric (22 points on a CPU machine, +1 on a GPU):
+Rubric (26 points on a CPU machine, +1 on a GPU):
     parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
     sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1, gradients
     reach every conv layer 1, training mode during training 1, Adam on the binary cross-entropy 2,
     the loss is the binary cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
     predict_proba and evaluate 1, predict 1, trained gap4 reaches the validation accuracy 3,
-    no hard-coded device 1, cuda result equals cpu 1 (GPU only).
+    randomize_labels: a permutation keeping the class counts 1, same seed same permutation 1, does
+    not modify its input 1, rejects bad input 1; no hard-coded device 1, cuda result equals cpu 1
+    (GPU only).
 """
 
 from __future__ import annotations
@@ -1170,6 +1175,153 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     )
 
 
+# --------------------------------------------------------------------------- Task 5.3: memorisation
+
+N_LABELS = 400  # labels per randomness check: a shift, a sort or no shuffle shows at this length
+
+
+def _alternating(n: int, dtype=torch.float32) -> torch.Tensor:
+    """0, 1, 0, 1, ...: the lab's order (reference, accelerated, reference, ...)."""
+    return (torch.arange(n) % 2).to(dtype)
+
+
+def _shuffled(lab, y, seed: int, n: int, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """``lab.randomize_labels(y, seed)`` (``y`` data or a handle of n labels of ``dtype``), checked to
+    be a tensor of n labels of that dtype."""
+    out = lab.randomize_labels(y, seed)
+    ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (n,) and out.dtype == dtype
+    assert ok, (
+        f"{what} must return a new ({n},) tensor of the dtype of y ({dtype}), the labels reordered; got "
+        + (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__)
+    )
+    return out
+
+
+def _check_counts(out: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    for label in torch.unique(y).tolist():
+        want, got = int((y == label).sum()), int((out == label).sum())
+        assert got == want, (
+            f"{what} changed the class counts: {got} labels {label:g} instead of {want} of {len(y)}. Permute the labels "
+            "(each used exactly once, e.g. y[torch.randperm(N, generator=...)]); do not draw new labels or sample "
+            "positions with replacement"
+        )
+    assert set(torch.unique(out).tolist()) <= set(torch.unique(y).tolist()), f"{what} returned labels that are not in y"
+
+
+@pytest.mark.points(1)
+def test_randomize_labels_is_a_permutation_keeping_class_counts(lab, grader_seed):
+    """Class counts kept (balanced float and unbalanced int64 labels), every label used exactly once
+    (distinct values), and the order random: about half of an alternating 0/1 vector stays in place,
+    and where a value lands is uncorrelated with where it was."""
+    g = torch.Generator().manual_seed(grader_seed)
+    n = N_LABELS
+    y = _alternating(n)
+    what = f"randomize_labels(y, seed={grader_seed}) on {n} labels 0., 1., 0., 1., ..."
+    out = _shuffled(lab, y.clone(), grader_seed, n, torch.float32, what)
+    _check_counts(out, y, what)
+    kept = float((out == y).float().mean())
+    assert 0.35 <= kept <= 0.65, (
+        f"{what} left {kept:.0%} of the labels equal to the label at their place (a random permutation: about "
+        "half): the order must be random (not the original order, a shift or a sort)"
+    )
+    y3 = (torch.arange(n) % 3 == 0).long()[torch.randperm(n, generator=g)]
+    what3 = f"randomize_labels(y, seed={grader_seed + 1}) on {n} int64 labels, a third of them 1"
+    _check_counts(_shuffled(lab, y3.clone(), grader_seed + 1, n, torch.int64, what3), y3, what3)
+    ids = torch.randperm(n, generator=g).double()
+    what_ids = f"randomize_labels(y, seed={grader_seed}) on {n} distinct float64 values"
+    out_ids = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what_ids)
+    assert torch.equal(out_ids.sort().values, ids.sort().values), (
+        f"{what_ids} is not a permutation of y: every label must appear exactly once (a permutation of the "
+        "positions, not sampling with replacement or new values)"
+    )
+    where = (out_ids.unsqueeze(1) == ids.unsqueeze(0)).double().argmax(dim=1)  # old position of each output label
+    corr = float(torch.corrcoef(torch.stack([where, torch.arange(n, dtype=torch.float64)]))[0, 1])
+    assert abs(corr) <= 0.25, (
+        f"{what_ids}: the new position of a label is correlated with its old one (correlation {corr:.2f}; a random "
+        "permutation: about 0): shuffle the positions at random"
+    )
+
+
+@pytest.mark.points(1)
+def test_randomize_labels_same_seed_same_permutation(lab, grader_seed):
+    """The same seed gives the same permutation, whatever the worker's global RNGs hold and
+    whatever the labels; another seed gives another one."""
+    n = N_LABELS
+    ids = torch.arange(n, dtype=torch.float64)
+    what = f"randomize_labels(y, seed={grader_seed}) on {n} labels"
+    lab.grader.seed(grader_seed)
+    first = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
+    lab.grader.seed(grader_seed + 12345)  # the global RNGs in another state
+    again = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
+    assert torch.equal(first, again), (
+        f"{what} gave another order when called again with the same seed: draw the permutation from a generator "
+        "seeded with `seed` (torch.Generator().manual_seed(seed) or np.random.default_rng(seed)), not from the "
+        "global RNG"
+    )
+    other = _shuffled(lab, ids.clone(), grader_seed + 1, n, torch.float64, f"randomize_labels(y, seed={grader_seed + 1})")
+    assert not torch.equal(other, first), (
+        f"randomize_labels gave the same order for seeds {grader_seed} and {grader_seed + 1}: it ignores its seed; "
+        "seed the generator of the permutation with `seed`"
+    )
+    perm = first.long()  # the ids are the positions: out[i] = y[perm[i]]
+    assert sorted(perm.tolist()) == list(range(n)), f"{what} is not a permutation of y (see the permutation check)"
+    y = _alternating(n)
+    got = _shuffled(lab, y.clone(), grader_seed, n, torch.float32, f"randomize_labels(0/1 labels, seed={grader_seed})")
+    assert torch.equal(got, y[perm]), (
+        f"randomize_labels(y, seed={grader_seed}) reordered 0/1 labels with another permutation than {n} distinct "
+        "labels of the same length: the permutation must depend on the seed and N only"
+    )
+
+
+@pytest.mark.points(1)
+def test_randomize_labels_does_not_modify_its_input(lab, grader_seed):
+    """y is kept in the worker (``lab.grader.keep``) and read back after the call: a plain argument
+    is a copy in the worker, on which an in-place change would go unseen."""
+    n = 40
+    y = _alternating(n)
+    handle = lab.grader.keep(y.clone())
+    what = f"randomize_labels(y, seed={grader_seed}) on {n} labels"
+    out = _shuffled(lab, handle, grader_seed, n, torch.float32, what)
+    now = lab.grader.probe("tensor", handle)
+    assert isinstance(now, torch.Tensor) and torch.equal(now, y), (
+        f"{what} changed y in place: return a new tensor (y[perm]) and leave the caller's labels as they were "
+        "(train() on the true labels runs after the random-label run)"
+    )
+    _check_counts(out, y, what)
+
+
+def _expect_value_error(call, what: str, why: str) -> None:
+    """``call()`` must raise ValueError in the worker; otherwise a failure that says ``why``."""
+    try:
+        call()
+    except ValueError:
+        return
+    except (NotImplementedError, *_PASS_THROUGH):
+        raise
+    except remote.StudentError as exc:
+        pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
+    pytest.fail(f"{what} returned normally; expected ValueError ({why})")
+
+
+@pytest.mark.points(1)
+def test_randomize_labels_rejects_bad_input(lab, grader_seed):
+    """First a valid call (30 labels) that must give a permutation keeping the class counts, then
+    labels that are not one-dimensional, which must raise ValueError: a function that only raises
+    earns nothing."""
+    y = (torch.arange(30) % 3 == 0).float()
+    what = f"randomize_labels(y of shape (30,), seed={grader_seed})"
+    try:
+        out = _shuffled(lab, y.clone(), grader_seed, 30, torch.float32, what)
+    except ValueError as exc:
+        pytest.fail(f"{what} raised ValueError ({str(exc).strip()[:200]}): these labels are valid; raise only "
+                    "for labels that are not one-dimensional")
+    _check_counts(out, y, what)
+    why = "y must be one-dimensional (N,) labels: check y.dim() (or y.ndim) before shuffling"
+    for bad in (y.reshape(-1, 1), y.reshape(3, 10), torch.tensor(1.0)):
+        _expect_value_error(lambda bad=bad: lab.randomize_labels(bad.clone(), grader_seed),
+                            f"randomize_labels(y of shape {tuple(bad.shape)})", why)
+
+
 # --------------------------------------------------------------------------- devices
 
 
@@ -1177,7 +1329,7 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
 @pytest.mark.timeout(60)
 def test_no_hard_coded_device(lab, grader_seed):
     for name in ("build_cnn", "QualityCNN", "count_parameters", "global_average_pool", "predict_proba", "predict",
-                 "evaluate", "train"):
+                 "evaluate", "train", "randomize_labels"):
         assert_no_hard_coded_device(getattr(lab, name), name)
     g = torch.Generator().manual_seed(grader_seed)
     x, y = _toy_images(g, 6)

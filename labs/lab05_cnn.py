@@ -23,10 +23,22 @@ parallel-imaging compressed-sensing reconstruction (F. Knoll, K. Bredies, T. Poc
 R. Stollberger, MRM 65:480-491, 2011) from 1/4 of the phase-encode lines, with the same
 sensitivities.
 
-Run the whole lab with ``python -m labs.lab05_cnn`` (the full 520-image set; needs
-``python -m data prepare recon`` once; one epoch of all three variants at 320x320 takes about
-a minute on one CPU core, so 30 epochs take about half an hour on a CPU and a minute or two on a
-GPU) or ``python -m labs.lab05_cnn --quick`` (a small simulated subset, about a minute).
+Over- and underfitting, honestly. On these images one global number (the background noise
+that TGV removes, the blur along phase-encode that R = 4 leaves) separates the classes, so ``fc``
+generalises on the true labels as well as ``gap4``: there is nothing to memorise that the true
+feature does not already give. Overfitting is shown as capacity to memorise instead (Zhang et
+al., ICLR 2017): trained on randomly permuted labels (:func:`randomize_labels`), ``fc`` reaches
+training accuracy near 1 at chance validation accuracy, its validation loss exploding, while
+``gap4`` cannot memorise them.
+
+``python -m labs.lab05_cnn`` shows the three lessons (``gap1`` underfits, ``gap4`` generalises,
+``fc`` memorises random labels and ``gap4`` cannot): 260 simulated pairs at 96x96 (made once,
+under a minute, then cached), 120 epochs of each of five runs: about 5 minutes on one CPU thread
+(4 with the set cached; bench/results/lab05_calibration.md, "Session 4").
+``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs; needs ``python -m data
+prepare recon`` once; one epoch of all three variants takes about a minute on one CPU
+core, so about half an hour on a CPU and a minute or two on a GPU); ``--quick`` tries the code out
+in seconds.
 """
 
 from __future__ import annotations
@@ -226,7 +238,36 @@ def train(
     raise NotImplementedError("labs/lab05_cnn.py: implement train()")
 
 
-# --------------------------------------------------------------------------- Task 5.3: figures
+# --------------------------------------------------------------------------- Task 5.3: memorisation
+
+
+def randomize_labels(y: torch.Tensor, seed: int) -> torch.Tensor:
+    """The labels in a random order: a permutation of ``y`` that keeps the number of each class.
+
+    out[i] = y[perm[i]], perm a permutation of 0, ..., N-1 drawn uniformly at random from a
+    generator seeded with ``seed``: the same seed and N give the same permutation, whatever the
+    labels are and whatever ran before; different seeds give different permutations.
+
+    Source: C. Zhang, S. Bengio, M. Hardt, B. Recht, O. Vinyals, "Understanding deep learning
+    requires rethinking generalization", ICLR 2017: trained on images whose labels were shuffled
+    this way, a network can only raise its training accuracy by memorising each image, while its
+    validation accuracy (true labels) stays at chance. Whether it can is a measure of its capacity.
+
+    Args:
+        y: (N,) tensor of labels, any dtype (the lab's: float32 0. / 1.); not modified.
+        seed: integer seed of the permutation.
+
+    Returns:
+        a new (N,) tensor of the dtype and device of ``y``.
+
+    Raises:
+        ValueError: ``y`` is not one-dimensional.
+    """
+    # TODO: your code here
+    raise NotImplementedError("labs/lab05_cnn.py: implement randomize_labels()")
+
+
+# --------------------------------------------------------------------------- Task 5.4: figures
 
 
 #: Rules of :func:`diagnose_fit`, on the last epoch's numbers of a history.
@@ -255,39 +296,76 @@ def diagnose_fit(history: dict) -> str:  # keep
     return f"fits (accuracy training {train_acc:.2f}, validation {val_acc:.2f})"
 
 
+#: Rule of :func:`diagnose_memorisation`: training accuracy on random labels at least this.
+MEMORISE_TRAIN_ACC = 0.95
+
+
+def diagnose_memorisation(history: dict) -> str:  # keep
+    """One line that says from the numbers whether a model trained on random labels memorised them.
+
+    Memorises: last training accuracy (on the shuffled labels) >= MEMORISE_TRAIN_ACC. Otherwise
+    it cannot memorise them (in the training budget). The validation labels are the true ones, so
+    a model that memorises stays near chance there (0.5).
+    """
+    train_acc, val_acc = history["train_acc"][-1], history["val_acc"][-1]
+    loss0, loss1 = history["val_loss"][0], history["val_loss"][-1]
+    if train_acc >= MEMORISE_TRAIN_ACC:
+        return (f"memorises (random labels: training accuracy {train_acc:.2f}, validation {val_acc:.2f}, "
+                f"validation loss {loss0:.2f} -> {loss1:.2f})")
+    return f"cannot memorise (random labels: training accuracy {train_acc:.2f}, validation {val_acc:.2f})"
+
+
+def verdict(history: dict) -> str:  # keep
+    """:func:`diagnose_memorisation` for a random-label run (``history["random_labels"]``), else :func:`diagnose_fit`."""
+    return diagnose_memorisation(history) if history.get("random_labels") else diagnose_fit(history)
+
+
+LOSS_FLOOR = 1e-4  # losses below this are drawn at it (a log axis has no 0)
+
+
 def plot_training_curves(histories: dict[str, dict], path: Path) -> None:  # keep
-    """Per variant (columns): accuracy (top) and loss (bottom), training and validation, per epoch,
-    with the epoch of the lowest validation loss marked; the title gives :func:`diagnose_fit`."""
+    """Per run (columns): accuracy (top) and loss (bottom, log scale), training and validation, per
+    epoch, with the epoch of the lowest validation loss marked; the title gives :func:`verdict`.
+    Runs on random labels (``history["random_labels"]``) are drawn with their training curves dashed."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(histories)
-    fig, axes = plt.subplots(2, n, figsize=(4.4 * n, 6.4), sharex="col", squeeze=False)
-    for col, (variant, h) in enumerate(histories.items()):
+    fig, axes = plt.subplots(2, n, figsize=(3.9 * n, 6.6), sharex="col", squeeze=False)
+    for col, (name, h) in enumerate(histories.items()):
         epochs = np.arange(1, len(h["train_acc"]) + 1)
         best = int(np.argmin(h["val_loss"])) + 1
+        train_label = "training (random labels)" if h.get("random_labels") else "training"
         for row, (key, label) in enumerate((("acc", "accuracy (fraction of images)"),
-                                            ("loss", "binary cross-entropy (nats)"))):
+                                            ("loss", "binary cross-entropy (nats, log)"))):
             ax = axes[row, col]
-            ax.plot(epochs, h[f"train_{key}"], label="training")
-            ax.plot(epochs, h[f"val_{key}"], label="validation")
-            ax.axvline(best, color="grey", ls="--", lw=1, label=f"lowest validation loss (epoch {best})")
+            values = {s: np.asarray(h[f"{s}_{key}"], dtype=float) for s in ("train", "val")}
+            if key == "loss":
+                values = {s: np.maximum(v, LOSS_FLOOR) for s, v in values.items()}
+                ax.set_yscale("log")
+            ax.plot(epochs, values["train"], label=train_label, ls="--" if h.get("random_labels") else "-")
+            ax.plot(epochs, values["val"], label="validation (true labels)")
+            ax.axvline(best, color="grey", ls=":", lw=1, label=f"lowest validation loss (epoch {best})")
             ax.grid(alpha=0.3)
             if col == 0:
                 ax.set_ylabel(label)
             if row == 1:
                 ax.set_xlabel("epoch")
                 ax.xaxis.get_major_locator().set_params(integer=True)
-        axes[0, col].set_ylim(0.4, 1.02)
-        axes[0, col].set_title(f"{variant} ({h.get('parameters', '?')} parameters)\n{diagnose_fit(h)}", fontsize=9)
-        axes[1, col].legend(fontsize=7, loc="upper right")
-    fig.suptitle("Image-quality CNNs: " + "; ".join(f"{v} {diagnose_fit(h).split(' (')[0]}"
-                                                    for v, h in histories.items()))
+        axes[0, col].axhline(0.5, color="k", lw=0.6, alpha=0.5)
+        axes[0, col].set_ylim(0.3, 1.02)
+        words = "\n".join(textwrap.wrap(verdict(h), 52))
+        axes[0, col].set_title(f"{name} ({h.get('parameters', '?')} parameters)\n{words}", fontsize=8)
+        axes[1, col].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Image-quality CNNs: " + "; ".join(f"{name} {verdict(h).split(' (')[0]}"
+                                                    for name, h in histories.items()), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -301,7 +379,7 @@ def print_history(variant: str, h: dict) -> None:  # keep
         mark = "  <- lowest validation loss" if e == best else ""
         print(f"{'':{len(variant) + 1}} {e + 1:>5} {h['train_loss'][e]:>10.4f} {h['val_loss'][e]:>9.4f} "
               f"{h['train_acc'][e]:>9.3f} {h['val_acc'][e]:>8.3f}{mark}")
-    print(f"{'':{len(variant) + 1}} -> {diagnose_fit(h)}")
+    print(f"{'':{len(variant) + 1}} -> {verdict(h)}")
 
 
 def plot_example_pairs(x: torch.Tensor, y: torch.Tensor, path: Path, n_pairs: int = 3) -> None:  # keep
@@ -360,67 +438,151 @@ def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, pa
     plt.close(fig)
 
 
+#: The default run (the three lessons, at most 10 min on one CPU thread; chosen in
+#: bench/results/lab05_calibration.md) and the lecture's run (``--full``).
+DEFAULT_PAIRS, DEFAULT_SIZE, DEFAULT_EPOCHS, DEFAULT_LR = 260, 96, 120, 1e-3
+FULL_EPOCHS, FULL_LR = 30, 1e-3
+QUICK_PAIRS, QUICK_SIZE, QUICK_EPOCHS, QUICK_LR = 60, 64, 20, 3e-3
+#: (name, variant, random labels) of the runs, in the order of the figure's columns.
+RUNS = (("gap1", "gap1", False), ("gap4", "gap4", False), ("gap4, random labels", "gap4", True),
+        ("fc", "fc", False), ("fc, random labels", "fc", True))
+
+
+def step_costs(variant: str, x: torch.Tensor, y: torch.Tensor, device: str, batch_size: int = 10,
+               lr: float = 1e-3) -> tuple[float, float]:  # keep
+    """Measured seconds of one training step (batch ``batch_size``) and of predicting one image,
+    on a throw-away model: the weights of the progress bar (its ETA holds when they are right)."""
+    import time
+
+    state = torch.random.get_rng_state()
+    model = build_cnn(variant, image_size=int(x.shape[-1])).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    xb, yb = x[:batch_size].to(device), y[:batch_size].float().to(device)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        nn.functional.binary_cross_entropy(model(xb).reshape(-1), yb).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    predict_proba(model, x[:50])
+    per_image = (time.perf_counter() - start) / len(x[:50])
+    torch.random.set_rng_state(state)
+    return float(np.median(times[2:])), per_image
+
+
+def run_all(data, runs, epochs: int, lr: float, seed: int, device: str, y_random=None,
+            progress: bool = True, figures: bool = True) -> dict[str, dict]:  # keep
+    """Train each run (name, variant, on random labels?) of ``runs`` on ``data`` with :func:`train`;
+    ``y_random``: the training labels of the random-label runs. Returns {name: history}, each
+    with "parameters", "random_labels" and "seconds" added."""
+    import time
+
+    from tqdm import tqdm
+
+    size = int(data.x_train.shape[-1])
+    # One bar for all runs, in measured seconds of work: a hook ticks on every forward pass
+    # (a training step, or the evaluation of a batch), weighted by what that costs for the variant.
+    costs = {v: step_costs(v, data.x_train, data.y_train, device) for v in {variant for _, variant, _ in runs}}
+    n_batches = -(-len(data.y_train) // 10)
+    n_eval = len(data.y_train) + len(data.y_val)
+    total = sum(epochs * (n_batches * costs[v][0] + n_eval * costs[v][1]) for _, v, _ in runs)
+    bar = tqdm(total=total, desc="training", smoothing=0.0, disable=not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, about {remaining} left")
+    histories = {}
+    for name, variant, shuffled in runs:
+        torch.manual_seed(seed)
+        model = build_cnn(variant, image_size=size)
+        bar.set_description_str(f"training {name}")
+        step, per_image = costs[variant]
+
+        def tick(module, inputs, output, step=step, per_image=per_image) -> None:  # must return None
+            bar.update(step if module.training else per_image * len(inputs[0]))
+
+        hook = model.register_forward_hook(tick)
+        start = time.perf_counter()
+        h = train(model, data.x_train, y_random if shuffled else data.y_train, data.x_val, data.y_val,
+                  epochs=epochs, lr=lr, device=device, seed=seed)
+        h["seconds"] = time.perf_counter() - start
+        hook.remove()
+        h["parameters"] = count_parameters(model)
+        h["random_labels"] = shuffled
+        histories[name] = h
+        if figures and not shuffled:
+            proba = predict_proba(model, data.x_val)
+            plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
+                               f"{variant}: misclassified validation images")
+    bar.close()
+    return histories
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Train the three variants, write the figures to ``figures/lab05/`` and print the table."""
+    """Train the runs, write the figures to ``figures/lab05/`` and print the table."""
     parser = argparse.ArgumentParser(prog="python -m labs.lab05_cnn", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a small simulated subset (40 pairs, 96 px) made in memory: about a minute")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 30, --quick 40)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3, --quick 3e-3)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true",
+                      help="the lecture's run: the 520-image set at 320x320, 30 epochs (needs `python -m data "
+                           "prepare recon` once; about half an hour on a CPU)")
+    mode.add_argument("--quick", action="store_true",
+                      help=f"tries the code out: {QUICK_PAIRS} pairs at {QUICK_SIZE} px, {QUICK_EPOCHS} epochs "
+                           "(seconds; the lessons need the default run)")
+    parser.add_argument("--random-labels", action=argparse.BooleanOptionalAction, default=None,
+                        help="also train fc and gap4 on randomly permuted training labels (default: yes, "
+                             "except with --full)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs (default {DEFAULT_EPOCHS}, --full {FULL_EPOCHS}, --quick {QUICK_EPOCHS})")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"Adam learning rate (default {DEFAULT_LR:g}, --full {FULL_LR:g}, --quick {QUICK_LR:g})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the order and the random labels")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     args = parser.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     from data import recon
 
-    if args.quick:
-        data = recon.load_recon_subset(n_pairs=40, image_size=96)
-        epochs, lr = args.epochs or 40, args.lr or 3e-3
-    else:
+    if args.full:
         status = recon.info()
         if status["source"] == "offline" and not status["sim_ready"]:
             print(
-                "The lab's image set is not prepared yet: run `python -m data prepare recon` once "
-                "(about 10 min), or try `python -m labs.lab05_cnn --quick` for a small simulated subset.",
+                "The lecture's image set is not prepared yet: run `python -m data prepare recon` once "
+                "(10-17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
                 file=sys.stderr,
             )
             return 1
         data = recon.load_recon()
-        epochs, lr = args.epochs or 30, args.lr or 1e-3
-    size = int(data.x_train.shape[-1])
-    print(f"{data} on {device}, {epochs} epochs, Adam lr {lr:g}, batch 10")
+        epochs, lr = args.epochs or FULL_EPOCHS, args.lr or FULL_LR
+    else:
+        pairs, size = (QUICK_PAIRS, QUICK_SIZE) if args.quick else (DEFAULT_PAIRS, DEFAULT_SIZE)
+        if recon.info()["real_present"]:  # the lecture's data.zip in data/recon_classification: at this size
+            data = recon.load_recon("real", image_size=size)
+        else:
+            data = recon.load_recon_subset(n_pairs=pairs, image_size=size, progress=True)
+        epochs = args.epochs or (QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS)
+        lr = args.lr or (QUICK_LR if args.quick else DEFAULT_LR)
+    random_labels = (not args.full) if args.random_labels is None else args.random_labels
+    runs = [run for run in RUNS if random_labels or not run[2]]
+    print(f"{data} on {device}, {epochs} epochs, Adam lr {lr:g}, batch 10, seed {args.seed}")
     plot_example_pairs(data.x_val, data.y_val, FIGURES / "examples.png")
+    y_random = randomize_labels(data.y_train, seed=args.seed) if random_labels else None
 
-    from tqdm import tqdm
-
-    histories, rows = {}, []
-    steps = epochs * -(-len(data.y_train) // 10)  # training mini-batches per variant
-    for variant in VARIANTS:
-        torch.manual_seed(0)
-        model = build_cnn(variant, image_size=size)
-        # Progress without touching train(): a hook ticks once per training-mode forward pass.
-        bar = tqdm(total=steps, desc=f"training {variant}", unit="batch")
-        def tick(module, inputs, output, bar=bar) -> None:  # must return None: a value would replace the output
-            if module.training:
-                bar.update(1)
-
-        hook = model.register_forward_hook(tick)
-        h = train(model, data.x_train, data.y_train, data.x_val, data.y_val, epochs=epochs, lr=lr, device=device, seed=0)
-        hook.remove()
-        bar.close()
-        h["parameters"] = count_parameters(model)
-        histories[variant] = h
-        print_history(variant, h)
-        proba = predict_proba(model, data.x_val)
-        plot_misclassified(data.x_val, data.y_val, proba, FIGURES / f"misclassified_{variant}.png",
-                           f"{variant}: misclassified validation images")
-        rows.append((variant, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], max(h["val_acc"])))
+    histories = run_all(data, runs, epochs, lr, args.seed, device, y_random)
+    rows = [(name, h["parameters"], h["train_acc"][-1], h["val_acc"][-1], min(h["val_loss"]), h["val_loss"][-1])
+            for name, h in histories.items()]
+    for name, h in histories.items():
+        print_history(name, h)
     plot_training_curves(histories, FIGURES / "training_curves.png")
+    import json
 
-    print(f"{'variant':<8}{'parameters':>11}{'train acc':>11}{'val acc':>9}{'best val':>10}")
-    for variant, n_params, train_acc, val_acc, best in rows:
-        print(f"{variant:<8}{n_params:>11}{train_acc:>11.3f}{val_acc:>9.3f}{best:>10.3f}")
-    print(f"figures written to {FIGURES}/ (training_curves.png, examples.png, misclassified_*.png)")
+    settings = {"data": str(data), "epochs": epochs, "lr": lr, "seed": args.seed, "device": device}
+    (FIGURES / "histories.json").write_text(json.dumps({"settings": settings, "runs": histories}))
+
+    print(f"{'run':<21}{'parameters':>11}{'train acc':>11}{'val acc':>9}{'val loss min':>14}{'last':>8}")
+    for name, n_params, train_acc, val_acc, loss_min, loss_last in rows:
+        print(f"{name:<21}{n_params:>11}{train_acc:>11.3f}{val_acc:>9.3f}{loss_min:>14.3f}{loss_last:>8.3f}")
+    print("verdicts: " + "; ".join(f"{name} {verdict(h).split(' (')[0]}" for name, h in histories.items()))
+    print(f"figures written to {FIGURES}/ (training_curves.png, examples.png, misclassified_*.png; the numbers: "
+          "histories.json)")
     return 0
 
 

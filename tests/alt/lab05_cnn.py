@@ -1,7 +1,8 @@
 """Alternative lab 5: nn.Sequential models, PyTorch default init, DataLoader batching,
-Keras-style running training accuracy, inference_mode predictions."""
+Keras-style running training accuracy, inference_mode predictions, NumPy-shuffled random labels."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -84,3 +85,10 @@ def train(model, x_train, y_train, x_val, y_val, epochs, lr=1e-3, batch_size=10,
         hist["val_loss"].append(nn.functional.binary_cross_entropy(pv, y_val).item())
         hist["val_acc"].append(((pv > 0.5).float() == y_val).float().mean().item())
     return hist
+
+
+def randomize_labels(y, seed):
+    if len(y.shape) != 1:
+        raise ValueError("randomize_labels shuffles a vector of labels (N,)")
+    order = np.random.default_rng(seed).permutation(y.shape[0])
+    return y.detach().clone()[torch.as_tensor(order, device=y.device)]
