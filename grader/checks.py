@@ -7,7 +7,10 @@ import contextlib
 from typing import Iterator
 
 import numpy as np
+import pytest
 import torch
+
+from grader import remote
 
 
 def rel_error(received, expected) -> float:
@@ -129,3 +132,25 @@ def epoch_orders(batches: list[list[int]], n: int, batch_size: int, epochs: int,
             f"train(): epoch {e} does not visit every training {one} exactly once ({len(set(order))} distinct of {n})"
         )
     return orders
+
+
+#: Errors of the worker itself (it exited, died or broke the wire format): a check re-raises them, so
+#: the report names the crash instead of the check's own expectation.
+PASS_THROUGH = (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)
+
+
+def expect_value_error(call, what: str, why: str) -> None:
+    """``call()`` must raise ValueError in the worker; otherwise a failure that says ``why``.
+
+    ``NotImplementedError`` and the worker's own crashes (:data:`PASS_THROUGH`) pass through, so a
+    stub reads "not implemented" and a crash reads as one.
+    """
+    try:
+        call()
+    except ValueError:
+        return
+    except (NotImplementedError, *PASS_THROUGH):
+        raise
+    except remote.StudentError as exc:
+        pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
+    pytest.fail(f"{what} returned normally; expected ValueError ({why})")

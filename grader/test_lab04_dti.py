@@ -32,7 +32,9 @@ import torch
 from torch import nn
 
 from grader import remote
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders
+from grader.checks import (
+    as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
+)
 from grader.impl import lab_fixture
 from grader.oracle.lab04 import (
     SIZES,
@@ -141,22 +143,6 @@ def test_split_train_val(lab, grader_seed):
     assert not torch.equal(torch.as_tensor(other), torch.as_tensor(first)), (
         "split_train_val ignores its seed: seed the generator of the permutation with `seed`"
     )
-
-
-_PASS_THROUGH = (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)
-
-
-def expect_value_error(call, what: str, why: str) -> None:
-    """``call()`` must raise ValueError in the worker; otherwise a failure that says ``why``."""
-    try:
-        call()
-    except ValueError:
-        return
-    except (NotImplementedError, *_PASS_THROUGH):
-        raise
-    except remote.StudentError as exc:
-        pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
-    pytest.fail(f"{what} returned normally; expected ValueError ({why})")
 
 
 @pytest.mark.points(1)

@@ -52,7 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader import remote
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders
+from grader.checks import (
+    PASS_THROUGH, as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
+)
 from grader.impl import lab_fixture
 
 lab = lab_fixture("lab05")
@@ -235,7 +237,7 @@ def _padding_hint(lab, model) -> bool:
         return False
 
 
-_PASS_THROUGH = (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)
+_PASS_THROUGH = PASS_THROUGH
 
 
 def _fail_forward(lab, model, x, where: str, exc: Exception) -> None:
@@ -1290,19 +1292,6 @@ def test_randomize_labels_does_not_modify_its_input(lab, grader_seed):
     _check_counts(out, y, what)
 
 
-def _expect_value_error(call, what: str, why: str) -> None:
-    """``call()`` must raise ValueError in the worker; otherwise a failure that says ``why``."""
-    try:
-        call()
-    except ValueError:
-        return
-    except (NotImplementedError, *_PASS_THROUGH):
-        raise
-    except remote.StudentError as exc:
-        pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
-    pytest.fail(f"{what} returned normally; expected ValueError ({why})")
-
-
 @pytest.mark.points(1)
 def test_randomize_labels_rejects_bad_input(lab, grader_seed):
     """First a valid call (30 labels) that must give a permutation keeping the class counts, then
@@ -1318,7 +1307,7 @@ def test_randomize_labels_rejects_bad_input(lab, grader_seed):
     _check_counts(out, y, what)
     why = "y must be one-dimensional (N,) labels: check y.dim() (or y.ndim) before shuffling"
     for bad in (y.reshape(-1, 1), y.reshape(3, 10), torch.tensor(1.0)):
-        _expect_value_error(lambda bad=bad: lab.randomize_labels(bad.clone(), grader_seed),
+        expect_value_error(lambda bad=bad: lab.randomize_labels(bad.clone(), grader_seed),
                             f"randomize_labels(y of shape {tuple(bad.shape)})", why)
 
 
