@@ -1,7 +1,7 @@
 """Grading of lab 5: a CNN that classifies image quality (labs/lab05_cnn.py).
 
 The student's code runs in a worker process (:mod:`grader.remote`); this file holds the grader's
-own reference implementation of the lecture's three models (:class:`_LectureCNN`) and judges
+own reference implementation of the lecture's three models (:class:`LectureCNN`) and judges
 from plain data only:
 
 * structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
@@ -42,7 +42,6 @@ Rubric (26 points on a CPU machine, +1 on a GPU):
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 
 import numpy as np
@@ -56,15 +55,29 @@ from grader.checks import (
     PASS_THROUGH, as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
 )
 from grader.impl import lab_fixture
+from grader.oracle.lab05 import (  # the answer key: the grader's models and the calls of the student's
+    LECTURE_PARAMETERS,
+    LECTURE_SIZE,
+    VARIANTS,
+    expected_shapes,
+    rebuild,
+    forward_matches,
+    he_tensors,
+    tiny_net,
+    tiny_from,
+    toy_images,
+    own_proba,
+    build,
+    padding_hint,
+    fail_forward,
+    forward,
+    trace,
+    summary,
+    layers_of,
+)
 
 lab = lab_fixture("lab05")
 
-VARIANTS = ("fc", "gap1", "gap4")
-LECTURE_PARAMETERS = {"fc": 26117, "gap1": 45, "gap4": 489}
-LECTURE_SIZE = 320
-N_FILTERS = 4  # filters of every conv layer (lecture)
-N_HIDDEN = 16  # units of the hidden dense layer of "fc" (lecture)
-FORWARD_ATOL = 1e-5  # student forward vs the grader's model with the same parameters
 
 # The accuracy check: a small seeded subset of the simulated images at reduced size.
 from data.recon import GRADER_SUBSET  # noqa: E402
@@ -76,250 +89,27 @@ MIN_VAL_ACCURACY = 0.75
 HISTORY_IMAGES = 10  # training images given to train() as its x_val / y_val in the accuracy check
 
 
-# --------------------------------------------------------------------------- the grader's own models
-
-
-class _LectureCNN(nn.Module):
-    """The grader's own implementation of the lecture's models (``fc``, ``gap1``, ``gap4``).
-
-    Parameters in the order the lab specifies (conv layers, then the dense layers), each conv
-    3x3, 4 filters, stride 1, padding 1, with bias; ReLU after every conv, 2x2 max-pool after
-    every conv of ``fc`` and ``gap4``; ``fc``: flatten, dense 16 + ReLU, dense 1; ``gap1`` /
-    ``gap4``: the mean of every feature map, dense 1; a sigmoid at the output.
-    """
-
-    def __init__(self, variant: str, image_size: int) -> None:
-        super().__init__()
-        self.variant = variant
-        n_blocks = 1 if variant == "gap1" else 4
-        self.convs = nn.ModuleList(
-            nn.Conv2d(1 if k == 0 else N_FILTERS, N_FILTERS, 3, padding=1) for k in range(n_blocks)
-        )
-        if variant == "fc":
-            side = image_size
-            for _ in range(n_blocks):
-                side //= 2
-            self.hidden = nn.Linear(N_FILTERS * side * side, N_HIDDEN)
-            self.out = nn.Linear(N_HIDDEN, 1)
-        else:
-            self.out = nn.Linear(N_FILTERS, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        for conv in self.convs:
-            x = F.relu(conv(x))
-            if self.variant != "gap1":
-                x = F.max_pool2d(x, 2)
-        return x
-
-    def logits(self, h: torch.Tensor, order: tuple[int, int, int] = (1, 2, 3)) -> torch.Tensor:
-        """The output layer's z from the features; ``order``: the axes flattened (fc), (C, H, W) by default."""
-        if self.variant == "fc":
-            return self.out(F.relu(self.hidden(h.permute(0, *order).flatten(1))))
-        return self.out(h.mean(dim=(2, 3)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(self.features(x)))
-
-
-def _expected_shapes(variant: str, size: int) -> list[tuple[int, ...]]:
-    return [tuple(p.shape) for p in _LectureCNN(variant, size).parameters()]
-
-
-def _rebuild(variant: str, size: int, tensors: list) -> _LectureCNN | None:
-    """The grader's model with the reported parameters, or None if their shapes are not the lecture's."""
-    model = _LectureCNN(variant, size)
-    params = list(model.parameters())
-    if [tuple(t.shape) for t in tensors] != [tuple(p.shape) for p in params]:
-        return None
-    with torch.no_grad():
-        for p, t in zip(params, tensors):
-            p.copy_(torch.as_tensor(t, dtype=torch.float32))
-    return model.eval()
-
-
-def _own_outputs(model: _LectureCNN, x: torch.Tensor) -> list[torch.Tensor]:
-    """z of the output layer for every flatten order the grader accepts (fc: any order of C, H, W)."""
-    with torch.no_grad():
-        h = model.features(x)
-        orders = list(itertools.permutations((1, 2, 3))) if model.variant == "fc" else [(1, 2, 3)]
-        return [model.logits(h, order).reshape(-1).double() for order in orders]
-
-
-def _forward_matches(model: _LectureCNN, x: torch.Tensor, got) -> bool:
-    """Whether the student's output is the grader's model's (the output nonlinearity is judged
-    by test_output_is_sigmoid_probability, so sigmoid(z), sigmoid(sigmoid(z)) and z all count here)."""
-    if not isinstance(got, torch.Tensor) or got.numel() != len(x) or not got.is_floating_point():
-        return False
-    got = got.detach().reshape(-1).double()
-    for z in _own_outputs(model, x):
-        for want in (torch.sigmoid(z), torch.sigmoid(torch.sigmoid(z)), z):
-            if torch.allclose(got, want, atol=FORWARD_ATOL, rtol=1e-4):
-                return True
-    return False
-
-
-def _he_tensors(shapes: list[tuple[int, ...]], seed: int) -> list[torch.Tensor]:
-    """The grader's own initialisation (He normal weights, zero biases), seeded, in parameter
-    order: the accuracy check does not depend on the student's initialisation."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for shape in shapes:
-        if len(shape) > 1:
-            fan_in = math.prod(shape[1:])
-            out.append(torch.randn(shape, generator=g) * math.sqrt(2.0 / fan_in))
-        else:
-            out.append(torch.zeros(shape))
-    return out
-
-
-def _tiny_net() -> nn.Sequential:
-    """The grader's own small classifier for the training checks: conv 1->3, tanh (no unit can
-    die, so every parameter always gets a gradient), mean, dense 3->1, sigmoid."""
-    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(3, 1), nn.Sigmoid())
-
-
-def _tiny_from(lab, handle, where: str) -> nn.Sequential:
-    """The grader's small model with the parameters the worker reports for ``handle``."""
-    tensors = lab.grader.tensors(handle)
-    model = _tiny_net()
-    shapes = [tuple(t.shape) for t in tensors]
-    want = [tuple(p.shape) for p in model.parameters()]
-    assert shapes == want, (
-        f"{where}: the grader's model came back with parameters of shapes {shapes} instead of {want}: "
-        "train() must train the model it is given, in place"
-    )
-    with torch.no_grad():
-        for p, t in zip(model.parameters(), tensors):
-            p.copy_(t.float())
-    return model.eval()
-
-
-def _toy_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """n images (n, 1, size, size) in [0, 1]: smooth blobs, plus pixel noise for label 0.
-
-    Labels 0, 1, 1, 0, 1, 1, ...: unbalanced, so that swapped labels change even the bias gradient.
-    """
-    base = F.avg_pool2d(torch.rand(n, 1, size + 4, size + 4, generator=g), 5, stride=1)
-    y = (torch.arange(n) % 3 != 0).float()
-    noise = 0.15 * torch.randn(n, 1, size, size, generator=g) * (1 - y).view(-1, 1, 1, 1)
-    return (base + noise).clamp(0, 1), y
-
-
-def _own_proba(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    model.to("cpu")
-    model.eval()
-    with torch.no_grad():
-        return model(x).reshape(-1).float()
-
-
-# --------------------------------------------------------------------------- calls into the worker
-
-
-def _build(lab, variant: str, size: int):
-    """``lab.build_cnn(variant, image_size=size)``: a handle to the model in the worker (whose RNGs
-    the plugin seeds with the check's seed at its first call, so the initialisation is reproducible)."""
-    model = lab.build_cnn(variant, image_size=size)
-    is_module = isinstance(model, remote.RemoteObject) and lab.grader.probe("lab05.is_module", model) is True
-    assert is_module, (
-        f"build_cnn({variant!r}) must return an nn.Module, got "
-        f"{model.type_name if isinstance(model, remote.RemoteObject) else type(model).__name__}"
-    )
-    return model
-
-
-def _padding_hint(lab, model) -> bool:
-    """Whether a conv of the student's model has no padding (evidence, for the words only)."""
-    try:
-        return any(m.get("nn_type") == "Conv2d" and m.get("padding") in (0, (0, 0), "valid")
-                   for m in lab.grader.modules(model))
-    except remote.StudentError:
-        return False
-
-
-_PASS_THROUGH = PASS_THROUGH
-
-
-def _fail_forward(lab, model, x, where: str, exc: Exception) -> None:
-    hint = ""
-    if _padding_hint(lab, model):
-        hint = " (a conv has no padding: with padding=1 ('same') each pool halves the size exactly)"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    name = getattr(exc, "type_name", type(exc).__name__)
-    pytest.fail(f"{where} fails on a batch of shape {tuple(x.shape)}{hint}: {name}: {first}", pytrace=False)
-
-
-def _run_model(lab, model, x: torch.Tensor, where: str, probe: str, *args):
-    """Run the probe ``probe`` on ``model`` and ``x`` in the worker; a student error becomes a
-    failure in words that says which model failed (not implemented, exits and crashes pass through)."""
-    try:
-        return lab.grader.probe(probe, model, x, *args)
-    except NotImplementedError:
-        raise
-    except _PASS_THROUGH:
-        raise
-    except remote.StudentError as exc:
-        _fail_forward(lab, model, x, where, exc)
-
-
-def _forward(lab, model, x: torch.Tensor, where: str):
-    """model(x) in the worker (no gradients), or a failure in words that says which model failed."""
-    return _run_model(lab, model, x, where, "forward")
-
-
-def _trace(lab, model, x: torch.Tensor, where: str = "the model", values: bool = False):
-    """The ``lab05.trace`` probe: (calls, out), calls = the Conv2d / Linear calls in order (evidence)."""
-    return _run_model(lab, model, x, where, "lab05.trace", values)
-
-
-def _summary(calls) -> str:
-    parts = []
-    for c in calls:
-        if c["type"] == "Conv2d":
-            parts.append(f"conv {c.get('in_channels')}->{c.get('out_channels')} k{tuple(c.get('kernel_size', ()))} "
-                         f"on {tuple(c['input_shape'][-2:])}")
-        else:
-            parts.append(f"dense {c.get('in_features')}->{c.get('out_features')}")
-    return "; ".join(parts) or "no nn.Conv2d / nn.Linear layer was called"
-
-
-def _layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...], bool]]:
-    """(kind, weight shape, has bias) per layer, read from parameter shapes in order: a 4-D
-    tensor is a conv weight, a 2-D one a dense weight, a 1-D one right after it of its size its bias."""
-    layers, i = [], 0
-    while i < len(shapes):
-        s = shapes[i]
-        if len(s) in (2, 4):
-            bias = i + 1 < len(shapes) and len(shapes[i + 1]) == 1 and shapes[i + 1][0] == s[0]
-            layers.append(("conv" if len(s) == 4 else "dense", s, bias))
-            i += 2 if bias else 1
-        else:
-            layers.append(("other", s, False))
-            i += 1
-    return layers
-
-
 # --------------------------------------------------------------------------- Task 5.1: the models
 
 
 @pytest.mark.points(2)
 def test_parameter_counts_match_lecture(lab):
     for variant, want in LECTURE_PARAMETERS.items():
-        model = _build(lab, variant, LECTURE_SIZE)
+        model = build(lab, variant, LECTURE_SIZE)
         where = f"build_cnn({variant!r}, image_size=320)"
         params = lab.grader.parameters(model)
         own = sum(t.numel() for _, t, trainable in params if trainable)
         x = torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE)
         if own != want:
             hint = ""
-            if _padding_hint(lab, model):
+            if padding_hint(lab, model):
                 hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
-            calls, _ = _trace(lab, model, x, where)
+            calls, _ = trace(lab, model, x, where)
             pytest.fail(
                 f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
-                f"Layers called: {_summary(calls)}"
+                f"Layers called: {summary(calls)}"
             )
-        _forward(lab, model, x, where)
+        forward(lab, model, x, where)
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
 
@@ -348,7 +138,7 @@ def _check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
     convs = [c for c in calls if c["type"] == "Conv2d"]
     where = f"build_cnn({variant!r}, image_size={size})"
     assert len(convs) == n_blocks, (
-        f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {_summary(calls)}"
+        f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {summary(calls)}"
     )
     for k, c in enumerate(convs, start=1):
         layer = f"{where}: conv layer {k} of {n_blocks} ({c['name']})"
@@ -414,19 +204,19 @@ def _check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> No
     them computes the student's outputs; otherwise fail with the words the trace suggests."""
     where = f"build_cnn({variant!r}, image_size={size})"
     tensors = lab.grader.tensors(model)
-    own = _rebuild(variant, size, tensors)
+    own = rebuild(variant, size, tensors)
     if own is not None:
-        got = _forward(lab, model, x, where)
-        if _forward_matches(own, x, got):
+        got = forward(lab, model, x, where)
+        if forward_matches(own, x, got):
             return
-    calls, _ = _trace(lab, model, x, where, values=True)
+    calls, _ = trace(lab, model, x, where, values=True)
     _check_blocks(variant, size, calls, 1 if variant == "gap1" else 4)
     _check_head(variant, size, calls)
     if own is None:
         shapes = [tuple(t.shape) for t in tensors]
         pytest.fail(
             f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model "
-            f"{_expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
+            f"{expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
         )
     pytest.fail(
         f"{where}: its output differs from the lecture's model with the same parameters (conv 3x3 padding 1, "
@@ -440,15 +230,15 @@ def test_layer_structure(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     for variant in VARIANTS:
         size = LECTURE_SIZE
-        model = _build(lab, variant, size)
+        model = build(lab, variant, size)
         x = torch.rand(2, 1, size, size, generator=g)
         _check_structure(lab, model, variant, size, x)
     # the dense layer of "fc" follows the image size
-    model = _build(lab, "fc", 64)
+    model = build(lab, "fc", 64)
     x = torch.rand(2, 1, 64, 64, generator=g)
     where = "build_cnn('fc', image_size=64)"
     shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
-    dense = [(s[1], s[0]) for kind, s, _ in _layers_of(shapes) if kind == "dense"]
+    dense = [(s[1], s[0]) for kind, s, _ in layers_of(shapes) if kind == "dense"]
     assert dense[:1] == [(64, 16)], (
         f"{where}: dense layers {dense}; after four pools 64 -> 4, so the first dense "
         "layer maps 4 * 4 * 4 = 64 -> 16 (compute its size from image_size)"
@@ -465,7 +255,7 @@ def _head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tupl
     Returns (tensors, z of the output layer as the grader computes it in float64 from those
     float32 tensors), or None if the model has no dense layer.
     """
-    layers = _layers_of([tuple(t.shape) for t in tensors])
+    layers = layers_of([tuple(t.shape) for t in tensors])
     dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
     if not dense:
         return None
@@ -518,10 +308,10 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     for variant in VARIANTS:
         size, n = int(rng.choice([32, 48, 64])), int(rng.integers(2, 6))
-        model = _build(lab, variant, size)
+        model = build(lab, variant, size)
         x = torch.rand(n, 1, size, size, generator=g)
         where = f"build_cnn({variant!r}, image_size={size}) on a batch of {n}"
-        out = _forward(lab, model, x, where)
+        out = forward(lab, model, x, where)
         assert isinstance(out, torch.Tensor) and tuple(out.shape) == (n, 1), (
             f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
         )
@@ -534,7 +324,7 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
             assert made is not None, f"{where}: the model has no nn.Linear layer (build the output layer with nn.Linear)"
             tensors, z = made
             lab.grader.probe("load_parameters", model, tensors)
-            out = _forward(lab, model, x, where)
+            out = forward(lab, model, x, where)
             assert isinstance(out, torch.Tensor) and out.numel() == n, (
                 f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
             )
@@ -566,7 +356,7 @@ def test_unknown_variant_raises_value_error(lab):
             )
         except NotImplementedError:
             raise
-        except _PASS_THROUGH:
+        except PASS_THROUGH:
             raise
         except remote.StudentError as exc:
             pytest.fail(f"build_cnn({bad!r}) raised {exc.type_name}: {exc}; expected a ValueError naming 'fc', 'gap1', 'gap4'")
@@ -583,7 +373,7 @@ def test_image_too_small_raises_value_error(lab):
                 lab.build_cnn(variant, image_size=size)
             except ValueError:
                 continue
-            except (NotImplementedError, *_PASS_THROUGH):
+            except (NotImplementedError, *PASS_THROUGH):
                 raise
             except remote.StudentError as exc:
                 pytest.fail(f"{where} raised {exc.type_name}: {str(exc).strip()[:200]}; expected a ValueError")
@@ -591,8 +381,8 @@ def test_image_too_small_raises_value_error(lab):
                 f"{where} returned a model; four 2x2 pools need image_size >= 16, so it must raise ValueError "
                 "(check image_size before building the layers)"
             )
-    model = _build(lab, "gap1", 8)  # one conv, no pool: any size works
-    _forward(lab, model, torch.rand(2, 1, 8, 8), "build_cnn('gap1', image_size=8)")
+    model = build(lab, "gap1", 8)  # one conv, no pool: any size works
+    forward(lab, model, torch.rand(2, 1, 8, 8), "build_cnn('gap1', image_size=8)")
 
 
 @pytest.mark.points(1)
@@ -647,7 +437,7 @@ def _gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Ten
                 moved = [t.clone() for t in tensors]
                 moved[i] = tensors[i] + sign * eps * direction
                 lab.grader.probe("load_parameters", model, moved)
-                losses.append(_bce(_forward(lab, model, x, where), y))
+                losses.append(_bce(forward(lab, model, x, where), y))
             slope = (losses[0] - losses[1]) / (2 * eps)
             if abs(slope - norm) <= 0.5 * norm:
                 return True
@@ -659,12 +449,12 @@ def _gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Ten
 @pytest.mark.points(1)
 def test_gradients_reach_every_conv_layer(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 8, 32)
+    x, y = toy_images(g, 8, 32)
     for variant in VARIANTS:
         reached: dict[str, bool] = {}
         names: list[str] = []
         for _ in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
-            model = _build(lab, variant, 32)  # a new initialisation at every attempt
+            model = build(lab, variant, 32)  # a new initialisation at every attempt
             where = f"build_cnn({variant!r}, image_size=32)"
             params = lab.grader.parameters(model)
             tensors = [t for _, t, _ in params]
@@ -681,10 +471,10 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
                         )
             try:
                 grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
-            except (NotImplementedError, *_PASS_THROUGH):
+            except (NotImplementedError, *PASS_THROUGH):
                 raise
             except remote.StudentError as exc:
-                _fail_forward(lab, model, x, where, exc)
+                fail_forward(lab, model, x, where, exc)
             for k, (i, name) in enumerate(zip(convs, names)):
                 if reached.get(name):
                     continue
@@ -767,8 +557,8 @@ class _TrainFlip(nn.Module):
 
 
 def _mode_net() -> nn.Sequential:
-    """:func:`_tiny_net` with a :class:`_TrainFlip` after the activation (same parameters)."""
-    net = _tiny_net()
+    """:func:`tiny_net` with a :class:`_TrainFlip` after the activation (same parameters)."""
+    net = tiny_net()
     return nn.Sequential(net[0], net[1], _TrainFlip(), *list(net)[2:])
 
 
@@ -788,10 +578,10 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     probabilities and an Adam re-created every epoch are all >= 0.03 away.
     """
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 10)
-    xv, yv = _toy_images(g, 4)
+    x, y = toy_images(g, 10)
+    xv, yv = toy_images(g, 4)
     torch.manual_seed(grader_seed)
-    start = _tiny_net()
+    start = tiny_net()
     lr, epochs = 0.05, 3
     model = lab.grader.to_worker(start)
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
@@ -823,8 +613,8 @@ def test_train_puts_model_in_train_mode(lab, grader_seed):
     Evaluation-mode training ends >= 1 lr away on every seed tried (tolerance 0.05 lr).
     A forward pre-hook in the worker records the mode of each call, for the words only."""
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 12)
-    xv, yv = _toy_images(g, 6)
+    x, y = toy_images(g, 12)
+    xv, yv = toy_images(g, 6)
     torch.manual_seed(grader_seed)
     start = _mode_net()
     lr, epochs = 0.05, 3
@@ -858,9 +648,9 @@ def _saturated_problem(seed: int):
     opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
     for attempt in range(10):
         g = torch.Generator().manual_seed(seed + 7919 * attempt)
-        x, y = _toy_images(g, 10)
+        x, y = toy_images(g, 10)
         torch.manual_seed(seed + 7919 * attempt)
-        start = _tiny_net()
+        start = tiny_net()
         with torch.no_grad():
             start[4].weight.mul_(20.0)
             start[4].bias.add_(3.0)
@@ -882,7 +672,7 @@ def test_train_loss_is_binary_cross_entropy(lab, grader_seed):
     lr, epochs = 0.05, 3
     model = lab.grader.to_worker(start)
     g = torch.Generator().manual_seed(grader_seed + 1)
-    xv, yv = _toy_images(g, 4)
+    xv, yv = toy_images(g, 4)
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
     kind = _replayed(got, start, x, y, lr, epochs)
@@ -904,7 +694,7 @@ def test_train_loss_is_binary_cross_entropy(lab, grader_seed):
 
 def _labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
-    x, y = _toy_images(g, n, size)
+    x, y = toy_images(g, n, size)
     x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
     return x, y
 
@@ -933,10 +723,10 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     n, batch_size, epochs = 23, 5, 3
     x, y = _labelled_images(g, n)
-    xv, yv = _toy_images(g, 6)
+    xv, yv = toy_images(g, 6)
     xv[:, 0, 0, 0] = 2.0  # not one of the training images
     torch.manual_seed(grader_seed)
-    start = _tiny_net()
+    start = tiny_net()
     model = lab.grader.to_worker(start)
     twin = lab.grader.probe("deepcopy", model)
     recorder = lab.grader.probe("lab05.watch_batches", model)
@@ -982,10 +772,10 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
     n, batch_size = 23, 5
     x, y = _labelled_images(g, n)
     torch.manual_seed(grader_seed)
-    net = _tiny_net()
+    net = tiny_net()
     with torch.no_grad():
         net[4].weight.mul_(20.0)  # spread the probabilities
-    want = _own_proba(net, x)
+    want = own_proba(net, x)
     net.train()
     model = lab.grader.to_worker(net)  # in training mode
     recorder = lab.grader.probe("lab05.watch_batches", model)
@@ -1039,9 +829,9 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
 def test_train_history_matches_own_evaluation(lab, grader_seed):
     # train() reports its validation loss and accuracy: it needs the validation labels here.
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 20)
-    xv, yv = _toy_images(g, 10)
-    model = lab.grader.to_worker(_tiny_net())
+    x, y = toy_images(g, 20)
+    xv, yv = toy_images(g, 10)
+    model = lab.grader.to_worker(tiny_net())
     epochs = 3
     history = lab.train(model, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=10,
                         device="cpu", seed=grader_seed)
@@ -1061,7 +851,7 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
             assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
     # Only the validation values are compared: a running mean over the epoch (as Keras reports it)
     # is a fine training accuracy too. The grader evaluates its own copy of the trained model.
-    p = _own_proba(_tiny_from(lab, model, "train()"), xv)
+    p = own_proba(tiny_from(lab, model, "train()"), xv)
     acc = float(((p > 0.5).float() == yv).float().mean())
     loss = float(F.binary_cross_entropy(p, yv))
     got_acc = as_float(history["val_acc"][-1], "history['val_acc'][-1]")
@@ -1079,12 +869,12 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
 @pytest.mark.points(1)
 def test_predict_thresholds_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
-    x, _ = _toy_images(g, 12)
+    x, _ = toy_images(g, 12)
     torch.manual_seed(grader_seed)
-    net = _tiny_net()
+    net = tiny_net()
     with torch.no_grad():
         net[4].weight.mul_(20.0)  # spread the probabilities
-    p = _own_proba(net, x)
+    p = own_proba(net, x)
     model = lab.grader.to_worker(net)
     for threshold in (0.5, float(p.median()), 0.9):
         labels = lab.predict(model, x, threshold=threshold)
@@ -1115,20 +905,20 @@ def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = S
     """
     image_size = int(data.x_train.shape[-1])
     where = f"build_cnn({variant!r}, image_size={image_size})"
-    model = _build(lab, variant, image_size)
-    expected = _expected_shapes(variant, image_size)
+    model = build(lab, variant, image_size)
+    expected = expected_shapes(variant, image_size)
     shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
     assert shapes == expected, (
         f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model {expected}: "
         "the grader's initialisation and evaluation need the lecture's layers"
     )
-    lab.grader.probe("load_parameters", model, _he_tensors(expected, seed))
+    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
     k = HISTORY_IMAGES
     lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
               epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
-    own = _rebuild(variant, image_size, lab.grader.tensors(model))
+    own = rebuild(variant, image_size, lab.grader.tensors(model))
     assert own is not None, f"train(): the parameters of {where} changed shape during training"
-    p = _own_proba(own, data.x_val)
+    p = own_proba(own, data.x_val)
     return float(((p > 0.5).float() == data.y_val).float().mean()), p
 
 
@@ -1156,10 +946,10 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     acc, p = train_on_subset(lab, recon_subset, grader_seed)
     if acc >= MIN_VAL_ACCURACY:
         return
-    model = _build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
+    model = build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
     x = recon_subset.x_train[:4]
-    own = _rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
-    if own is not None and not _forward_matches(own, x, _forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
+    own = rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
+    if own is not None and not forward_matches(own, x, forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
         why = ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
                "structure check), and the grader measures the lecture's gap4 with your trained parameters")
     elif acc <= 1.0 - MIN_VAL_ACCURACY:
@@ -1321,12 +1111,12 @@ def test_no_hard_coded_device(lab, grader_seed):
                  "evaluate", "train", "randomize_labels"):
         assert_no_hard_coded_device(getattr(lab, name), name)
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 6)
+    x, y = toy_images(g, 6)
     with cuda_reported_unavailable():
-        model = lab.grader.to_worker(_tiny_net())
+        model = lab.grader.to_worker(tiny_net())
         lab.train(model, x, y, x, y, epochs=1, batch_size=3, device="cpu", seed=grader_seed)
         lab.predict(model, x)
-        _forward(lab, _build(lab, "gap4", 64), torch.rand(2, 1, 64, 64), "build_cnn('gap4', image_size=64)")
+        forward(lab, build(lab, "gap4", 64), torch.rand(2, 1, 64, 64), "build_cnn('gap4', image_size=64)")
 
 
 @pytest.mark.cuda
@@ -1334,16 +1124,16 @@ def test_no_hard_coded_device(lab, grader_seed):
 @pytest.mark.timeout(120)
 def test_train_cuda_matches_cpu(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
-    x, y = _toy_images(g, 12, 32)
-    xv, yv = _toy_images(g, 6, 32)
-    model_cpu = _build(lab, "gap1", 32)
-    expected = _expected_shapes("gap1", 32)
+    x, y = toy_images(g, 12, 32)
+    xv, yv = toy_images(g, 6, 32)
+    model_cpu = build(lab, "gap1", 32)
+    expected = expected_shapes("gap1", 32)
     shapes = [tuple(t.shape) for t in lab.grader.tensors(model_cpu)]
     assert shapes == expected, (
         f"build_cnn('gap1', image_size=32): model.parameters() gives tensors of shapes {shapes}, the lecture's "
         f"model {expected}"
     )
-    lab.grader.probe("load_parameters", model_cpu, _he_tensors(expected, grader_seed))
+    lab.grader.probe("load_parameters", model_cpu, he_tensors(expected, grader_seed))
     model_gpu = lab.grader.probe("deepcopy", model_cpu)
     lr = 1e-3
     lab.train(model_cpu, x.clone(), y.clone(), xv, yv, epochs=3, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
@@ -1354,9 +1144,9 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     got_gpu, got_cpu = lab.grader.tensors(model_gpu), lab.grader.tensors(model_cpu)
     diff = _max_diff(got_gpu, got_cpu)
     assert diff <= 0.05 * lr, f"train(): gap1 parameters after 3 epochs differ between cuda and cpu by {diff:.2e} (> {0.05 * lr:.0e})"
-    own_cpu, own_gpu = _rebuild("gap1", 32, got_cpu), _rebuild("gap1", 32, got_gpu)
+    own_cpu, own_gpu = rebuild("gap1", 32, got_cpu), rebuild("gap1", 32, got_gpu)
     assert own_cpu is not None and own_gpu is not None, "train(): the parameters of gap1 changed shape during training"
-    p_cpu, p_gpu = _own_proba(own_cpu, xv), _own_proba(own_gpu, xv)
+    p_cpu, p_gpu = own_proba(own_cpu, xv), own_proba(own_gpu, xv)
     # atol 2e-3 as when the probabilities came from the GPU (cuDNN may run convs in TF32)
     assert torch.allclose(p_cpu, p_gpu, atol=2e-3), (
         f"predicted probabilities of the cuda- and the cpu-trained gap1 differ by up to {float((p_cpu - p_gpu).abs().max()):.2e}"

@@ -1,7 +1,7 @@
 """Hidden checks of lab 5: students see the result only after the grades are published.
 
 Failure messages say what to look at, never the expected values. Every outcome is computed by
-the grader: its own lecture model (grader/test_lab05_cnn.py: ``_LectureCNN``) rebuilt from the
+the grader: its own lecture model (grader/test_lab05_cnn.py: ``LectureCNN``) rebuilt from the
 parameters the worker reports, its own forward pass, its own probabilities.
 """
 
@@ -10,16 +10,7 @@ import pytest
 import torch
 
 from grader.impl import lab_fixture
-from grader.test_lab05_cnn import (
-    _LectureCNN,
-    _build,
-    _expected_shapes,
-    _forward,
-    _forward_matches,
-    _he_tensors,
-    _own_proba,
-    _rebuild,
-)
+from grader.oracle.lab05 import LectureCNN, build, expected_shapes, forward, forward_matches, he_tensors, own_proba, rebuild
 
 lab = lab_fixture("lab05")
 pytestmark = pytest.mark.hidden
@@ -33,12 +24,12 @@ def test_build_cnn_other_image_sizes(lab, grader_seed):
     for size in sizes:
         for variant in ("fc", "gap1", "gap4"):
             where = f"build_cnn({variant!r}, image_size={size})"
-            model = _build(lab, variant, size)
+            model = build(lab, variant, size)
             tensors = lab.grader.tensors(model)
-            own = _rebuild(variant, size, tensors)
+            own = rebuild(variant, size, tensors)
             x = torch.rand(2, 1, size, size, generator=g)
-            ok = own is not None and _forward_matches(own, x, _forward(lab, model, x, where))
-            want_count = sum(p.numel() for p in _LectureCNN(variant, size).parameters())
+            ok = own is not None and forward_matches(own, x, forward(lab, model, x, where))
+            want_count = sum(p.numel() for p in LectureCNN(variant, size).parameters())
             ok = ok and int(lab.count_parameters(model)) == want_count
             assert ok, (
                 f"{where} does not match the lecture's model at this image size (its parameter shapes, "
@@ -71,16 +62,16 @@ def test_global_average_pool_other_shapes_and_dtypes(lab, grader_seed):
 def test_predict_other_thresholds_large_batch(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     size, n = 24, 123  # more images than one batch of predict_proba
-    model = _build(lab, "gap1", size)
-    expected = _expected_shapes("gap1", size)
+    model = build(lab, "gap1", size)
+    expected = expected_shapes("gap1", size)
     shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
     assert shapes == expected, "predict() could not be checked: build_cnn('gap1') is not the lecture's model"
-    tensors = _he_tensors(expected, grader_seed)
+    tensors = he_tensors(expected, grader_seed)
     tensors[2] = tensors[2] * 8.0  # spread the probabilities
     tensors[3] = torch.full_like(tensors[3], -float(tensors[2].sum()) * 0.05)
     lab.grader.probe("load_parameters", model, tensors)
     x = torch.rand(n, 1, size, size, generator=g) * torch.rand(n, 1, 1, 1, generator=g) * 2
-    p = _own_proba(_rebuild("gap1", size, tensors), x)
+    p = own_proba(rebuild("gap1", size, tensors), x)
     ps = p.sort().values
     thresholds = []
     for q in (0.15, 0.6, 0.85):
