@@ -183,3 +183,36 @@ def test_a_slots_student_code_runs_in_a_cpu_group_of_its_own():
         z.close()
     assert not (base / f"grader-{WORKER_USER}").exists()
     assert not sandbox.live_processes(WORKER_USER) and not z.area.root.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the worker user is root's to switch to")
+def test_a_worker_user_with_a_home_of_its_own_is_refused(tmp_path, monkeypatch):
+    """check_user's promise: a home folder the user owns would let a student leave files for the next."""
+    from tests.autograder import WORKER_USER, enable_user_switch
+
+    assert enable_user_switch() is None
+    real = sandbox.pwd.getpwnam(WORKER_USER)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, real.pw_uid, real.pw_gid)
+    fake = type("pw", (), {"pw_uid": real.pw_uid, "pw_gid": real.pw_gid, "pw_dir": str(home)})()
+    monkeypatch.setattr(sandbox.pwd, "getpwnam", lambda name: fake)
+    with pytest.raises(SystemExit, match="has a home folder"):
+        sandbox.check_user(WORKER_USER)
+
+
+def test_make_private_closes_a_tree_to_others_without_following_links(tmp_path):
+    """make_private's promise: chmod -R go-rwx, the owner keeps access, a link's target is untouched."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    os.chmod(outside, 0o644)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "labels.npz").write_text("y")
+    os.chmod(tree / "sub" / "labels.npz", 0o644)
+    os.symlink(outside, tree / "sub" / "link")
+    assert sandbox.make_private([str(tree)]) == [str(tree)]
+    for path in (tree, tree / "sub", tree / "sub" / "labels.npz"):
+        assert path.stat().st_mode & 0o077 == 0 and path.stat().st_mode & 0o700
+    assert outside.stat().st_mode & 0o777 == 0o644
+    assert sandbox.make_private([str(tree)]) == []  # nothing left to change
