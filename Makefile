@@ -46,7 +46,7 @@ test: $(STAMP)
 	$(PY) -m pytest --solutions grader tests $(ARGS)
 
 stubs: $(STAMP)
-	$(PY) -m grader.stubs
+	$(PY) -m grader.course.stubs
 
 lab: lab-number $(STAMP)
 	$(PY) -m labs.$(basename $(notdir $(LAB_FILE))) $(ARGS)

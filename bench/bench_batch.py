@@ -80,7 +80,7 @@ def main() -> int:
         # the shell loop, for scale: a few submissions, one process each
         picked = ["classroom-alice", "carol.zip", "Dave Smith_1234_assignsubmission_file_", "classroom-bob"][: opts.singles]
         walls, checks = 0.0, 0.0
-        from grader.batch import safe_name
+        from grader.course.batch.discover import safe_name
 
         for entry in picked:
             labs = Path(tmp) / f"out{opts.workers[0]}" / "work" / safe_name(entry) / "labs"

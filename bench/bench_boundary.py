@@ -83,15 +83,16 @@ def side_by_side(before: str, repeats: int) -> list[str]:
 def parts() -> list[str]:
     import torch
 
-    from grader import impl, remote
+    from grader.judge import session
+    from grader.judge import remote
 
-    impl.set_impl_dir(impl.resolve_impl("solutions"))
+    session.set_impl_dir(session.resolve_impl("solutions"))
     lines = []
     t = time.perf_counter()
     remote.zygote().wait_ready()
     lines.append(f"zygote start (python + torch + matplotlib imported once): {time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
-    lab = impl.load_lab("lab03")
+    lab = session.load_lab("lab03")
     lines.append(f"worker start (fork + import of lab 3): {1000 * (time.perf_counter() - t):.0f} ms")
     n = 200
     t = time.perf_counter()
@@ -109,7 +110,7 @@ def parts() -> list[str]:
     for _ in range(20):
         lab.grader.tensors(model)
     lines.append(f"parameters of a 5x30 MLP handle: {1000 * (time.perf_counter() - t) / 20:.1f} ms")
-    impl.close_lab("lab03")
+    session.close_lab("lab03")
     remote.close_zygote()
     return lines
 

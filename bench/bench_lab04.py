@@ -44,16 +44,16 @@ def graded_lab(normalizer: str):
     """The reference lab as the grader sees it (in a worker); ``"max"``: with the lecture's normaliser."""
     import tempfile
 
-    from grader import impl
+    from grader.judge import session
 
-    folder = impl.REPO_ROOT / "solutions"
+    folder = session.REPO_ROOT / "solutions"
     if normalizer == "max":
         folder = Path(tempfile.mkdtemp(prefix="lab04-max-"))
-        source = (impl.REPO_ROOT / "solutions" / "lab04_dti.py").read_text()
+        source = (session.REPO_ROOT / "solutions" / "lab04_dti.py").read_text()
         (folder / "lab04_dti.py").write_text(source + MAX_SCALING)
-    impl.set_impl_dir(folder)
-    impl.close_lab("lab04")
-    return impl.load_lab("lab04")
+    session.set_impl_dir(folder)
+    session.close_lab("lab04")
+    return session.load_lab("lab04")
 
 
 def calibrate(n_seeds: int, normalizer: str) -> dict:

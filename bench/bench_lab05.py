@@ -75,9 +75,9 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int, im
 
     torch.set_num_threads(1)
     import grader.test_lab05_cnn as T
-    from grader import impl
+    from grader.judge import session
 
-    folder = Path(impl_dir) if impl_dir else impl.REPO_ROOT / "solutions"
+    folder = Path(impl_dir) if impl_dir else session.REPO_ROOT / "solutions"
     if bug:
         from tests.bugs_lab05 import BUGS
         from tests.planted import module_file, patched_source
@@ -87,8 +87,8 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int, im
             raise SystemExit(f"--bug {bug!r}: no such planted bug; choose from {[b.name for b in BUGS]}")
         folder = Path(tempfile.mkdtemp(prefix="lab05_bug_"))
         (folder / module_file("lab05")).write_text(patched_source(chosen[0]))
-    impl.set_impl_dir(folder)
-    lab = impl.load_lab("lab05")
+    session.set_impl_dir(folder)
+    lab = session.load_lab("lab05")
     from data.recon import load_recon_subset
     from grader.plugin import DEFAULT_SEED, seed_for_test
 

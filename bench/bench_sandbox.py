@@ -35,7 +35,8 @@ USER = "grader-worker"
 
 
 def zygote_starts(repeats: int) -> list[str]:
-    from grader import remote, sandbox
+    from grader.judge import remote
+    from grader.judge import sandbox
 
     lines = []
     for mode in ("none", "bwrap"):
@@ -76,7 +77,7 @@ def cpu_between_slots(n_busy: int = 200) -> list[str]:
     """A classmate's CPU-bound work (10^7 Python additions, as grader-worker2) while a student of the
     other slot keeps ``n_busy`` busy processes running (as grader-worker): quiet, then without and
     with one CPU cgroup per slot user."""
-    from grader import sandbox
+    from grader.judge import sandbox
 
     users = (USER, USER + "2")
     for user in users:
@@ -116,7 +117,7 @@ def cpu_between_slots(n_busy: int = 200) -> list[str]:
 BEFORE_ZYGOTE = """
 import os, statistics, sys, tempfile, time, pwd
 from pathlib import Path
-from grader import remote
+from grader.judge import remote
 user = sys.argv[1]
 times = []
 for _ in range(int(sys.argv[2])):

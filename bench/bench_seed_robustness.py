@@ -24,7 +24,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from grader.impl import LABS  # noqa: E402
+from grader.judge.session import LABS  # noqa: E402
 from tests.planted import base_name, module_file, patched_source  # noqa: E402
 
 

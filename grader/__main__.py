@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--solutions", action="store_true", help="grade solutions/ instead of labs/ (instructors)")
     parser.add_argument("--labs-dir", metavar="DIR", help="grade the labNN_*.py files in DIR")
-    from grader.impl import lab_numbers
+    from grader.judge.session import lab_numbers
 
     parser.add_argument(
         "--lab", type=int, action="append", choices=lab_numbers(), metavar="N",
@@ -77,20 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Instructor commands: ``python -m grader NAME ...`` runs ``grader.course.NAME.main(argv)``.
+COURSE_COMMANDS = ("release", "gradescope", "batch")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "release":
-        from grader import release
+    if argv and argv[0] in COURSE_COMMANDS:
+        import importlib
 
-        return release.main(argv[1:])
-    if argv and argv[0] == "gradescope":
-        from grader import gradescope
-
-        return gradescope.main(argv[1:])
-    if argv and argv[0] == "batch":
-        from grader import batch
-
-        return batch.main(argv[1:])
+        try:
+            command = importlib.import_module(f"grader.course.{argv[0]}")
+        except ModuleNotFoundError as err:
+            if err.name not in ("grader.course", f"grader.course.{argv[0]}"):
+                raise
+            print(f"python -m grader {argv[0]}: an instructor command; this copy of the grader has no grader/course/ "
+                  "(the student release leaves it out): run it in the course repository", file=sys.stderr)
+            return 2
+        return command.main(argv[1:])
     import importlib.util
 
     missing = [m for m in ("torch", "numpy", "pytest") if importlib.util.find_spec(m) is None]

@@ -7,7 +7,7 @@ too. What it adds to pytest:
   ``pytest -m lab02`` grades one lab; ``@pytest.mark.cuda`` for GPU-only checks;
   ``@pytest.mark.hidden`` for tests whose result students see only after publication.
 * options ``--solutions`` / ``--labs-dir DIR`` (which implementation is graded, see
-  :mod:`grader.impl`), ``--grader-seed N``, ``--device {all,cpu,cuda}``, ``--gpu-points`` and
+  :mod:`grader.judge.session`), ``--grader-seed N``, ``--device {all,cpu,cuda}``, ``--gpu-points`` and
   ``--grade-json PATH``.
 * the GPU policy: the maximum never depends on the machine. By default a GPU check (marked
   ``cuda``, including the ``cuda`` case of the ``device`` fixture) is information worth 0 points:
@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import impl, scoring, textsafe
+from grader import scoring, textsafe
+from grader.judge import session as labs_session  # not pytest's Session
 from grader.scoring import Check  # noqa: F401  (re-exported: tests build reports from it)
 from grader.report import (  # noqa: F401  (the plugin's public words: re-exported for rubric files and tests)
     EVIDENCE_INFO, GPU_INFO, NO_GPU, failure_lines, gpu_policy_line, info_output, is_info_test, render_report,
@@ -243,7 +244,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("collectonly"):
-        from grader import remote
+        from grader.judge import remote
 
         remote.zygote()  # first: the worker's zygote imports torch while this process starts up
     for line in (
@@ -252,21 +253,21 @@ def pytest_configure(config: pytest.Config) -> None:
         "information: a how-code-runs check that rests on evidence the worker reports (a student could forge it): "
         "always information, 0 points",
         "hidden: graded, but students see the result only after the grades are published",
-        *(f"{lab}: graded check of {name}.py" for lab, name in impl.LABS.items()),
+        *(f"{lab}: graded check of {name}.py" for lab, name in labs_session.LABS.items()),
     ):
         config.addinivalue_line("markers", line)
 
     if config.getoption("solutions"):
         chosen = "solutions"
     else:
-        chosen = config.getoption("labs_dir") or impl.env_impl() or "labs"
-    impl.set_impl_dir(impl.resolve_impl(chosen))
+        chosen = config.getoption("labs_dir") or labs_session.env_impl() or "labs"
+    labs_session.set_impl_dir(labs_session.resolve_impl(chosen))
 
     seed = config.getoption("grader_seed")
     if seed is None:
         seed = int(os.environ.get("GRADER_SEED", DEFAULT_SEED))
     json_path = config.getoption("grade_json")
-    report = Report(seed=seed, impl=impl.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
+    report = Report(seed=seed, impl=labs_session.impl_label(), json_path=Path(json_path).resolve() if json_path else None)
     report.device = _device_summary(config.getoption("device"))
     report.gpu_points = gpu_points_wanted(config)
     report.integrity = check_integrity()
@@ -356,7 +357,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Register the graded checks that will run (after -m / -k / --device deselection)."""
     report = session.config.stash[_REPORT_KEY]
     items = session.items
-    from grader import remote
+    from grader.judge import remote
 
     if any(_lab_of(item) for item in items) and not session.config.getoption("collectonly"):
         # Wait here, outside every check's time budget, for the zygote started in pytest_configure.
@@ -395,7 +396,7 @@ def _seed_everything(request: pytest.FixtureRequest) -> int:
     """Seed ``random``, NumPy and torch (CPU and CUDA) before every test, here and in the workers."""
     import torch
 
-    from grader import remote
+    from grader.judge import remote
 
     seed = seed_for_test(request.config.stash[_REPORT_KEY].seed, request.node.nodeid)
     random.seed(seed)
@@ -432,7 +433,7 @@ def device(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(autouse=True)
 def _check_budget(request: pytest.FixtureRequest):
     """Tell the worker client the check's time budget, so a hang inside C code is stopped too."""
-    from grader import remote
+    from grader.judge import remote
 
     marker = request.node.get_closest_marker("timeout")
     seconds = None
@@ -451,19 +452,19 @@ def _check_budget(request: pytest.FixtureRequest):
 
 def _impl_frame(tb) -> str:
     """``file, line N, in func`` of the deepest traceback frame inside the graded lab folder."""
-    frames = [f for f in traceback.extract_tb(tb) if impl._is_impl_file(f.filename)]
+    frames = [f for f in traceback.extract_tb(tb) if labs_session._is_impl_file(f.filename)]
     if not frames:
         return ""
     f = frames[-1]
-    return f" (at {impl._display(f.filename)}, line {f.lineno}, in {f.name})"
+    return f" (at {labs_session._display(f.filename)}, line {f.lineno}, in {f.name})"
 
 
 def explain(excinfo: pytest.ExceptionInfo) -> str:
     """One line, in words, of why a check failed: no traceback."""
-    from grader import remote
+    from grader.judge import remote
 
     exc = excinfo.value
-    if isinstance(exc, impl.LabImportError):
+    if isinstance(exc, labs_session.LabImportError):
         return str(exc)
     if isinstance(exc, (remote.StudentExit, remote.WorkerDied, remote.ProtocolError)):
         return str(exc)
@@ -502,10 +503,10 @@ FAILURE_REASONS = ("not implemented", "wrong", "error", "timeout", "crashed", "i
 
 def failure_reason(excinfo: pytest.ExceptionInfo) -> str:
     """The category (one of :data:`FAILURE_REASONS`) of a failed check's exception."""
-    from grader import remote
+    from grader.judge import remote
 
     exc = excinfo.value
-    if isinstance(exc, impl.LabImportError):
+    if isinstance(exc, labs_session.LabImportError):
         return "import error"
     if isinstance(exc, remote.WorkerTimeout) or excinfo.typename == "Failed" and str(exc).startswith("Timeout"):
         return "timeout"
@@ -558,7 +559,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    impl.close_all_labs()
+    labs_session.close_all_labs()
     report = session.config.stash.get(_REPORT_KEY, None)
     if report is not None:
         for check in report.checks.values():

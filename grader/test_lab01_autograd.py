@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
-from grader.checks import _find_def
-from grader.impl import lab_fixture, lab_path
+from grader.kit import as_float, assert_no_hard_coded_device, cuda_reported_unavailable
+from grader.kit import _find_def
+from grader.judge.session import lab_fixture, lab_path
 from grader.oracle.lab01 import X, Y, autograd_gradients, grader_line, per_sample_gd
 
 lab = lab_fixture("lab01")

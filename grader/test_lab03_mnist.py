@@ -38,9 +38,9 @@ import pytest
 import torch
 from torch import nn
 
-from grader import remote
-from grader.checks import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
-from grader.impl import lab_fixture
+from grader.judge import remote
+from grader.kit import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
+from grader.judge.session import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab03")
@@ -984,7 +984,7 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
     histories = {f"{d}x30 relu": list(np.sort(rng.uniform(0.1, 2.3, 6))[::-1]) for d in (1, 2, 3)}
     histories["1x30 relu, 10% data"] = list(np.sort(rng.uniform(0.1, 2.3, 4))[::-1])  # another length
     # A folder the worker may write (its scratch folder on an autograder); the judge reads the file back
-    # as bytes without following links (grader.remote.read_worker_file).
+    # as bytes without following links (grader.judge.remote.read_worker_file).
     folder, owner = remote.worker_folder(tmp_path)
     rel = f"lab03-plot-{grader_seed}/new/folder/losses.png"  # the folders do not exist yet
     path = folder / rel

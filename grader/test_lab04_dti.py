@@ -31,11 +31,11 @@ import pytest
 import torch
 from torch import nn
 
-from grader import remote
-from grader.checks import (
+from grader.judge import remote
+from grader.kit import (
     as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
 )
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 from grader.oracle.lab04 import (
     SIZES,
     Run,

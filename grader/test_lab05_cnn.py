@@ -1,6 +1,6 @@
 """Grading of lab 5: a CNN that classifies image quality (labs/lab05_cnn.py).
 
-The student's code runs in a worker process (:mod:`grader.remote`); this file holds the grader's
+The student's code runs in a worker process (:mod:`grader.judge.remote`); this file holds the grader's
 own reference implementation of the lecture's three models (:class:`LectureCNN`) and judges
 from plain data only:
 
@@ -50,11 +50,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader import remote
-from grader.checks import (
+from grader.judge import remote
+from grader.kit import (
     PASS_THROUGH, as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
 )
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 from grader.oracle.lab05 import (  # the answer key: the grader's models and the calls of the student's
     LECTURE_PARAMETERS,
     LECTURE_SIZE,

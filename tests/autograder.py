@@ -16,7 +16,7 @@ WORKER_USER = "grader-worker"
 def build_autograder(root: Path, labs: list[int] | None = None, gpu_points: bool = False) -> tuple[Path, list[str]]:
     """Build the zip (for ``labs``, None: all) in ``root`` and unpack it as ``root/autograder/source``;
     (autograder root, names in the zip)."""
-    from grader.gradescope import build
+    from grader.course.gradescope import build
 
     zip_path = build(root / "autograder.zip", labs=labs, gpu_points=gpu_points)
     source = root / "autograder" / "source"
@@ -50,7 +50,7 @@ def enable_user_switch() -> str | None:
             mode = folder.stat().st_mode
             if not mode & 0o001:
                 os.chmod(folder, mode | 0o001)
-    from grader.sandbox import check_user
+    from grader.judge.sandbox import check_user
 
     try:
         check_user(WORKER_USER)

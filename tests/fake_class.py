@@ -14,7 +14,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from grader.impl import LABS, REPO_ROOT
+from grader.judge.session import LABS, REPO_ROOT
 
 ALT = REPO_ROOT / "tests" / "alt"
 SOLUTIONS = REPO_ROOT / "solutions"

@@ -28,7 +28,7 @@ class Bug:
 
 
 def module_file(lab: str) -> str:
-    from grader.impl import LABS
+    from grader.judge.session import LABS
 
     return f"{LABS[lab]}.py"
 
@@ -45,14 +45,14 @@ _judge = None
 
 
 def judge_slot():
-    """One :class:`grader.batch.Slot` for the whole test session: torch imported and the worker
+    """One :class:`grader.course.batch.slots.Slot` for the whole test session: torch imported and the worker
     zygote started once, then a fresh pytest judge forked per variant (instead of a new Python,
     torch import and zygote for each of the ~100 planted bugs)."""
     global _judge
     if _judge is None:
         import atexit
 
-        from grader.batch import Slot
+        from grader.course.batch.slots import Slot
 
         _judge = Slot()
         _judge.start()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch
+from grader.course.batch import command, discover, reports
+from grader.judge import sandbox
 from tests.fake_class import CLASS, make_class
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +119,7 @@ def test_resume_grades_only_what_changed(graded):
     before = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
     (out / "results" / "ivan.json").unlink()  # as if the batch had been stopped before ivan
     (out / "results" / "judy.json").write_text("forged")  # damaged: listed, never dropped, then regraded
-    batch.write_reports(out, ["lab01"], batch.build_parser().parse_args(["--out", str(out)]))
+    command.write_reports(out, ["lab01"], command.build_parser().parse_args(["--out", str(out)]))
     damaged = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}["judy"]
     assert damaged["status"] == "grader error" and "damaged" in damaged["notes"]
     proc = run_batch(str(subs), "--out", str(out), *ARGS, "--workers", "1", "-q")
@@ -181,29 +182,29 @@ def test_discover_reads_gradescope_exports_and_refuses_tricks(tmp_path):
     with zipfile.ZipFile(subs / "zed.zip", "w") as zf:  # a path out of the folder, and a huge "lab file"
         zf.writestr("../lab01_autograd.py", lab)
         zf.writestr("repo/labs/lab02_backprop.py", "x = 1\n" * 400_000)
-    entries = {e.source.name: e for e in batch.discover(subs)}
+    entries = {e.source.name: e for e in discover.discover(subs)}
     assert set(entries) == {"submission_111", "submission_222", "zed.zip"}
     assert (entries["submission_111"].student, entries["submission_111"].email) == ("Ada_Lovelace", "ada@uni.edu")
     assert entries["submission_222"].student == "Alan_Turing+Grace_Hopper"
     assert entries["submission_222"].email == "alan@uni.edu;grace@uni.edu"
     assert entries["submission_111"].files == {"lab01": "labs/lab01_autograd.py"}
     assert entries["zed.zip"].files == {"lab02": "repo/labs/lab02_backprop.py"}, "../ must never be read"
-    with pytest.raises(batch.Unreadable, match="too large for a lab file"):
-        batch.extract(entries["zed.zip"], tmp_path / "w")
+    with pytest.raises(discover.Unreadable, match="too large for a lab file"):
+        discover.extract(entries["zed.zip"], tmp_path / "w")
     with pytest.raises(SystemExit, match="not a folder"):
-        batch.discover(tmp_path / "nowhere")
+        discover.discover(tmp_path / "nowhere")
 
 
 def test_write_atomic_leaves_the_old_file_whole(tmp_path, monkeypatch):
     path = tmp_path / "gradebook.csv"
-    batch.write_atomic(path, "old\n")
+    reports.write_atomic(path, "old\n")
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
-        batch.write_atomic(path, "new\n" * 1000)
+        reports.write_atomic(path, "new\n" * 1000)
     assert path.read_text() == "old\n"
 
 
@@ -247,7 +248,7 @@ def test_worker_user_keeps_students_away_from_each_other(tmp_path):
     assert json.loads((out / "results" / "victim.json").read_text())["score"] == float(rows["victim"]["max"])
     assert not (REPO_ROOT / "grader" / "FORGED").exists()
     # Killed orphans may wait a moment as zombies for init to reap them: they no longer run.
-    left = batch.live_processes(WORKER_USER)
+    left = sandbox.live_processes(WORKER_USER)
     assert not left, f"processes of {WORKER_USER} outlived the batch: {left}"
 
 
@@ -284,7 +285,7 @@ def test_nothing_survives_from_one_student_to_the_next(tmp_path, sandbox):
     and reads the environment; the next students (amy: honest, and bob who fails if he finds zed's file)
     get full marks, no canary of the instructor's environment reaches any output, and nothing of the
     worker user is left. With bubblewrap and with the hardened user switch alone (GRADER_SANDBOX=none)."""
-    from grader.sandbox import bwrap_usable
+    from grader.judge.sandbox import bwrap_usable
     from tests.autograder import WORKER_USER, enable_user_switch
 
     why = enable_user_switch()
@@ -314,7 +315,7 @@ def test_nothing_survives_from_one_student_to_the_next(tmp_path, sandbox):
         p.read_text(errors="replace") for sub in ("results", "feedback", "logs") for p in (out / sub).iterdir())
     assert CANARY not in every_output, "the instructor's environment reached student code"
     assert "ENVIRONMENT" not in every_output or "PATH=" in every_output  # the attack ran
-    assert not batch.live_processes(WORKER_USER)
+    assert not sandbox.live_processes(WORKER_USER)
     for folder in ("/tmp", "/dev/shm", "/var/tmp"):
         assert not Path(folder, "left-by-zed").exists(), f"a student's file survived in {folder}"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.impl import REPO_ROOT
+from grader.judge.session import REPO_ROOT
 from grader.worker import wire
 from tests.planted import grade_variant
 

@@ -286,7 +286,7 @@ def test_root_never_writes_or_imports_where_student_code_can(autograder, tmp_pat
     """A lab 1 attack on a labs 1-2 autograder: root's copies, planted modules, squatted /tmp, a daemon,
     the environment. Lab 2 (the stub) still scores 0, no planted module runs as root, no canary leaks,
     nothing of the worker user survives."""
-    from grader.sandbox import live_processes
+    from grader.judge.sandbox import live_processes
     from tests.autograder import WORKER_USER
 
     root, stub, why_not = autograder

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from data.secret import SECRET_FILE_NAME
-from grader.gradescope import CPU_TORCH_INDEX, build, main, selected_labs, torch_requirements
-from grader.impl import LABS, REPO_ROOT
+from grader.course.gradescope import CPU_TORCH_INDEX, build, main, selected_labs, torch_requirements
+from grader.judge.session import LABS, REPO_ROOT
 from tests.autograder import build_autograder, run_autograder
 
 SOL1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()
@@ -89,7 +89,7 @@ def test_gpu_assignment_and_lab_choice_are_baked_in(tmp_path):
     with zipfile.ZipFile(tmp_path / "all.zip") as zf:
         script = zf.read("run_autograder").decode()
         names = zf.namelist()
-    assert '"$WORK/labs" ' + " ".join(LABS.values()) + "\n" in script and "--lab" not in script.split("grader.ingest")[1]
+    assert '"$WORK/labs" ' + " ".join(LABS.values()) + "\n" in script and "--lab" not in script.split("grader.judge.ingest")[1]
     assert all(f"labs/{m}.py" in names for m in LABS.values())
 
 

@@ -2,7 +2,7 @@
 released and batch-graded (issue 20).
 
 In a temporary copy of the repository (the tracked files), lab 6 is: one `LabSpec` line in
-`grader/registry.py`, `solutions/lab06_toy.py`, the stub written by `python -m grader.stubs`,
+`grader/registry.py`, `solutions/lab06_toy.py`, the stub written by `python -m grader.course.stubs`,
 `grader/test_lab06_toy.py` and a line in `student/README.md`. Nothing else of the grader changes.
 """
 
@@ -49,7 +49,7 @@ RUBRIC = '''"""Grading of lab 6 (toy): labs/lab06_toy.py. Rubric: double 1."""
 
 import pytest
 
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 
 lab = lab_fixture("lab06")
 
@@ -74,7 +74,7 @@ def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
 @pytest.mark.timeout(900)
 def test_a_toy_lab_added_where_the_guide_says_is_graded_released_and_batch_graded(tmp_path):
     guide = (REPO_ROOT / "docs" / "writing-a-lab.md").read_text()
-    for place in ("grader/registry.py", "solutions/lab06_name.py", "python -m grader.stubs", "grader/test_lab06_name.py",
+    for place in ("grader/registry.py", "solutions/lab06_name.py", "python -m grader.course.stubs", "grader/test_lab06_name.py",
                   "student/README.md"):
         assert place in guide, f"docs/writing-a-lab.md does not name {place}"
     copy = tmp_path / "repo"
@@ -94,7 +94,7 @@ def test_a_toy_lab_added_where_the_guide_says_is_graded_released_and_batch_grade
     (copy / "grader" / "test_lab06_toy.py").write_text(RUBRIC)
     readme = copy / "student" / "README.md"
     readme.write_text(readme.read_text() + "\n- Lab 6 (toy): `labs/lab06_toy.py`, doubling numbers.\n")
-    proc = _run(["-m", "grader.stubs"], copy)
+    proc = _run(["-m", "grader.course.stubs"], copy)
     assert proc.returncode == 0 and (copy / "labs" / "lab06_toy.py").is_file(), proc.stderr[-2000:]
 
     # graded: the solution earns the point, the stub does not

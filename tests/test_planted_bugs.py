@@ -16,7 +16,7 @@ ALL_BUGS: list[Bug] = [bug for mod in BUG_MODULES for bug in importlib.import_mo
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("bug", ALL_BUGS, ids=[f"{b.lab}-{b.name}" for b in ALL_BUGS])
 def test_planted_bug_loses_points(bug: Bug, tmp_path):
-    from grader.impl import LABS
+    from grader.judge.session import LABS
 
     results = grade_variant(
         {module_file(bug.lab): patched_source(bug)}, tmp_path, f"test_{LABS[bug.lab]}.py", select=list(bug.aimed_at),

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from grader.plugin import GPU_INFO, NO_GPU, Check, Report, render_report, seed_for_test
-from grader.impl import REPO_ROOT
+from grader.judge.session import REPO_ROOT
 from tests.planted import grade_variant
 
 SOL1 = (REPO_ROOT / "solutions" / "lab01_autograd.py").read_text()

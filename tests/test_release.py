@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from grader.impl import LABS, REPO_ROOT
+from grader.judge.session import LABS, REPO_ROOT
 from data import secret
-from grader.release import GITIGNORE_LINES, _ignore, layout_problems, leaks, write_release
+from grader.course.release import GITIGNORE_LINES, _ignore, layout_problems, leaks, write_release
 
 
 def test_release_holds_student_files_only(tmp_path):
@@ -19,8 +19,8 @@ def test_release_holds_student_files_only(tmp_path):
     for name in ("labs", "grader", "data", "conftest.py", "pytest.ini", "README.md", "requirements.txt", "Makefile",
                  ".gitignore", "labs/QUESTIONS.md", "grader/classroom.py"):
         assert (dest / name).exists(), name
-    for name in ("solutions", "tests", "bench", ".ci", "docs", "student", "grader/hidden", "grader/release.py",
-                 "grader/gradescope.py", "grader/stubs.py", "data/cache"):
+    for name in ("solutions", "tests", "bench", ".ci", "docs", "student", "grader/hidden", "grader/course/release.py",
+                 "grader/course/gradescope.py", "grader/course/stubs.py", "data/cache"):
         assert not (dest / name).exists(), name
     assert json.loads((dest / "grader" / "MANIFEST.json").read_text())["files"]
     assert leaks(dest) == []
@@ -127,7 +127,8 @@ def test_release_check_passes(tmp_path):
 
 def test_every_labs_data_folders_stay_out_of_the_release():
     """A lab's data folders come from the registry (grader/registry.py), not a hand-kept list."""
-    from grader import registry, release
+    from grader import registry
+    from grader.course import release
 
     folders = registry.data_folders()
     assert folders and set(folders) <= release._ignore("data", [*folders, "mnist.py", "cache"])

@@ -1,4 +1,4 @@
-"""The trusted side of the file system (grader.ingest, grader.sandbox): units, without grading anything.
+"""The trusted side of the file system (grader.judge.ingest, grader.judge.sandbox): units, without grading anything.
 
 The end-to-end attacks (through run_autograder and batch --worker-user) are in tests/test_cheating.py
 and tests/test_batch.py.
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import ingest, sandbox
-from grader.impl import LABS
+from grader.judge import ingest
+from grader.judge import sandbox
+from grader.judge.session import LABS
 
 
 def test_read_beneath_reads_regular_files_and_refuses_links(tmp_path):
@@ -150,7 +151,7 @@ def test_the_judge_kills_only_the_worker_users_processes(monkeypatch):
     worker user (never init, itself or another user's process)."""
     from types import SimpleNamespace
 
-    from grader import remote
+    from grader.judge import remote
 
     fake = SimpleNamespace(user="grader-worker", area=SimpleNamespace(uid=os.geteuid() + 12345))
     monkeypatch.setattr(remote, "_zygote", fake)
@@ -168,7 +169,7 @@ def test_a_slots_student_code_runs_in_a_cpu_group_of_its_own():
     """Where cgroups can be written (root here), a zygote and its workers share one CPU cgroup per
     slot user, so a student's many busy processes weigh as one against the other slots; the group goes
     with the zygote."""
-    from grader import remote
+    from grader.judge import remote
     from tests.autograder import WORKER_USER, enable_user_switch
 
     assert enable_user_switch() is None

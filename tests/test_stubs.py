@@ -13,13 +13,13 @@ import pytest
 
 from tests import golden
 
-from grader.impl import LABS, REPO_ROOT
-from grader.stubs import expected_stubs, make_stub
+from grader.judge.session import LABS, REPO_ROOT
+from grader.course.stubs import expected_stubs, make_stub
 
 
 def test_labs_are_up_to_date_with_solutions():
     stale = [str(p.relative_to(REPO_ROOT)) for p, text in expected_stubs().items() if not p.is_file() or p.read_text() != text]
-    assert not stale, f"{stale} differ from what `python -m grader.stubs` generates from solutions/"
+    assert not stale, f"{stale} differ from what `python -m grader.course.stubs` generates from solutions/"
 
 
 @pytest.mark.parametrize("module", [m for m in LABS.values() if (REPO_ROOT / "solutions" / f"{m}.py").is_file()])

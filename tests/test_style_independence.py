@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.impl import LABS
+from grader.judge.session import LABS
 from tests.planted import grade_variant
 
 ALT = Path(__file__).parent / "alt"

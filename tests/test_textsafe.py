@@ -12,8 +12,9 @@ import sys
 import pytest
 import yaml
 
-from grader import batch, textsafe
-from grader.impl import REPO_ROOT
+from grader import textsafe
+from grader.course.batch import discover
+from grader.judge.session import REPO_ROOT
 
 #: What an honest message, name or output looks like: letters of several scripts, digits,
 #: punctuation (including < > & | and backticks that cannot start markup), tabs and newlines.
@@ -139,7 +140,7 @@ def graph_forward(a, b):
 '''
 HYPERLINK = '=HYPERLINK("evil.example","click")'  # a folder name: no "/" in it
 FORMULA_NAME = "-2+3+cmd|' /C calc'!A0"
-EVIL_STUDENT = batch.safe_name(FORMULA_NAME)  # -2+3+cmd_C_calc_A0: still a formula
+EVIL_STUDENT = discover.safe_name(FORMULA_NAME)  # -2+3+cmd_C_calc_A0: still a formula
 FORMULA_EMAIL = "@SUM(1+1)*cmd|' /C calc'!A0"
 UNREADABLE = "@<img src=x onerror=alert(1)>.zip"
 

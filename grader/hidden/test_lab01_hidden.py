@@ -6,8 +6,8 @@ Failure messages say what to look at, never the expected values.
 import numpy as np
 import pytest
 
-from grader.checks import as_float
-from grader.impl import lab_fixture
+from grader.kit import as_float
+from grader.judge.session import lab_fixture
 from grader.oracle.lab01 import autograd_gradients, per_sample_gd
 
 lab = lab_fixture("lab01")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from grader.checks import rel_error
-from grader.impl import lab_fixture
+from grader.kit import rel_error
+from grader.judge.session import lab_fixture
 
 lab = lab_fixture("lab02")
 pytestmark = pytest.mark.hidden

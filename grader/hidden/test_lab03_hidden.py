@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 
 lab = lab_fixture("lab03")
 pytestmark = pytest.mark.hidden

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 from grader.plugin import grader_seed_of, seed_for_test
 from grader.oracle.lab04 import layer_shapes, rebuild, run_pipeline
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader.impl import lab_fixture
+from grader.judge.session import lab_fixture
 from grader.oracle.lab05 import LectureCNN, build, expected_shapes, forward, forward_matches, he_tensors, own_proba, rebuild
 
 lab = lab_fixture("lab05")

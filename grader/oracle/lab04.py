@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader import remote
+from grader.judge import remote
 
 N_CLASSES = 3
 N_FEATURES = 5

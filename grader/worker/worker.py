@@ -1,6 +1,6 @@
 """The worker: the only process that imports and runs student code.
 
-Started by the judge (:mod:`grader.remote`) as ``python -I worker.py --zygote FD``. The *zygote*
+Started by the judge (:mod:`grader.judge.remote`) as ``python -I worker.py --zygote FD``. The *zygote*
 imports torch, NumPy and matplotlib once, then forks one worker per lab on request, so each
 worker starts in milliseconds with a clean copy of that state. A worker answers requests from the
 judge over its own socket (:mod:`wire`): import the lab, call a function or method, read an

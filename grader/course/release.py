@@ -40,21 +40,20 @@ from pathlib import Path
 
 from data.secret import SECRET_FILE_NAME, grader_secret
 from grader import registry, scoring
-from grader.impl import LABS, REPO_ROOT
+from grader.judge.session import LABS, REPO_ROOT
 
 INCLUDE = ["labs", "grader", "data", "conftest.py", "pytest.ini", "requirements.txt"]
 #: The files that exist only in the release: ``student/<source>`` -> ``<name in the release>``.
 STUDENT_DIR = REPO_ROOT / "student"
 STUDENT_FILES = {"README.md": "README.md", "Makefile": "Makefile", "gitignore": ".gitignore"}
-EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", "cache", "hidden",
-                 *registry.data_folders(),  # each lab's real data (grader/registry.py): never shipped
-                 "release.py", "stubs.py", "gradescope.py", "batch.py",  # instructor tools stay home
-                 SECRET_FILE_NAME}  # the grader's data secret: autograders only
+EXCLUDE_NAMES = {"__pycache__", ".pytest_cache", ".mplconfig", SECRET_FILE_NAME}  # the grader's data secret: autograders only
+#: Folders left out by their path in the repository: the instructor tools (``grader/course/``), the
+#: hidden tests, the data cache and each lab's real data (``grader/registry.py``): never shipped.
+EXCLUDE_PATHS = {"grader/course", "grader/hidden", "data/cache", *(f"data/{f}" for f in registry.data_folders())}
 EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
 
 #: Never in a release: instructor code, tests, docs, and what is generated.
-FORBIDDEN = ["solutions", "tests", "bench", "docs", "student", ".ci", ".venv", "data/cache", "grader/hidden",
-             "grader/release.py", "grader/stubs.py", "grader/gradescope.py", "grader/batch.py"]
+FORBIDDEN = ["solutions", "tests", "bench", "docs", "student", ".ci", ".venv", *sorted(EXCLUDE_PATHS)]
 #: Lines the release's .gitignore must have (a student must not commit a 6 GB .venv or the data cache).
 GITIGNORE_LINES = [".venv/", "__pycache__/", ".pytest_cache/", "data/cache/", "figures/", "grader-results.json"]
 #: Targets of the student Makefile, and instructor targets it must not have.
@@ -62,13 +61,15 @@ MAKE_TARGETS = ["grade", "lab", "data", "clean"]
 INSTRUCTOR_TARGETS = ["solutions", "stubs", "test", "bench"]
 #: Instructor wording the student README must not contain.
 INSTRUCTOR_WORDS = ["planted", "solutions/", "--solutions", "make test", "make solutions", "make stubs",
-                    "grader.stubs", "writing-a-lab", "grading-a-class", "github-classroom", "over 20 seeds"]
+                    "grader.course.stubs", "writing-a-lab", "grading-a-class", "github-classroom", "over 20 seeds"]
 #: Paths a README may name that only exist once the student has run something.
 GENERATED = (".venv", "figures", "data/cache", "grader-results.json")
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
-    return {n for n in names if n in EXCLUDE_NAMES or Path(n).suffix in EXCLUDE_SUFFIXES}
+    here = Path(folder).resolve().relative_to(REPO_ROOT).as_posix()
+    return {n for n in names if n in EXCLUDE_NAMES or Path(n).suffix in EXCLUDE_SUFFIXES
+            or f"{here}/{n}" in EXCLUDE_PATHS}
 
 
 def write_release(dest: Path) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from grader import remote
+from grader.judge import remote
 
 
 def rel_error(received, expected) -> float:
@@ -50,7 +50,7 @@ def _device_literals(func) -> list[str]:
 
     The judge reads the student file as text and parses it with :mod:`ast`; it never imports it.
     """
-    from grader.impl import lab_path
+    from grader.judge.session import lab_path
 
     try:
         source = lab_path(func._worker.lab_id).read_text(errors="replace")
@@ -91,7 +91,7 @@ def cuda_reported_unavailable() -> Iterator[None]:
 
     A student function called with ``device="cpu"`` inside this block must never touch CUDA.
     """
-    from grader import remote
+    from grader.judge import remote
 
     with remote.options(cuda_hidden=True):
         yield

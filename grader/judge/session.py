@@ -10,7 +10,7 @@ One switch decides it for every graded test:
 
 A graded test never imports a lab itself; it asks for the lab through :func:`lab_fixture`, so
 the switch is the only thing that changes between a student run and an instructor run. The lab
-runs in a worker process (:mod:`grader.remote`): the grading process never imports it.
+runs in a worker process (:mod:`grader.judge.remote`): the grading process never imports it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from grader import textsafe
 from grader.registry import LABS, REPO_ROOT, lab_numbers  # noqa: F401  (the one list of labs: grader/registry.py)
 
 if TYPE_CHECKING:
-    from grader import remote
+    from grader.judge import remote
 
 _impl_dir: Path = REPO_ROOT / "labs"
 _cache: dict[str, object] = {}
@@ -116,7 +116,7 @@ def worker_config(lab_id: str) -> tuple[dict, dict]:
     """(worker configuration, import request) for the graded file of ``lab_id``.
 
     With a worker user (``GRADER_WORKER_USER``, on an autograder) the graded file is copied by
-    root into the zygote's grading area (:class:`grader.sandbox.Area`, a folder the worker can
+    root into the zygote's grading area (:class:`grader.judge.sandbox.Area`, a folder the worker can
     read but not write) and imported from there, so the worker needs no access to the grader.
     """
     path = lab_path(lab_id)
@@ -131,7 +131,7 @@ def worker_config(lab_id: str) -> tuple[dict, dict]:
     request = {"op": "import", "path": str(path), "module": LABS[lab_id]}
     package = _impl_dir.name if _impl_dir.parent == REPO_ROOT else None
     if os.environ.get("GRADER_WORKER_USER"):
-        from grader import remote
+        from grader.judge import remote
 
         zygote = remote.zygote()
         copy = zygote.install_lab(path)
@@ -152,15 +152,15 @@ def load_lab(lab_id: str) -> "remote.RemoteLab":
         lab_id: ``"lab01"`` ... ``"lab05"``.
 
     Returns:
-        A :class:`grader.remote.RemoteLab`: ``lab.func(...)`` calls ``func`` of the graded file in
-        the worker and returns plain data (see :mod:`grader.remote`). The file is never imported
+        A :class:`grader.judge.remote.RemoteLab`: ``lab.func(...)`` calls ``func`` of the graded file in
+        the worker and returns plain data (see :mod:`grader.judge.remote`). The file is never imported
         into the grading process.
 
     Raises:
         LabImportError: the file is missing or raises while importing (SyntaxError,
             ImportError, ``sys.exit()`` at import time, ...); the message names file and line.
     """
-    from grader import remote
+    from grader.judge import remote
 
     if lab_id in _cache:
         cached = _cache[lab_id]

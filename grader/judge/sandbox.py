@@ -10,7 +10,7 @@ When the judge runs as root with a worker user (``GRADER_WORKER_USER``: Gradesco
       scratch/               the worker user, 0700: its working folder, HOME and TMPDIR
 
 Root never writes into ``scratch/`` and never reads from it except through
-:func:`grader.ingest.read_beneath` (no link followed, the worker's own files only). Nothing that
+:func:`grader.judge.ingest.read_beneath` (no link followed, the worker's own files only). Nothing that
 root imports or runs sits in a folder the worker can write.
 
 Where bubblewrap (``bwrap``, Flatpak's sandbox; Debian package ``bubblewrap``) can start as the
@@ -95,7 +95,7 @@ class Area:
 
     def install(self, src: Path, subdir: str, name: str | None = None) -> Path:
         """Copy root's file ``src`` into ``code/subdir`` (read-only for the worker); its new path."""
-        from grader.ingest import write_new
+        from grader.judge.ingest import write_new
 
         folder = self.code / subdir
         if not folder.is_dir():
@@ -369,12 +369,12 @@ def check_user(user: str, python: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m grader.sandbox check USER`` (exit 1 with one line when USER cannot grade),
+    """``python -m grader.judge.sandbox check USER`` (exit 1 with one line when USER cannot grade),
     ``describe USER`` (which sandbox runs USER's code here) and ``cleanup USER`` (end of a
     grading: kill, remove files and areas)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in ("check", "cleanup", "describe"):
-        print("usage: python -m grader.sandbox check|describe|cleanup USER", file=sys.stderr)
+        print("usage: python -m grader.judge.sandbox check|describe|cleanup USER", file=sys.stderr)
         return 2
     if argv[0] == "describe":
         print(describe(argv[1]))

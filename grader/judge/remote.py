@@ -17,9 +17,9 @@ is killed with its whole process group and a fresh one is forked for the next ca
 Workers are forked from one *zygote* process per judge that has imported torch once (about 2 s,
 overlapped with the judge's own start-up), so a worker starts in milliseconds. On an autograder
 ``GRADER_WORKER_USER`` names an unprivileged user: the zygote (and so every worker) runs as that
-user, in a grading area root owns and, where it starts, inside bubblewrap (:mod:`grader.sandbox`),
+user, in a grading area root owns and, where it starts, inside bubblewrap (:mod:`grader.judge.sandbox`),
 with the resource limits of ``GRADER_WORKER_LIMITS`` (JSON, ``resource.RLIMIT_*`` names) and an
-environment built from an allow-list (:func:`grader.sandbox.worker_env`).
+environment built from an allow-list (:func:`grader.judge.sandbox.worker_env`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from grader import textsafe
 from grader.worker import wire
 
-WORKER_PY = Path(__file__).resolve().parent / "worker" / "worker.py"
+WORKER_PY = Path(__file__).resolve().parent.parent / "worker" / "worker.py"
 START_TIMEOUT = 180.0  # seconds for the zygote's first imports on a loaded machine
 DEFAULT_CALL_LIMIT = 600.0  # backstop when no check budget is known
 
@@ -138,14 +138,14 @@ class Zygote:
     """The process that imports torch once and forks workers (see :mod:`grader.worker.worker`)."""
 
     def __init__(self, cwd: Path, user: str | None = None) -> None:
-        from grader import sandbox
+        from grader.judge import sandbox
 
         self.ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         kwargs: dict = {}
         worker_py, prefix = WORKER_PY, []
         self.user, self.area = user, None
         if user:
-            # Student code runs as ``user`` in a fresh area root owns (grader.sandbox): the worker
+            # Student code runs as ``user`` in a fresh area root owns (grader.judge.sandbox): the worker
             # code and lab files are root's copies it can read, its scratch folder is its own.
             self.area = sandbox.Area(user)
             for f in sorted(WORKER_PY.parent.glob("*.py")):
@@ -191,7 +191,7 @@ class Zygote:
                 self._recv(START_TIMEOUT)
             except RuntimeError:
                 if self.user:  # say why in one line: usually a folder the user cannot pass through
-                    from grader import sandbox
+                    from grader.judge import sandbox
 
                     try:
                         sandbox.check_user(self.user)
@@ -229,7 +229,7 @@ class Zygote:
         with contextlib.suppress(Exception):
             self.proc.wait(5)
         if self.user:
-            from grader import sandbox
+            from grader.judge import sandbox
 
             left = sandbox.end_of_student(self.user)
             if left:
@@ -439,13 +439,13 @@ def read_worker_file(folder: Path, rel: str, owner: int | None, limit: int = 50_
     """The bytes of ``folder/rel`` written by student code, or None when there is no such file.
 
     No link is followed and, with ``owner``, the file must be the worker's own (not a hard link to
-    a file of root's): see :func:`grader.ingest.read_beneath`.
+    a file of root's): see :func:`grader.judge.ingest.read_beneath`.
 
     Raises:
         AssertionError: the path is a link, not a regular file, too long or someone else's (the
             message is for the student: write the file itself).
     """
-    from grader.ingest import IngestError, Missing, read_beneath
+    from grader.judge.ingest import IngestError, Missing, read_beneath
 
     try:
         return read_beneath(Path(folder), rel, limit=limit, owner=owner)

@@ -14,7 +14,7 @@ autograder) therefore reads them only through this module:
 * names come from an allow-list (the lab modules of :data:`grader.registry.LABS`);
 * what is read is written into folders the reader owns, never into the student's.
 
-Everything after ingestion works on the bytes. ``python -m grader.ingest SUBMISSION LABS_DIR``
+Everything after ingestion works on the bytes. ``python -m grader.judge.ingest SUBMISSION LABS_DIR``
 is what Gradescope's ``run_autograder`` runs as root.
 """
 
@@ -259,7 +259,7 @@ def ingest_submission(root: Path, lab_ids: list[str] | None = None) -> Ingested:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m grader.ingest SUBMISSION LABS_DIR [MODULE ...]``: copy the submission's lab files
+    """``python -m grader.judge.ingest SUBMISSION LABS_DIR [MODULE ...]``: copy the submission's lab files
     (of the labs whose modules are named; default all) into LABS_DIR, a folder of the caller's.
 
     Prints one line per file taken or refused; exit code 0 (even when none is found).
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
-        print("usage: python -m grader.ingest SUBMISSION LABS_DIR [MODULE ...]", file=sys.stderr)
+        print("usage: python -m grader.judge.ingest SUBMISSION LABS_DIR [MODULE ...]", file=sys.stderr)
         return 2
     sub, labs_dir, modules = Path(argv[0]), Path(argv[1]), argv[2:]
     wanted = [lab_id for lab_id, m in LABS.items() if not modules or m in modules]

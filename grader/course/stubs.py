@@ -10,8 +10,8 @@ example); ``main`` is always kept, so ``python -m labs.labNN_...`` runs the stud
 
 Usage::
 
-    python -m grader.stubs            # rewrite labs/ from solutions/
-    python -m grader.stubs --check    # exit 1 and name the files where labs/ is out of date
+    python -m grader.course.stubs            # rewrite labs/ from solutions/
+    python -m grader.course.stubs --check    # exit 1 and name the files where labs/ is out of date
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import ast
 import sys
 from pathlib import Path
 
-from grader.impl import LABS, REPO_ROOT
+from grader.judge.session import LABS, REPO_ROOT
 
 KEEP_MARK = "# keep"
 ALWAYS_KEEP = {"main"}
@@ -92,7 +92,7 @@ def expected_stubs() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grader.stubs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m grader.course.stubs", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that labs/ is up to date")
     args = parser.parse_args(argv)
     stale = []
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path.relative_to(REPO_ROOT)}")
     if args.check and stale:
         names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in stale)
-        print(f"out of date with solutions/: {names}; run `python -m grader.stubs`", file=sys.stderr)
+        print(f"out of date with solutions/: {names}; run `python -m grader.course.stubs`", file=sys.stderr)
         return 1
     return 0
 

@@ -2,7 +2,7 @@
 
 One autograder per assignment: ``--lab 1`` builds the one for a weekly lab 1 assignment (its
 maximum is lab 1's points), ``--lab 4 --lab 5`` one for both, no ``--lab`` one for all labs of
-:data:`grader.impl.LABS`. ``--gpu-points`` makes GPU checks worth points (a GPU assignment on a
+:data:`grader.judge.session.LABS`. ``--gpu-points`` makes GPU checks worth points (a GPU assignment on a
 GPU autograder image; grading is refused on a machine without a GPU); by default they are
 0-point information, so the maximum is the same on every image (README, "GPU checks").
 
@@ -23,7 +23,7 @@ secret and Gradescope's two scripts:
   ``https://download.pytorch.org/whl/cpu``), not the default wheel that pulls several GB of CUDA
   libraries; a torch of the pinned version that is already importable is kept as it is.
 * ``run_autograder``: reads the submission's lab files of the chosen labs once, as bytes
-  (:mod:`grader.ingest`: no link followed, regular files only, at most 2 MB; a refused file is
+  (:mod:`grader.judge.ingest`: no link followed, regular files only, at most 2 MB; a refused file is
   named in the output), writes them over a clean copy of the grader, grades them with
   ``python -m grader`` (with the options baked in at build time) and writes
   ``/autograder/results/results.json``. Nothing else of the submission is used, so a modified
@@ -40,7 +40,7 @@ scripts run locally against a fake submission folder (``tests/test_gradescope.py
 ``GRADER_ARGS`` appends ``python -m grader`` options to run_autograder's baked-in ones (e.g.
 ``--lab 1`` to grade one lab of an all-labs autograder in a test); ``TORCH_INDEX_URL`` is
 setup.sh's index for the CPU build of torch; ``GRADER_WORKER_USER`` names another worker user;
-``GRADER_SANDBOX`` (``auto``, ``bwrap``, ``none``) chooses bubblewrap (:mod:`grader.sandbox`);
+``GRADER_SANDBOX`` (``auto``, ``bwrap``, ``none``) chooses bubblewrap (:mod:`grader.judge.sandbox`);
 ``GRADER_UNSAFE_SAME_USER=1`` lets a non-root run by hand grade with no user switch.
 """
 
@@ -57,8 +57,8 @@ from pathlib import Path
 
 from data.secret import ENV_SECRET_FILE, SECRET_FILE_NAME, new_secret
 from grader import scoring
-from grader.impl import LABS, REPO_ROOT, lab_numbers
-from grader.release import _hash_tree, write_release
+from grader.judge.session import LABS, REPO_ROOT, lab_numbers
+from grader.course.release import _hash_tree, write_release
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -107,7 +107,7 @@ if [ "$(id -u)" = 0 ] && ! id -u grader-worker >/dev/null 2>&1; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader-worker
 fi
 # bubblewrap, where the image lets it start (private /tmp, no network); without it the user switch
-# alone runs (grader/sandbox.py says which, in the first lines of each grading).
+# alone runs (grader/judge/sandbox.py says which, in the first lines of each grading).
 if [ "$(id -u)" = 0 ] && ! command -v bwrap >/dev/null; then
   (apt-get install -y bubblewrap || (apt-get update && apt-get install -y bubblewrap)) >/dev/null 2>&1 || true
 fi
@@ -117,8 +117,8 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope: runs for every submission. Grades only the submission's lab files of this assignment.
 # Trust boundary: the judge (pytest + graded tests, as root) never imports student code; the
 # student code runs in worker processes as the user grader-worker, in a grading area root owns
-# (grader/sandbox.py; inside bubblewrap where it starts). Student files are bytes, never paths:
-# grader.ingest reads the lab files once (no link followed, regular files only, bounded size)
+# (grader/judge/sandbox.py; inside bubblewrap where it starts). Student files are bytes, never paths:
+# grader.judge.ingest reads the lab files once (no link followed, regular files only, bounded size)
 # into root's own copy of the grader. The grader, the hidden tests, the data caches and the
 # results folder are not readable by that user; only the judge writes results.json.
 set -u
@@ -142,12 +142,12 @@ if [ "$(id -u)" = 0 ]; then
   id -u "$USER_W" >/dev/null 2>&1 || fail "The autograder is misconfigured (no user $USER_W: setup.sh creates it); please contact the course staff."
   chmod 700 "$RES"
   chmod -R go-rwx "$SRC" "$SUB" "$RES"
-  why="$(cd "$SRC" && "$PYTHON" -m grader.sandbox check "$USER_W" 2>&1)" || fail "The autograder is misconfigured: $why"
+  why="$(cd "$SRC" && "$PYTHON" -m grader.judge.sandbox check "$USER_W" 2>&1)" || fail "The autograder is misconfigured: $why"
   export GRADER_WORKER_USER="$USER_W"
   # memory (address space, bytes), CPU seconds, processes of that user, file size, no core dumps
   LIMITS='{"as": 17179869184, "cpu": 3600, "nproc": 512, "fsize": 1073741824, "core": 0}'
   export GRADER_WORKER_LIMITS="${GRADER_WORKER_LIMITS:-$LIMITS}"
-  echo "student code runs as $GRADER_WORKER_USER, $(cd "$SRC" && "$PYTHON" -m grader.sandbox describe "$USER_W")"
+  echo "student code runs as $GRADER_WORKER_USER, $(cd "$SRC" && "$PYTHON" -m grader.judge.sandbox describe "$USER_W")"
 elif [ "${GRADER_UNSAFE_SAME_USER:-}" = 1 ]; then
   echo "WARNING: not root: student code runs as $(id -un), with no user switch (GRADER_UNSAFE_SAME_USER=1)"
 else
@@ -156,7 +156,7 @@ fi
 WORK="$(mktemp -d)"
 cp -r "$SRC/." "$WORK/"
 cd "$WORK"
-"$PYTHON" -m grader.ingest "$SUB" "$WORK/labs" @LAB_MODULES@
+"$PYTHON" -m grader.judge.ingest "$SUB" "$WORK/labs" @LAB_MODULES@
 export OMP_NUM_THREADS=1 MPLBACKEND=Agg MRI_DL_LABS_CACHE="$SRC/data/cache"
 # The held-out sets are drawn from this autograder's secret (data/secret.py): the path, never the text,
 # is in the judge's environment, and the worker's environment is an allow-list without it.
@@ -170,7 +170,7 @@ json.dump({"score": 0, "output": "The grader failed to run on this submission; p
 PY
 fi
 if [ -n "${GRADER_WORKER_USER:-}" ]; then
-  "$PYTHON" -m grader.sandbox cleanup "$GRADER_WORKER_USER" || true  # anything student code left
+  "$PYTHON" -m grader.judge.sandbox cleanup "$GRADER_WORKER_USER" || true  # anything student code left
 fi
 cd /
 rm -rf "$WORK"
@@ -181,7 +181,7 @@ def selected_labs(labs: list[int] | None) -> list[str]:
     """The lab ids (``"lab01"``, ...) of ``labs`` (lab numbers; None or empty: every lab), in course order.
 
     Raises:
-        ValueError: a number that is not a lab of :data:`grader.impl.LABS`.
+        ValueError: a number that is not a lab of :data:`grader.judge.session.LABS`.
     """
     if not labs:
         return list(LABS)
@@ -189,7 +189,7 @@ def selected_labs(labs: list[int] | None) -> list[str]:
     if unknown:
         raise ValueError(
             f"--lab {unknown[0]}: there is no such lab; the labs are {', '.join(map(str, lab_numbers()))} "
-            "(grader/impl.py, LABS)"
+            "(grader/judge/session.py, LABS)"
         )
     wanted = {f"lab{n:02d}" for n in labs}
     return [lab_id for lab_id in LABS if lab_id in wanted]

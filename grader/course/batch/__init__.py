@@ -1,0 +1,36 @@
+"""``python -m grader batch SUBMISSIONS --out OUTDIR``: grade a whole class.
+
+SUBMISSIONS is a folder with one entry per student: a folder or a ``.zip`` (a GitHub Classroom
+clone, an LMS download, a Gradescope export). In each entry the lab files (``labNN_*.py``) are
+found at its top level, in ``labs/``, or nested up to three folders deeper (a repository clone in
+a zip, an LMS folder around it). The student is named after the entry (for a Gradescope export,
+after ``submission_metadata.yml``). An entry with no lab file, or a zip that cannot be read, is
+listed in the gradebook as ``unreadable`` with the reason; nothing is silently dropped.
+
+Every submission is graded exactly as ``python -m grader --labs-dir DIR`` grades it: the same
+function (:func:`grader.runner.grade_isolated`), checks, grader seed, time budgets and crash
+handling. Only the lab files are copied out of a submission (to ``OUTDIR/work/<student>/labs``),
+never run in this process. ``--workers N`` submissions are graded at a time, each in a *slot*: a
+process that has imported torch and started the student-code zygote once, and forks a fresh
+judge (pytest) per submission, so torch is imported once per slot, not once per submission.
+
+OUTDIR receives, each file written atomically:
+
+* ``gradebook.csv``: one row per student (points per lab, total, max, status ``ok`` / ``crashed``
+  / ``timed out`` / ``unreadable`` / ``grader error``, seconds, grader seed, grader version, notes);
+* ``results/<student>.json``: the Gradescope results (what ``python -m grader`` writes), plus
+  ``extra_data.batch`` (grader version, seed, submission hash, status);
+* ``feedback/<student>.md``: the report the student sees, hidden checks marked as hidden;
+* ``logs/<student>.log``: the judge's pytest output, for the instructor;
+* ``summary.md`` and ``summary.png``: score distribution per lab, and per check the share of the
+  class that failed it with the most common failure message;
+* with ``--similarity``: ``similarity.html`` (copydetect's side-by-side report) and
+  ``similarity.md`` (pairs above the threshold per lab, linked to the files).
+
+An interrupted batch is resumed by running the same command: a student whose results were
+written by the same grader version and seed from the same files is not graded again (unless
+``--regrade``). ``--shard K/N`` grades every N-th student (K = 1..N) so that N machines or CI jobs
+can split a class; ``--merge OUT1 OUT2 ... --out OUT`` joins their outputs into one gradebook.
+"""
+
+from grader.course.batch.command import build_parser, main  # noqa: F401  (python -m grader batch)
