@@ -39,6 +39,7 @@ import numpy as np
 import pytest
 
 from grader import scoring, textsafe
+from grader.judge import context
 from grader.judge import session as labs_session  # not pytest's Session
 from grader.scoring import Check  # noqa: F401  (re-exported: tests build reports from it)
 from grader.report import (  # noqa: F401  (the plugin's public words: re-exported for rubric files and tests)
@@ -396,14 +397,11 @@ def _seed_everything(request: pytest.FixtureRequest) -> int:
     """Seed ``random``, NumPy and torch (CPU and CUDA) before every test, here and in the workers."""
     import torch
 
-    from grader.judge import remote
-
     seed = seed_for_test(request.config.stash[_REPORT_KEY].seed, request.node.nodeid)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    remote.test_seed["seed"] = seed  # the workers are seeded with it at their first call of this check
-    remote.test_seed["check"] += 1
+    context.CURRENT.begin_check(seed)  # the workers are seeded with it at their first call of this check
     return seed
 
 
@@ -433,8 +431,6 @@ def device(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(autouse=True)
 def _check_budget(request: pytest.FixtureRequest):
     """Tell the worker client the check's time budget, so a hang inside C code is stopped too."""
-    from grader.judge import remote
-
     marker = request.node.get_closest_marker("timeout")
     seconds = None
     if marker is not None and marker.args:
@@ -442,9 +438,9 @@ def _check_budget(request: pytest.FixtureRequest):
     else:
         with contextlib.suppress(Exception):
             seconds = float(request.config.getoption("timeout") or request.config.getini("timeout") or 0) or None
-    remote.call_budget["deadline"] = time.monotonic() + seconds if seconds else None
+    context.CURRENT.set_budget(seconds)
     yield
-    remote.call_budget["deadline"] = None
+    context.CURRENT.end_check()
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -103,7 +103,7 @@ def test_a_worker_reply_cannot_make_the_judge_allocate_gigabytes():
     assert wire.MAX_REPLY_PAYLOAD <= 256 << 20 < wire.MAX_PAYLOAD
     a.close()
     b.close()
-    src = (Path(__file__).resolve().parent.parent / "grader" / "remote.py").read_text()
+    src = (Path(__file__).resolve().parent.parent / "grader" / "judge" / "remote.py").read_text()
     assert "max_payload=wire.MAX_REPLY_PAYLOAD" in src  # the judge's one reading call uses the cap
 
 

@@ -37,16 +37,13 @@ import time
 from pathlib import Path
 
 from grader import textsafe
+from grader.judge import context
 from grader.worker import wire
 
 WORKER_PY = Path(__file__).resolve().parent.parent / "worker" / "worker.py"
 START_TIMEOUT = 180.0  # seconds for the zygote's first imports on a loaded machine
 DEFAULT_CALL_LIMIT = 600.0  # backstop when no check budget is known
 
-_options: dict = {}
-_evidence: dict = {}
-call_budget: dict = {"deadline": None}  # set per check by the plugin (time.monotonic() deadline)
-test_seed: dict = {"seed": None, "check": 0}  # set per check by the plugin: the worker is seeded with it
 
 
 # --------------------------------------------------------------------------- errors
@@ -117,18 +114,19 @@ class ProtocolError(StudentError):
 @contextlib.contextmanager
 def options(**opts):
     """Options for every call in the block: ``cuda_hidden=True``, ``capture_figures=True``, ``seed=N``."""
-    saved = dict(_options)
-    _options.update(opts)
+    ctx = context.CURRENT
+    saved = dict(ctx.options)
+    ctx.options.update(opts)
     try:
-        yield _evidence
+        yield ctx.evidence
     finally:
-        _options.clear()
-        _options.update(saved)
+        ctx.options.clear()
+        ctx.options.update(saved)
 
 
 def last_evidence() -> dict:
     """Evidence the worker sent with the last reply (``figures``, ``out``)."""
-    return _evidence
+    return context.CURRENT.evidence
 
 
 # --------------------------------------------------------------------------- processes
@@ -328,17 +326,18 @@ class Worker:
     def request(self, req: dict, what: str):
         if self.sock is None:
             self.start()
-        opts = dict(_options)
-        if test_seed["seed"] is not None and self.seeded_for != test_seed["check"]:
+        ctx = context.CURRENT
+        opts = dict(ctx.options)
+        if ctx.seed is not None and self.seeded_for != ctx.check:
             # The first call of each check seeds the worker's RNGs with the check's seed, as the
             # judge's own are seeded: results do not depend on the order of the checks.
             if opts.get("seed") is None:
-                opts["seed"] = test_seed["seed"]
-            self.seeded_for = test_seed["check"]
+                opts["seed"] = ctx.seed
+            self.seeded_for = ctx.check
         req = dict(req, opts=opts)
         reply = self._roundtrip(req, limit=None, what=what)
-        _evidence.clear()
-        _evidence.update({k: reply.get(k) for k in ("figures", "out") if k in reply})
+        ctx.evidence.clear()
+        ctx.evidence.update({k: reply.get(k) for k in ("figures", "out") if k in reply})
         out = reply.get("out")
         if out:  # the student's output, without escape sequences, to pytest's capture and the log
             out = textsafe.terminal(out)
@@ -357,7 +356,7 @@ class Worker:
         return reply.get("ok")
 
     def _roundtrip(self, req: dict, limit: float | None, what: str) -> dict:
-        deadline = call_budget.get("deadline")
+        deadline = context.CURRENT.deadline
         backstop = time.monotonic() + (limit or DEFAULT_CALL_LIMIT)
         deadline = backstop if deadline is None else min(deadline + 5.0, backstop)
         try:
