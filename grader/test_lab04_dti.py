@@ -37,6 +37,10 @@ from grader.checks import (
 )
 from grader.impl import lab_fixture
 from grader.oracle.lab04 import (
+    MIN_IMBALANCED_BALANCED,
+    MIN_TEST_ACCURACY,
+    MIN_TEST_BALANCED,
+    MIN_WEIGHT_GAIN,
     SIZES,
     Run,
     adam_replay,
@@ -51,13 +55,6 @@ from grader.oracle.lab04 import (
 from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab04")
-
-# Thresholds, calibrated with bench/bench_lab04.py --calibrate (see the tests' docstrings).
-MIN_TEST_ACCURACY = 0.85
-MIN_TEST_BALANCED = 0.81
-MIN_WEIGHT_GAIN = 0.01
-MIN_IMBALANCED_BALANCED = 0.78
-
 
 def run_seed(request, name: str) -> int:
     """Seed of one shared training run: the grader seed mixed with the run's name."""
