@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from grader import remote
+from grader.checks import samples_seen
 
 N_CLASSES = 3
 N_FEATURES = 5
@@ -81,6 +82,104 @@ def rebuild(tensors: list, sizes: list[int], who: str) -> ReferenceMLP:
 def judge_model(lab, handle, who: str, sizes: list[int] = SIZES) -> ReferenceMLP:
     """The grader's copy of the student's model in the worker, rebuilt from its reported parameters."""
     return rebuild(lab.grader.tensors(handle), sizes, who)
+
+
+def check_structure(lab, args: tuple, sizes: list[int], seed: int) -> None:
+    """build_dti_mlp(*args): the worker's module report as evidence, the grader's rebuild as proof.
+
+    The Linear layers, ReLU modules and last layer come from the worker's report of
+    named_modules(); the grader then rebuilds its own ReLU MLP of ``sizes`` from the reported
+    parameter tensors (exact shapes) and compares its outputs with the model's own forward pass.
+    """
+    model = lab.build_dti_mlp(*args)
+    call = f"build_dti_mlp{args if args else '()'}"
+    params = lab.grader.parameters(model)
+    n_params = sum(int(np.prod(tuple(t.shape))) for _, t, _ in params)
+    want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    modules = lab.grader.modules(model)
+    linears = [m for m in modules if m.get("nn_type") == "Linear"]
+    shapes = [(m.get("in_features"), m.get("out_features")) for m in linears]
+    assert shapes == list(zip(sizes[:-1], sizes[1:])), (
+        f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
+        f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
+    )
+    assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
+    layers = [m for m in modules if m.get("nn_type") != "Sequential"]
+    assert layers and layers[-1].get("nn_type") == "Linear", (
+        f"{call}: the last layer is {layers[-1].get('type') if layers else 'missing'}, expected the Linear output "
+        "layer with no activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
+    )
+    relus = sum(m.get("nn_type") == "ReLU" for m in layers)
+    assert relus == len(sizes) - 2, (
+        f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
+    )
+    x = torch.randn(64, sizes[0], generator=torch.Generator().manual_seed(seed))
+    out = torch.as_tensor(lab.grader.forward(model, x[:4].clone()))
+    assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
+    mine = rebuild([t for _, t, _ in params], sizes, call)
+    out = torch.as_tensor(lab.grader.forward(model, x.clone())).detach().float().cpu()
+    with torch.no_grad():
+        want_out = mine(x)
+    assert tuple(out.shape) == tuple(want_out.shape) and torch.allclose(out, want_out, rtol=1e-4, atol=1e-5), (
+        f"{call}: model(x) differs from Linear and ReLU layers applied in order with the model's own parameters "
+        f"({'-'.join(map(str, sizes))}: Linear, ReLU, ..., Linear): forward() must apply every layer once, in "
+        "order, a ReLU after each hidden layer and no activation on the output (logits)"
+    )
+
+
+# --------------------------------------------------------------------------- the grader's data for the function checks
+
+
+def identified_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x of shape (n, 5) whose row i is (i, 2i, 0, 1, -i), and labels ordered by class (like the data)."""
+    ids = torch.arange(n, dtype=torch.float32)
+    return torch.stack([ids, 2 * ids, torch.zeros(n), torch.ones(n), -ids], dim=1), torch.arange(n) * 3 // n
+
+
+def check_split(out, x: torch.Tensor, y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """split_train_val's result on rows from :func:`identified_rows` is a split: two disjoint sets that
+    hold every row once, the validation set of round(fraction * n) rows, labels with their rows.
+    Returns (x_train, validation row ids)."""
+    n = x.shape[0]
+    assert len(out) == 4, f"split_train_val must return (x_train, y_train, x_val, y_val), got {len(out)} values"
+    x_tr, y_tr, x_val, y_val = (torch.as_tensor(t) for t in out)
+    tr, val = x_tr[:, 0].long(), x_val[:, 0].long()
+    assert len(y_tr) == len(tr) and len(y_val) == len(val), "split_train_val: x and y of a set differ in length"
+    overlap = set(tr.tolist()) & set(val.tolist())
+    assert not overlap, (
+        f"split_train_val(val_fraction={fraction}): {len(overlap)} rows are in both the training and the "
+        "validation set; validation samples must never be trained on (the validation accuracy would be too optimistic)"
+    )
+    assert sorted(tr.tolist() + val.tolist()) == list(range(n)), (
+        f"split_train_val(val_fraction={fraction}): the two sets together must hold every row exactly once "
+        f"(got {len(tr)} + {len(val)} rows of {n})"
+    )
+    assert abs(len(val) - fraction * n) <= 1, (
+        f"split_train_val(val_fraction={fraction}): the validation set has {len(val)} of {n} rows, expected {round(fraction * n)}"
+    )
+    assert torch.equal(y_tr.long(), y[tr]) and torch.equal(y_val.long(), y[val]), (
+        "split_train_val: the labels no longer belong to their rows: shuffle x and y with the same permutation"
+    )
+    assert torch.equal(x_tr, x[tr]) and torch.equal(x_val, x[val]), "split_train_val: the rows of x were changed"
+    return x_tr, val
+
+
+def grader_split(dti, seed: int):
+    """The grader's own 80/20 split of the training subjects' features (no labels): (x_train, x_val)."""
+    perm = np.random.default_rng(seed).permutation(dti.x_trainval.shape[0])
+    n_val = int(round(0.2 * perm.size))
+    return dti.x_trainval[perm[n_val:]].clone(), dti.x_trainval[perm[:n_val]].clone()
+
+
+def class_weights_slip(w: torch.Tensor, counts: list[int]) -> str:
+    """Words for class weights ``w`` (float64, one per class) that are not proportional to 1 / n_c."""
+    n = torch.tensor(counts, dtype=torch.float64)
+    ratio = w / n
+    if torch.allclose(ratio, ratio.mean().expand(len(counts)), rtol=1e-4):
+        return "they are proportional to the class frequency n_c; invert it: w_c = N / (K n_c)"
+    if torch.allclose(w, w.mean().expand(len(counts)), rtol=1e-4):
+        return "they are all equal; the small class must get the largest weight"
+    return "expected w_c proportional to 1 / n_c, e.g. N / (K n_c)"
 
 
 # --------------------------------------------------------------------------- the grader's pipeline
@@ -248,11 +347,12 @@ def max_difference(got: list, model: nn.Module) -> float:
     return max(float((a - b.double()).abs().max()) for a, b in zip(got, want))
 
 
-def small_problem(seed: int, n: int, n_val: int = 20):
-    """Features with row i known by its first value (i / n), labels, validation rows, a small MLP
-    (5-16-3, the grader's initial weights) and class weights that are not all equal."""
+def small_problem(seed: int, n: int, n_val: int = 20, scale: float = 2.0):
+    """Features with row i known by its first value (i / n), the others ``scale`` times standard
+    normal, labels, validation rows, a small MLP (5-16-3, the grader's initial weights) and class
+    weights that are not all equal."""
     g = torch.Generator().manual_seed(seed)
-    x = 2.0 * torch.randn(n, 5, generator=g)
+    x = scale * torch.randn(n, 5, generator=g)
     x[:, 0] = torch.arange(n, dtype=torch.float32) / n
     y = torch.randint(0, 3, (n,), generator=g)
     x_val, y_val = torch.randn(n_val, 5, generator=g), torch.randint(0, 3, (n_val,), generator=g)
@@ -260,3 +360,112 @@ def small_problem(seed: int, n: int, n_val: int = 20):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
     return x, y, x_val, y_val, model, torch.tensor([0.5, 2.0, 1.0])
+
+
+def adam_slip(got: list, start: nn.Module, x, y, lr: float, batches: list[list[int]], tol: float) -> str | None:
+    """The slip of the lr check that the reported parameters ``got`` match within ``tol`` (words for
+    the student), or None: Adam at its default lr 1e-3 (lr ignored), SGD, a new Adam every epoch.
+    The replays run without class weights, on the mini-batches ``batches``, in the order of the list."""
+    slips = (
+        ("lr ignored", lambda: adam_replay(start, x, y, None, 1e-3, batches)[0],
+         f"train() ignores lr: the parameters match Adam at its default lr 1e-3, not at lr={lr}; pass it on: "
+         "torch.optim.Adam(model.parameters(), lr=lr)"),
+        ("sgd", lambda: adam_replay(start, x, y, None, lr, batches, sgd=True)[0], "the optimizer is SGD; the lecture uses Adam"),
+        ("reset", lambda: adam_replay(start, x, y, None, lr, batches, reset=True)[0],
+         "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop"),
+    )
+    for _, replay, hint in slips:
+        if max_difference(got, replay()) <= tol:
+            return hint
+    return None
+
+
+def train_watched(lab, start: nn.Module, x, y, x_val, y_val, **kwargs):
+    """train() in the worker on a copy of the grader's ``start`` model (from :func:`small_problem`),
+    with a probe that records every forward call (``lab04.watch_batches``: evidence of the order only).
+
+    Returns (the trained model's handle, the history, the row indices of each call with gradients on,
+    in order).
+    """
+    model = lab.grader.to_worker(start)
+    recorder = lab.grader.probe("lab04.watch_batches", model)
+    history = lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), device="cpu", **kwargs)
+    return model, history, [ids for _, _, ids in samples_seen(recorder.calls.fetch(), x.shape[0], grad=True)]
+
+
+def epochs_of(batches: list[list[int]], n: int, batch_size: int) -> tuple[list[list[list[int]]], int]:
+    """The mini-batches (row indices) fed with gradients on, cut into epochs of ``n`` rows; a pass over
+    all ``n`` rows at once when batch_size < n (an evaluation with gradients on) is left out.
+
+    Returns (the mini-batches of each epoch, the rows of the last epoch left unfinished: 0 if whole).
+    """
+    per_epoch: list[list[list[int]]] = []
+    rows = 0
+    for b in batches:
+        if len(b) == n and batch_size < n:
+            continue
+        if rows == 0:
+            per_epoch.append([])
+        per_epoch[-1].append(b)
+        rows = (rows + len(b)) % n
+    return per_epoch, rows
+
+
+def documented_definitions(start: nn.Module, x, y, weights, lr: float, per_epoch: list[list[list[int]]]):
+    """The grader's replay of train() on the mini-batches ``per_epoch`` (its own Adam, class-weighted
+    cross-entropy) and from it, per documented definition of history['train_loss'] / ['train_acc'],
+    the (loss, accuracy) of each epoch.
+
+    Returns (the replayed model, {definition in words: [(loss, accuracy) per epoch]}): the whole
+    training set after the epoch, the mean over the epoch's mini-batches weighted by their rows, and
+    their plain mean (each mini-batch's values taken before its step).
+    """
+    n = x.shape[0]
+    ends = np.cumsum([len(epoch) for epoch in per_epoch]) - 1
+    mine, seen, after = adam_replay(start, x, y, weights, lr, sum(per_epoch, []), evaluate_after=frozenset(ends.tolist()))
+    defs: dict[str, list[tuple[float, float]]] = {"after the epoch, on the whole training set": after}
+    first = 0
+    for epoch in per_epoch:
+        part = seen[first:first + len(epoch)]
+        first += len(epoch)
+        losses, accs, sizes = (np.array(v, dtype=np.float64) for v in zip(*part))
+        defs.setdefault("the mean over the epoch's mini-batches, weighted by their rows", []).append(
+            (float(losses @ sizes / n), float(accs @ sizes / n)))
+        defs.setdefault("the mean over the epoch's mini-batches", []).append((float(losses.mean()), float(accs.mean())))
+    return mine, defs
+
+
+def own_evaluation(model: nn.Module, x, y, weights) -> tuple[float, float, float]:
+    """The grader's evaluation of its rebuilt ``model`` on (x, y): (accuracy, the ``weights``-weighted
+    cross-entropy, the unweighted cross-entropy)."""
+    x = torch.as_tensor(x).detach().float().cpu()
+    y = torch.as_tensor(y).long().cpu()
+    weights = torch.as_tensor(weights).detach().float().cpu().reshape(-1)
+    with torch.no_grad():
+        logits = model(x)
+    acc = float((logits.argmax(dim=1) == y).double().mean())
+    return acc, float(nn.functional.cross_entropy(logits, y, weight=weights)), float(nn.functional.cross_entropy(logits, y))
+
+
+def validation_problem(data, seed: int):
+    """2000 training and 500 validation rows of the training subjects (the grader's own z-scoring:
+    the check is about train() only) and a 5-32-32-3 ReLU MLP with the grader's initial weights."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(data.x_trainval.shape[0])
+    x = data.x_trainval
+    x = (x - x.mean(0)) / x.std(0)
+    x_tr, y_tr = x[perm[:2000]].clone(), data.y_trainval[perm[:2000]].clone()
+    x_val, y_val = x[perm[2000:2500]].clone(), data.y_trainval[perm[2000:2500]].clone()
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
+    return x_tr, y_tr, x_val, y_val, model
+
+
+def train_copy(lab, handle, x_tr, y_tr, x_val, y_val, seed: int) -> torch.Tensor:
+    """train() for 2 epochs (batch 256, the worker's generators seeded with ``seed``) on a fresh copy
+    of the worker's model ``handle``; the trained parameters flattened into one float32 vector."""
+    m = lab.grader.probe("deepcopy", handle)
+    with remote.options(seed=seed):
+        lab.train(m, x_tr.clone(), y_tr.clone(), x_val.clone(), y_val.clone(), epochs=2, batch_size=256,
+                  device="cpu", seed=seed)
+    return torch.cat([torch.as_tensor(t).detach().float().cpu().flatten() for t in lab.grader.tensors(m)])
