@@ -1,11 +1,14 @@
 """Lab 4's answer key: the grader's own MLP, its forward pass and metrics, the reference runs of the
-student's pipeline, and its own Adam (labs/lab04_dti.py; the rubric is grader/test_lab04_dti.py).
+student's pipeline, its own Adam and the replays of train(), the data of the function checks and the
+slips in words (labs/lab04_dti.py; the rubric is grader/test_lab04_dti.py).
 
 Everything here is the judge's: it computes outcomes from plain data the worker reports (the
 parameter tensors of the trained model, the normalised features) and never trusts a number the
-student's code returns. The points and messages are the rubric's; the bars of its experiment checks
-live in the calibration block below, where the bench that measured them reads them too.
-"""
+student's code returns. The points are the rubric's. The compound checks the rubric calls
+(``check_*``: a split, the model's structure, the normaliser's statistics) assert with their own
+messages; the ``*_slip`` functions return words for a failure the rubric words. The bars of the
+rubric's experiment checks live in the calibration block below, where the bench that measured them
+reads them too."""
 
 from __future__ import annotations
 
@@ -139,7 +142,7 @@ def check_structure(lab, args: tuple, sizes: list[int], seed: int) -> None:
     )
 
 
-# --------------------------------------------------------------------------- the grader's data for the function checks
+# --------------------------------------------------------------------------- the grader's data and checks of the functions
 
 
 def identified_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -366,6 +369,9 @@ def run_imbalanced(lab, data, seed: int, weighted: bool, epochs: int = IMBALANCE
     m["n_cc_train"] = int((y_tr == CC).sum())
     m["n_train"] = int(y_tr.numel())
     return m
+
+
+# --------------------------------------------------------------------------- the grader's replays of train()
 
 
 def adam_replay(start: nn.Module, x, y, weights, lr: float, batches: list[list[int]], reset: bool = False,
