@@ -5,10 +5,11 @@
     python bench/bench_lab04.py --calibrate 10  # the reference pipeline over 10 grader seeds
     python bench/bench_lab04.py --calibrate 10 --normalizer max   # the lecture's max scaling
 
-The calibration runs the grader's own pipeline functions (grader/test_lab04_dti.py: run_pipeline,
+The calibration runs the grader's own pipeline functions (grader/oracle/lab04.py: run_pipeline,
 run_imbalanced) on the reference solution with the seeds that grader seeds 20181, 20182, ...
 give, and prints min / median / max of the test-subject accuracy, balanced accuracy and the
-class-weight gain on the imbalanced training set: the numbers in the tests' docstrings.
+class-weight gain on the imbalanced training set: the numbers in the tests' docstrings, with the
+margins to the graded bars (the oracle's calibration block, which the rubric imports).
 ``--normalizer max`` replaces the reference's z-scoring by division by the training maximum
 (the lecture's choice), which a student may use as well. Runs with one thread (OMP_NUM_THREADS=1).
 """
@@ -61,7 +62,6 @@ def calibrate(n_seeds: int, normalizer: str) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    import grader.test_lab04_dti as T  # the rubric's thresholds
     from grader.oracle import lab04 as oracle
     from data.dti import load_dti
     from grader.plugin import DEFAULT_SEED, seed_for_test
@@ -89,8 +89,8 @@ def calibrate(n_seeds: int, normalizer: str) -> dict:
         values = np.array([r[key] for r in rows])
         summary[key] = {"min": round(float(values.min()), 4), "median": round(float(np.median(values)), 4),
                         "max": round(float(values.max()), 4)}
-    thresholds = {"accuracy": T.MIN_TEST_ACCURACY, "balanced": T.MIN_TEST_BALANCED,
-                  "imbalanced_weighted": T.MIN_IMBALANCED_BALANCED, "gain": T.MIN_WEIGHT_GAIN}
+    thresholds = {"accuracy": oracle.MIN_TEST_ACCURACY, "balanced": oracle.MIN_TEST_BALANCED,
+                  "imbalanced_weighted": oracle.MIN_IMBALANCED_BALANCED, "gain": oracle.MIN_WEIGHT_GAIN}
     for key, limit in thresholds.items():
         summary[key]["threshold"] = limit
         summary[key]["margin"] = round(summary[key]["min"] - limit, 4)

@@ -154,3 +154,22 @@ def expect_value_error(call, what: str, why: str) -> None:
     except remote.StudentError as exc:
         pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
     pytest.fail(f"{what} returned normally; expected ValueError ({why})")
+
+
+def samples_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
+    """Decode what a ``labNN.watch_batches`` probe recorded while the judge's samples went through the
+    student's model: (training flag, grad enabled, sample indices) of every recorded forward call on
+    samples of the judge's set of ``n``, in order. Sample i is known by its first value, i / n (the
+    judge builds its data that way); calls on other data (a validation set whose first values are
+    >= 1, a call without a tensor) are left out. ``grad`` keeps only the calls with that grad mode.
+    The result is evidence of the order only: a check that passes on it must also recompute the
+    outcome (the trained parameters) itself.
+    """
+    out = []
+    for training, grad_on, first in calls:
+        if first is None or (grad is not None and grad_on != grad):
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
+            out.append((training, grad_on, ids.tolist()))
+    return out

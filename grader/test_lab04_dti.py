@@ -26,37 +26,26 @@ Rubric (28 points on a CPU machine, +1 on a GPU):
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from grader.judge import remote
 from grader.kit import (
     as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
 )
 from grader.judge.session import lab_fixture
-from grader.oracle.lab04 import (
-    SIZES,
-    Run,
-    adam_replay,
-    describe,
-    grader_predict,
-    max_difference,
-    rebuild,
-    run_imbalanced,
-    run_pipeline,
-    small_problem,
+from grader.oracle.lab04 import (  # the answer key: the grader's model, data, reference runs and replays
+    MIN_IMBALANCED_BALANCED, MIN_TEST_ACCURACY, MIN_TEST_BALANCED, MIN_WEIGHT_GAIN, SIZES, Run,
+    adam_replay, adam_slip, check_split, check_stored_statistics, check_structure, check_transform_alone,
+    class_weights_slip, definitions_in_words, describe, documented_definitions, epochs_of, grader_split,
+    identified_rows, matching_definitions, max_difference, own_evaluation, predict_agreement, predict_problem,
+    run_imbalanced, run_pipeline, small_problem, train_copy, train_watched, validation_problem,
 )
 from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab04")
-
-# Thresholds, calibrated with bench/bench_lab04.py --calibrate (see the tests' docstrings).
-MIN_TEST_ACCURACY = 0.85
-MIN_TEST_BALANCED = 0.81
-MIN_WEIGHT_GAIN = 0.01
-MIN_IMBALANCED_BALANCED = 0.78
 
 
 def run_seed(request, name: str) -> int:
@@ -85,40 +74,6 @@ def imbalanced(lab, dti, request) -> tuple[dict, dict]:
 
 
 # --------------------------------------------------------------------------- Task 4.1: split
-
-
-def identified_rows(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """x of shape (n, 5) whose row i is (i, 2i, 0, 1, -i), and labels ordered by class (like the data)."""
-    ids = torch.arange(n, dtype=torch.float32)
-    return torch.stack([ids, 2 * ids, torch.zeros(n), torch.ones(n), -ids], dim=1), torch.arange(n) * 3 // n
-
-
-def check_split(out, x: torch.Tensor, y: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """split_train_val's result on rows from :func:`identified_rows` is a split: two disjoint sets that
-    hold every row once, the validation set of round(fraction * n) rows, labels with their rows.
-    Returns (x_train, validation row ids)."""
-    n = x.shape[0]
-    assert len(out) == 4, f"split_train_val must return (x_train, y_train, x_val, y_val), got {len(out)} values"
-    x_tr, y_tr, x_val, y_val = (torch.as_tensor(t) for t in out)
-    tr, val = x_tr[:, 0].long(), x_val[:, 0].long()
-    assert len(y_tr) == len(tr) and len(y_val) == len(val), "split_train_val: x and y of a set differ in length"
-    overlap = set(tr.tolist()) & set(val.tolist())
-    assert not overlap, (
-        f"split_train_val(val_fraction={fraction}): {len(overlap)} rows are in both the training and the "
-        "validation set; validation samples must never be trained on (the validation accuracy would be too optimistic)"
-    )
-    assert sorted(tr.tolist() + val.tolist()) == list(range(n)), (
-        f"split_train_val(val_fraction={fraction}): the two sets together must hold every row exactly once "
-        f"(got {len(tr)} + {len(val)} rows of {n})"
-    )
-    assert abs(len(val) - fraction * n) <= 1, (
-        f"split_train_val(val_fraction={fraction}): the validation set has {len(val)} of {n} rows, expected {round(fraction * n)}"
-    )
-    assert torch.equal(y_tr.long(), y[tr]) and torch.equal(y_val.long(), y[val]), (
-        "split_train_val: the labels no longer belong to their rows: shuffle x and y with the same permutation"
-    )
-    assert torch.equal(x_tr, x[tr]) and torch.equal(x_val, x[val]), "split_train_val: the rows of x were changed"
-    return x_tr, val
 
 
 @pytest.mark.points(2)
@@ -170,15 +125,9 @@ def test_split_train_val_rejects_bad_arguments(lab, grader_seed):
 # --------------------------------------------------------------------------- Task 4.2: normalisation
 
 
-def _grader_split(dti, seed: int):
-    perm = np.random.default_rng(seed).permutation(dti.x_trainval.shape[0])
-    n_val = int(round(0.2 * perm.size))
-    return dti.x_trainval[perm[n_val:]].clone(), dti.x_trainval[perm[:n_val]].clone()
-
-
 @pytest.mark.points(2)
 def test_normalizer_uses_training_statistics(lab, dti, grader_seed):
-    x_train, x_val = _grader_split(dti, grader_seed)
+    x_train, x_val = grader_split(dti, grader_seed)
     x_test = dti.x_test.clone()
     kept = x_train.clone()
     normalizer = lab.fit_normalizer(x_train)
@@ -197,32 +146,8 @@ def test_normalizer_uses_training_statistics(lab, dti, grader_seed):
             "mean and standard deviation, or division by the training maximum)"
         )
     for name, x in (("validation", x_val), ("test", x_test)):
-        kept = x.clone()
-        alone = torch.as_tensor(normalizer.transform(x)).float()
-        assert torch.equal(x, kept), f"Normalizer.transform changed the {name} features in place: return a new tensor"
-        mixed = torch.as_tensor(normalizer.transform(torch.cat([x, 3.0 * x + 100.0]))).float()[: x.shape[0]]
-        few = torch.as_tensor(normalizer.transform(x[:50].clone())).float()
-        same = torch.allclose(mixed, alone, rtol=1e-5, atol=1e-5) and torch.allclose(few, alone[:50], rtol=1e-5, atol=1e-5)
-        assert same, (
-            f"Normalizer.transform: the normalised {name} rows change when other rows are passed with them, so "
-            f"transform() uses statistics of the data it is given ({name}-set statistics leak into the model's "
-            "input): normalise with the statistics that fit_normalizer computed on the training set only"
-        )
-    mean = torch.as_tensor(normalizer.mean.fetch()).detach().double().cpu()
-    std = torch.as_tensor(normalizer.std.fetch()).detach().double().cpu()
-    assert tuple(mean.shape) == (5,) and tuple(std.shape) == (5,), (
-        f"fit_normalizer: the Normalizer's mean and std must have one entry per feature, shape (5,); "
-        f"got {tuple(mean.shape)} and {tuple(std.shape)}"
-    )
-    assert torch.isfinite(std).all() and (std > 0).all(), f"fit_normalizer: std must be finite and > 0, got {std.tolist()}"
-    z_val = torch.as_tensor(normalizer.transform(x_val.clone())).double()
-    want = (x_val.double() - mean) / std
-    if not torch.allclose(z_val, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())):
-        hint = ""
-        if torch.allclose(z_val, x_val.double() / std, rtol=1e-4, atol=1e-4 * float(want.abs().max())):
-            hint = ": it divides by std but does not subtract the stored mean"
-        pytest.fail("Normalizer.transform(x) differs from (x - mean) / std with the Normalizer's own mean and std "
-                    f"(the attributes fit_normalizer stored){hint}")
+        check_transform_alone(normalizer, x, name)
+    check_stored_statistics(normalizer, x_val)
 
 
 @pytest.mark.points(1)
@@ -267,17 +192,10 @@ def test_class_weights_inverse_frequency(lab, grader_seed):
     w = got.detach().double().cpu()
     assert tuple(w.shape) == (3,), f"class_weights(y, 3) must return one weight per class, shape (3,), got {tuple(w.shape)}"
     assert torch.isfinite(w).all() and (w > 0).all(), f"class_weights for class counts {counts}: got {w.tolist()}, expected finite positive weights"
-    n = torch.tensor(counts, dtype=torch.float64)
-    product = w * n
+    product = w * torch.tensor(counts, dtype=torch.float64)
     if not torch.allclose(product, product.mean().expand(3), rtol=1e-4):
-        ratio = w / n
-        if torch.allclose(ratio, ratio.mean().expand(3), rtol=1e-4):
-            why = "they are proportional to the class frequency n_c; invert it: w_c = N / (K n_c)"
-        elif torch.allclose(w, w.mean().expand(3), rtol=1e-4):
-            why = "they are all equal; the small class must get the largest weight"
-        else:
-            why = "expected w_c proportional to 1 / n_c, e.g. N / (K n_c)"
-        pytest.fail(f"class_weights for class counts {counts}: got {np.round(w.numpy(), 4).tolist()}: {why}")
+        pytest.fail(f"class_weights for class counts {counts}: got {np.round(w.numpy(), 4).tolist()}: "
+                    f"{class_weights_slip(w, counts)}")
 
 
 @pytest.mark.points(1)
@@ -314,49 +232,6 @@ def test_class_weights_absent_class(lab, grader_seed):
 # --------------------------------------------------------------------------- Task 4.4: the network
 
 
-def check_structure(lab, args: tuple, sizes: list[int], seed: int) -> None:
-    """build_dti_mlp(*args): the worker's module report as evidence, the grader's rebuild as proof.
-
-    The Linear layers, ReLU modules and last layer come from the worker's report of
-    named_modules(); the grader then rebuilds its own ReLU MLP of ``sizes`` from the reported
-    parameter tensors (exact shapes) and compares its outputs with the model's own forward pass.
-    """
-    model = lab.build_dti_mlp(*args)
-    call = f"build_dti_mlp{args if args else '()'}"
-    params = lab.grader.parameters(model)
-    n_params = sum(int(np.prod(tuple(t.shape))) for _, t, _ in params)
-    want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    modules = lab.grader.modules(model)
-    linears = [m for m in modules if m.get("nn_type") == "Linear"]
-    shapes = [(m.get("in_features"), m.get("out_features")) for m in linears]
-    assert shapes == list(zip(sizes[:-1], sizes[1:])), (
-        f"{call}: the Linear layers map {shapes}, expected {list(zip(sizes[:-1], sizes[1:]))} "
-        f"({'-'.join(map(str, sizes))}: n_hidden hidden layers of width units)"
-    )
-    assert n_params == want, f"{call} has {n_params} parameters, expected {want} (weights and biases of every layer)"
-    layers = [m for m in modules if m.get("nn_type") != "Sequential"]
-    assert layers and layers[-1].get("nn_type") == "Linear", (
-        f"{call}: the last layer is {layers[-1].get('type') if layers else 'missing'}, expected the Linear output "
-        "layer with no activation: the outputs are logits, nn.CrossEntropyLoss applies the softmax itself"
-    )
-    relus = sum(m.get("nn_type") == "ReLU" for m in layers)
-    assert relus == len(sizes) - 2, (
-        f"{call} has {relus} ReLU modules, expected one after each of the {len(sizes) - 2} hidden layers"
-    )
-    x = torch.randn(64, sizes[0], generator=torch.Generator().manual_seed(seed))
-    out = torch.as_tensor(lab.grader.forward(model, x[:4].clone()))
-    assert tuple(out.shape) == (4, sizes[-1]), f"{call} maps (4, {sizes[0]}) to {tuple(out.shape)}, expected (4, {sizes[-1]})"
-    mine = rebuild([t for _, t, _ in params], sizes, call)
-    out = torch.as_tensor(lab.grader.forward(model, x.clone())).detach().float().cpu()
-    with torch.no_grad():
-        want_out = mine(x)
-    assert tuple(out.shape) == tuple(want_out.shape) and torch.allclose(out, want_out, rtol=1e-4, atol=1e-5), (
-        f"{call}: model(x) differs from Linear and ReLU layers applied in order with the model's own parameters "
-        f"({'-'.join(map(str, sizes))}: Linear, ReLU, ..., Linear): forward() must apply every layer once, in "
-        "order, a ReLU after each hidden layer and no activation on the output (logits)"
-    )
-
-
 @pytest.mark.points(2)
 def test_model_structure(lab, grader_seed):
     for args, sizes in (((), SIZES), ((7, 20, 2, 4), [7, 20, 20, 4])):
@@ -391,14 +266,7 @@ def test_train_history_matches_own_evaluation(pipeline):
     trained model (its parameters in the grader's MLP) on the same validation features, with the
     class weights passed to train(): the validation loss is the class-weighted cross-entropy."""
     h = pipeline.history
-    x_val = torch.as_tensor(pipeline.x_val).detach().float().cpu()
-    y_val = torch.as_tensor(pipeline.y_val).long().cpu()
-    weights = torch.as_tensor(pipeline.weights).detach().float().cpu().reshape(-1)
-    with torch.no_grad():
-        logits = pipeline.model(x_val)
-    acc = float((logits.argmax(dim=1) == y_val).double().mean())
-    loss = float(nn.functional.cross_entropy(logits, y_val, weight=weights))
-    plain = float(nn.functional.cross_entropy(logits, y_val))
+    acc, loss, plain = own_evaluation(pipeline.model, pipeline.x_val, pipeline.y_val, pipeline.weights)
     got_acc = as_float(h["val_acc"][-1], "history['val_acc'][-1]")
     got_loss = as_float(h["val_loss"][-1], "history['val_loss'][-1]")
     assert abs(got_acc - acc) <= 1e-3, (
@@ -421,26 +289,9 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     """The rows the model sees with gradients enabled (a forward pre-hook in the worker, evidence of
     the order only): each epoch is ceil(N / batch_size) mini-batches of batch_size rows (the last one
     smaller) that cover every training row once, in a new random order every epoch."""
-    g = torch.Generator().manual_seed(grader_seed)
     n, batch_size, epochs = 100, 32, 3
-    x = torch.randn(n, 5, generator=g)
-    x[:, 0] = torch.arange(n, dtype=torch.float32) / n  # row i is known by its first feature
-    y = torch.randint(0, 3, (n,), generator=g)
-    x_val, y_val = torch.randn(20, 5, generator=g), torch.randint(0, 3, (20,), generator=g)
-    x_val[:, 0] = 2.0 + torch.arange(20, dtype=torch.float32) / 20
-    torch.manual_seed(grader_seed)
-    model = lab.grader.to_worker(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3)))
-    recorder = lab.grader.probe("lab04.watch_batches", model)
-    lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), epochs=epochs, batch_size=batch_size,
-              device="cpu", seed=grader_seed)
-    calls = recorder.calls.fetch()
-    batches = []
-    for _, grad, first in calls:
-        if not grad or first is None:
-            continue
-        ids = torch.round(torch.as_tensor(first).double() * n).long()
-        if len(ids) and (ids.min() >= 0) and (ids.max() < n):
-            batches.append(ids.tolist())
+    x, y, x_val, y_val, start, _ = small_problem(grader_seed, n, scale=1.0)  # row i is known by its first feature
+    _, _, batches = train_watched(lab, start, x, y, x_val, y_val, epochs=epochs, batch_size=batch_size, seed=grader_seed)
     orders = epoch_orders(batches, n, batch_size, epochs, "rows")
     assert orders[0] != list(range(n)), (
         "train(): the first epoch visits the rows in their stored order; shuffle them (the data come ordered by "
@@ -474,17 +325,9 @@ def test_train_is_adam_at_the_given_lr(lab, grader_seed):
             continue
         if max_difference(got, start) == 0:
             pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-        slips = (
-            ("lr ignored", lambda: adam_replay(start, x, y, None, 1e-3, full)[0],
-             f"train() ignores lr: the parameters match Adam at its default lr 1e-3, not at lr={lr}; pass it on: "
-             "torch.optim.Adam(model.parameters(), lr=lr)"),
-            ("sgd", lambda: adam_replay(start, x, y, None, lr, full, sgd=True)[0], "the optimizer is SGD; the lecture uses Adam"),
-            ("reset", lambda: adam_replay(start, x, y, None, lr, full, reset=True)[0],
-             "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop"),
-        )
-        for _, replay, hint in slips:
-            if max_difference(got, replay()) <= 0.05 * lr:
-                pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr}: {hint}")
+        hint = adam_slip(got, start, x, y, lr, full, tol=0.05 * lr)
+        if hint is not None:
+            pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr}: {hint}")
         pytest.fail(
             f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} without class weights, the "
             f"parameters differ from torch.optim.Adam(lr={lr}) on the cross-entropy of model(x) and y by up to "
@@ -511,25 +354,10 @@ def test_train_loss_is_a_documented_definition(lab, grader_seed):
     """
     n, batch_size, epochs, lr = 100, 32, 2, 1e-3
     x, y, x_val, y_val, start, weights = small_problem(grader_seed, n)
-    model = lab.grader.to_worker(start)
-    recorder = lab.grader.probe("lab04.watch_batches", model)
-    history = lab.train(model, x.clone(), y.clone(), x_val.clone(), y_val.clone(), epochs=epochs, lr=lr,
-                        batch_size=batch_size, class_weights=weights.clone(), device="cpu", seed=grader_seed)
+    model, history, batches = train_watched(lab, start, x, y, x_val, y_val, epochs=epochs, lr=lr, batch_size=batch_size,
+                                            class_weights=weights.clone(), seed=grader_seed)
     got = lab.grader.tensors(model)
-    batches = []
-    for _, grad, first in recorder.calls.fetch():
-        if not grad or first is None:
-            continue
-        ids = torch.round(torch.as_tensor(first).double() * n).long()
-        if len(ids) and ids.min() >= 0 and ids.max() < n and not (len(ids) == n and batch_size < n):
-            batches.append(ids.tolist())
-    per_epoch: list[list[list[int]]] = []
-    rows = 0
-    for b in batches:  # cut the mini-batches into epochs of n rows
-        if rows == 0:
-            per_epoch.append([])
-        per_epoch[-1].append(b)
-        rows = (rows + len(b)) % n
+    per_epoch, rows = epochs_of(batches, n, batch_size)
     assert len(per_epoch) == epochs and rows == 0, (
         f"train(epochs={epochs}) on {n} rows: the mini-batches fed to the model with gradients on do not make up "
         f"{epochs} epochs of {n} rows each (see the mini-batch check); the training loss cannot be recomputed"
@@ -538,33 +366,20 @@ def test_train_loss_is_a_documented_definition(lab, grader_seed):
         assert isinstance(history, dict) and key in history and len(history[key]) == epochs, (
             f"train(epochs={epochs}) must return history[{key!r}] with one value per epoch"
         )
-    ends = np.cumsum([len(epoch) for epoch in per_epoch]) - 1
-    mine, seen, after = adam_replay(start, x, y, weights, lr, sum(per_epoch, []), evaluate_after=frozenset(ends.tolist()))
-    defs: dict[str, list[tuple[float, float]]] = {"after the epoch, on the whole training set": after}
-    first = 0
-    for epoch in per_epoch:
-        part = seen[first:first + len(epoch)]
-        first += len(epoch)
-        losses, accs, sizes = (np.array(v, dtype=np.float64) for v in zip(*part))
-        defs.setdefault("the mean over the epoch's mini-batches, weighted by their rows", []).append(
-            (float(losses @ sizes / n), float(accs @ sizes / n)))
-        defs.setdefault("the mean over the epoch's mini-batches", []).append((float(losses.mean()), float(accs.mean())))
+    mine, defs = documented_definitions(start, x, y, weights, lr, per_epoch)
     drift = max_difference(got, mine)
     assert drift <= 0.05 * lr, (
         f"train(): after {epochs} epochs at lr={lr} with class weights, the parameters differ by up to {drift:.2e} from "
         "the grader's own Adam on the class-weighted cross-entropy over the mini-batches train() fed the model, in "
         "that order (see the lr check and the class-weight checks); the training loss cannot be recomputed"
     )
-    for key, col, tol, unit in (("train_loss", 0, None, "loss"), ("train_acc", 1, 1.5 / n, "accuracy")):
+    for key, col, atol, unit in (("train_loss", 0, None, "loss"), ("train_acc", 1, 1.5 / n, "accuracy")):
         values = [as_float(v, f"history[{key!r}] entry") for v in history[key]]
-        matches = [name for name, pairs in defs.items()
-                   if all(abs(v - p[col]) <= (tol if tol is not None else 1e-4 * max(abs(p[col]), 1e-3))
-                          for v, p in zip(values, pairs))]
-        if not matches:
-            options = "; ".join(f"{name}: {[round(p[col], 4) for p in pairs]}" for name, pairs in defs.items())
+        if not matching_definitions(values, defs, col, atol=atol, rtol=1e-4):
             pytest.fail(
                 f"history[{key!r}] = {[round(v, 4) for v in values]} is none of the documented definitions, which the "
-                f"grader recomputes on this run ({options}): the {unit} of the whole training set after the epoch, "
+                f"grader recomputes on this run ({definitions_in_words(defs, col)}): the {unit} of the whole training "
+                "set after the epoch, "
                 "or the mean over the epoch's mini-batches of each mini-batch's (class-weighted) "
                 f"{unit} (weighted by its rows), not the last mini-batch's nor their sum"
             )
@@ -574,23 +389,8 @@ def test_train_loss_is_a_documented_definition(lab, grader_seed):
 @pytest.mark.timeout(120)
 def test_validation_set_never_trained_on(lab, dti, grader_seed):
     """Same seed, same model, validation labels changed: the trained weights must not change."""
-    rng = np.random.default_rng(grader_seed)
-    perm = rng.permutation(dti.x_trainval.shape[0])
-    x = dti.x_trainval
-    x = (x - x.mean(0)) / x.std(0)  # the grader's own normalisation: this check is about train() only
-    x_tr, y_tr = x[perm[:2000]].clone(), dti.y_trainval[perm[:2000]].clone()
-    x_val, y_val = x[perm[2000:2500]].clone(), dti.y_trainval[perm[2000:2500]].clone()
-    torch.manual_seed(grader_seed)
-    model = nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
-    remote_model = lab.grader.to_worker(model)
-
-    def trained(y_v):
-        m = lab.grader.probe("deepcopy", remote_model)
-        with remote.options(seed=grader_seed):
-            lab.train(m, x_tr.clone(), y_tr.clone(), x_val.clone(), y_v.clone(), epochs=2, batch_size=256,
-                      device="cpu", seed=grader_seed)
-        return torch.cat([torch.as_tensor(t).detach().float().cpu().flatten() for t in lab.grader.tensors(m)])
-
+    x_tr, y_tr, x_val, y_val, model = validation_problem(dti, grader_seed)
+    trained = partial(train_copy, lab, lab.grader.to_worker(model), x_tr, y_tr, x_val, seed=grader_seed)  # (y_val)
     first = trained(y_val)
     start = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert first.shape == start.shape and not torch.equal(first, start), (
@@ -615,11 +415,7 @@ def test_validation_set_never_trained_on(lab, dti, grader_seed):
 
 @pytest.mark.points(1)
 def test_predict(lab, grader_seed):
-    torch.manual_seed(grader_seed)
-    model = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
-    x = torch.randn(300, 5)
-    with torch.no_grad():
-        want = model(x).argmax(dim=1)
+    model, x, want = predict_problem(grader_seed)  # want: the grader's argmax of model(x)
     got = lab.predict(lab.grader.to_worker(model), x.clone())
     assert isinstance(got, torch.Tensor), f"predict must return a torch.int64 tensor of labels, got {type(got).__name__}"
     assert tuple(got.shape) == (300,), f"predict(model, x) for x of shape (300, 5) must return (300,) labels, got {tuple(got.shape)}"
@@ -767,10 +563,7 @@ def test_pipeline_on_cuda(lab, dti, request):
         f"trained on cuda: test accuracy {run.test['accuracy']:.3f}, balanced {run.test['balanced']:.3f}; "
         f"expected >= {MIN_TEST_ACCURACY} and >= {MIN_TEST_BALANCED} as on the CPU ({describe(run.test)})"
     )
-    x_test = torch.as_tensor(run.x_test).detach().float().cpu()
-    got = torch.as_tensor(np.asarray(lab.predict(run.handle, x_test.clone()))).long().reshape(-1)
-    want = torch.from_numpy(grader_predict(run.model, x_test))
-    agree = float((got == want).double().mean()) if got.shape == want.shape else 0.0
+    agree = predict_agreement(lab, run)
     assert agree >= 0.99, (
         f"predict() with the model on cuda and the features on the CPU agrees with argmax of the logits on only "
         f"{agree:.1%} of the test voxels: run the model on the device of its parameters (move x there)"
