@@ -154,3 +154,17 @@ def expect_value_error(call, what: str, why: str) -> None:
     except remote.StudentError as exc:
         pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
     pytest.fail(f"{what} returned normally; expected ValueError ({why})")
+
+
+def same_tensors(got, want: list[torch.Tensor], tol: float = 1e-4) -> bool:
+    """Whether ``got`` (what the worker reported: anything) is a list of tensors of ``want``'s length
+    and shapes, each within relative error ``tol`` (:func:`rel_error`) of its counterpart in ``want``."""
+    return (isinstance(got, list) and len(got) == len(want)
+            and all(isinstance(p, torch.Tensor) and p.shape == q.shape and rel_error(p, q) < tol for p, q in zip(got, want)))
+
+
+def is_stale(handle) -> bool:
+    """Whether a kept handle (``lab.grader.keep(...)``) belongs to a worker that has been replaced
+    since (after a crash or a timeout): data kept in the old worker must be sent again."""
+    worker = handle._worker
+    return worker.sock is None or handle._generation != worker.generation
