@@ -168,3 +168,39 @@ def is_stale(handle) -> bool:
     since (after a crash or a timeout): data kept in the old worker must be sent again."""
     worker = handle._worker
     return worker.sock is None or handle._generation != worker.generation
+
+
+def kept_in_worker(lab, **data):
+    """A getter ``get() -> (handle, ...)`` of ``data`` (name -> tensor) kept in ``lab``'s worker, in the
+    order given: sent at the first call (``lab.grader.keep``), again only when the worker has been
+    replaced since (:func:`is_stale`), so large data crosses the socket once per worker."""
+    kept: dict = {}
+
+    def get():
+        if not kept or any(is_stale(kept[name]) for name in data):
+            kept.update({name: lab.grader.keep(value) for name, value in data.items()})
+        return tuple(kept[name] for name in data)
+
+    return get
+
+
+def remembered(make):
+    """``make`` with its outcome remembered per arguments, a failure too: ``get(*key)`` calls
+    ``make(*key)`` once per key, then returns its result or raises its exception again, so a slow
+    run that several checks share (or a broken one, or a timeout) costs its time once."""
+    cache: dict[tuple, object] = {}
+
+    def get(*key):
+        if key not in cache:
+            try:
+                cache[key] = make(*key)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - includes pytest-timeout's Failed
+                cache[key] = exc
+        result = cache[key]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return get
