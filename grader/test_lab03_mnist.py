@@ -38,7 +38,8 @@ from torch import nn
 
 from grader import remote
 from grader.checks import (
-    as_float, assert_no_hard_coded_device, cuda_reported_unavailable, kept_in_worker, rel_error, remembered, same_tensors,
+    as_float, assert_no_hard_coded_device, cuda_reported_unavailable, kept_in_worker, rel_error, remembered,
+    same_tensors,
 )
 from grader.impl import lab_fixture
 from grader.oracle.lab03 import (  # the answer key: the grader's network, runs, SGD replays, probes and slips
@@ -196,7 +197,6 @@ def test_train_epoch_loss_weights_batches_by_size(lab, grader_seed):
     )
 
 
-
 @pytest.mark.points(1)
 @pytest.mark.timeout(60)
 def test_train_calls_on_epoch_end_after_each_epoch(lab, grader_seed):
@@ -229,6 +229,10 @@ def test_train_calls_on_epoch_end_after_each_epoch(lab, grader_seed):
     )
 
 
+LOSS_DROP = 0.8  # the last epoch's mean loss below this share of the first epoch's
+LAST_LOSS_OVER_NLL = (0.8, 1.5)  # accepted ratio of the last epoch's mean loss to the grader's NLL after training
+
+
 @pytest.mark.points(1)
 @pytest.mark.timeout(120)
 def test_train_returns_one_loss_per_epoch_and_decreases(lab, runs):
@@ -243,12 +247,12 @@ def test_train_returns_one_loss_per_epoch_and_decreases(lab, runs):
         f"train(epochs=15) must return one loss per epoch (15 values), got {len(history)}"
     )
     values = [as_float(v, "each per-epoch loss returned by train()") for v in history]
-    assert values[-1] < 0.8 * values[0], (
+    assert values[-1] < LOSS_DROP * values[0], (
         f"train(): the mean training loss of the 1x30 sigmoid net went from {values[0]:.4f} (epoch 1) to "
         f"{values[-1]:.4f} (epoch 15); it should fall clearly (reference: about 2.2 -> 0.5)"
     )
     ratio = values[-1] / run.train_nll
-    assert 0.8 < ratio < 1.5, (
+    assert LAST_LOSS_OVER_NLL[0] < ratio < LAST_LOSS_OVER_NLL[1], (
         f"train(): the last epoch's loss {values[-1]:.4f} does not match the NLL of the trained net on the "
         f"training set, {run.train_nll:.4f} (ratio {ratio:.2f}): return the mean over the epoch's samples of the "
         "batch losses (not their sum)"
@@ -260,9 +264,10 @@ def _require_trained_in_reported_order(run, n: int, batch_size: int, epochs: int
     parameters train() left (with the slip in words otherwise)."""
     if trained_in_reported_order(run):
         return
+    why = order_slip(run, n, batch_size, epochs)
     raise AssertionError(
         f"train(): the trained parameters are not those of SGD with momentum, one step per mini-batch in the order "
-        f"the model was fed the samples (the grader replays that order itself): {order_slip(run, n, batch_size, epochs)}"
+        f"the model was fed the samples (the grader replays that order itself): {why}"
     )
 
 
@@ -364,6 +369,12 @@ def test_train_and_accuracy_move_model_and_batches_to_device(lab, grader_seed):
             )
 
 
+# Test accuracy after the sheet's settings, on the offline test split (solution over 12 grader seeds: see
+# the tests' docstrings).
+MIN_ACCURACY_SIGMOID = 0.85  # 1x30 sigmoid
+MIN_ACCURACY_RELU = 0.88  # 1, 2 and 3 hidden layers of 30 ReLU
+
+
 def _accuracy_message(setting: str, acc: float, threshold: float, reference: str) -> str:
     hint = " (chance level: the net did not learn)" if acc < 0.15 else ""
     return (
@@ -382,7 +393,7 @@ def test_accuracy_after_training_1x30_sigmoid(lab, runs):
     over 5 seeds); threshold 2 points below the minimum.
     """
     acc = runs(1, "sigmoid").test_accuracy
-    assert acc >= 0.85, _accuracy_message("1x30 sigmoid", acc, 0.85, "0.87-0.88")
+    assert acc >= MIN_ACCURACY_SIGMOID, _accuracy_message("1x30 sigmoid", acc, MIN_ACCURACY_SIGMOID, "0.87-0.88")
 
 
 @pytest.mark.points(1)
@@ -395,7 +406,7 @@ def test_accuracy_after_training_relu(lab, runs, depth):
     0.903 / 0.909, 3 layers 0.898 / 0.907 (research: 0.902-0.916 over 5 seeds).
     """
     acc = runs(depth, "relu").test_accuracy
-    assert acc >= 0.88, _accuracy_message(f"{depth}x30 ReLU", acc, 0.88, "0.90-0.92")
+    assert acc >= MIN_ACCURACY_RELU, _accuracy_message(f"{depth}x30 ReLU", acc, MIN_ACCURACY_RELU, "0.90-0.92")
 
 
 @pytest.mark.points(1)
@@ -471,6 +482,9 @@ def test_layer_gradient_norms_match_autograd(lab, grader_seed):
         )
 
 
+MAX_SIGMOID_RATIO = 1e-2  # ||dC/db^1|| / ||dC/db^5|| of the 5x30 sigmoid net at initialisation (the message quotes it)
+
+
 @pytest.mark.points(2)
 @pytest.mark.timeout(120)
 def test_vanishing_gradients_sigmoid_vs_relu(lab, mnist, grader_seed):
@@ -500,7 +514,7 @@ def test_vanishing_gradients_sigmoid_vs_relu(lab, mnist, grader_seed):
             f"layer_gradient_norms on build_mlp(5, activation={activation!r}): got {np.array2string(got, precision=2)}, "
             f"the grader's autograd gives {np.array2string(np.array(want), precision=2)}"
         )
-    assert ratios["sigmoid"] < 1e-2, (
+    assert ratios["sigmoid"] < MAX_SIGMOID_RATIO, (
         f"5x30 sigmoid net at initialisation: ||dC/db^1|| / ||dC/db^5|| = {ratios['sigmoid']:.2e}; a deep sigmoid "
         "net should show vanishing gradients (< 1e-2, reference ~4e-4): check build_mlp's activation and "
         "PyTorch's default initialisation"
@@ -675,6 +689,9 @@ def test_no_hard_coded_device(lab, grader_seed):
     as_float(acc, "accuracy()")
 
 
+CUDA_ACCURACY_GAP = 0.03  # accuracy() on cuda and on the cpu after the same training
+
+
 @pytest.mark.cuda
 @pytest.mark.points(1)
 @pytest.mark.timeout(120)
@@ -689,6 +706,6 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
                            lab.accuracy(m, x, y, device=device))
     assert same_tensors(results["cuda"][0], results["cpu"][0], 1e-4), "train(device='cuda') ends with other parameters than on the cpu"
     assert np.allclose(results["cuda"][1], results["cpu"][1], rtol=1e-4), "train(): per-epoch losses differ between cuda and cpu"
-    assert abs(as_float(results["cuda"][2], "accuracy") - as_float(results["cpu"][2], "accuracy")) < 0.03, (
+    assert abs(as_float(results["cuda"][2], "accuracy") - as_float(results["cpu"][2], "accuracy")) < CUDA_ACCURACY_GAP, (
         "accuracy() differs between cuda and cpu"
     )
