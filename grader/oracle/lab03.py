@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from grader import remote
-from grader.checks import same_tensors
+from grader.checks import rel_error, same_tensors
 
 SHEET = dict(epochs=15, lr=0.003, momentum=0.9, batch_size=64)  # the lab sheet's settings
 
@@ -318,6 +318,26 @@ def nudged_sgd(model, x, y, epochs, lr, momentum, when="after", first=1):
     return [p.detach().clone() for p in model.parameters()]
 
 
+def on_epoch_end_slip(got, called: list, model, x, y, epochs, lr, momentum) -> str:
+    """The failure in words when full-batch train() with the grader's on_epoch_end left parameters
+    ``got`` other than :func:`nudged_sgd`'s: the epochs the callback recorded (``called``, evidence)
+    or a replay that numbers from 0 (wrong numbering), a replay that nudges before the step, or
+    neither (not called on the model being trained)."""
+    if called != list(range(1, epochs + 1)) or same_tensors(got, nudged_sgd(model, x, y, epochs, lr, momentum, first=0)):
+        expected = ", ".join(f"f({e}, model)" for e in range(1, epochs + 1))
+        return (
+            f"train(epochs={epochs}, on_epoch_end=f) called f with epochs {called}; expected {expected}: "
+            "once per epoch, numbered from 1"
+        )
+    if same_tensors(got, nudged_sgd(model, x, y, epochs, lr, momentum, when="before")):
+        return "train(): on_epoch_end was called before the epoch's steps; call it after the last step of the epoch"
+    return (
+        f"train(): the grader's on_epoch_end(epoch, model) changes the model it is given; after {epochs} full-batch "
+        "epochs the parameters show that it was not called once after each epoch's step on the model being trained "
+        "(pass the model being trained, not a copy; or see the SGD check)"
+    )
+
+
 # --------------------------------------------------------------------------- the sample order
 
 
@@ -455,6 +475,16 @@ def mode_slip(acc: float, n: int) -> str | None:
     if shift is None:
         return None
     return "; ".join(words for bit, words in MODE_WORDS if shift & bit)
+
+
+def gradient_norm_slip(got: np.ndarray, want: list[float], first_call: bool) -> str:
+    """Words for gradient norms ``got`` that are not the grader's ``want``: the order reversed, or (on
+    the first call, on a model with stale gradients) perhaps those gradients added in; "" if neither."""
+    if rel_error(got[::-1], want) < 1e-4:
+        return ": the order is reversed; list the input side first"
+    if first_call and not np.allclose(got, want, rtol=1e-4) and np.all(got > 0):
+        return " (if this is the stale gradient plus the new one: call model.zero_grad() before backward())"
+    return ""
 
 
 def gradient_norm_problem(seed: int):
