@@ -53,6 +53,9 @@ from grader.plugin import grader_seed_of, seed_for_test
 lab = lab_fixture("lab03")
 
 
+# --------------------------------------------------------------------------- data and the shared training runs
+
+
 @pytest.fixture(scope="module")
 def mnist():
     """The offline split: x (N, 1, 28, 28) float32 normalised, y (N,) int64; 4000 / 1000."""

@@ -1,7 +1,9 @@
 """Lab 3's answer key: the grader's own network of the lab sheet rebuilt from the parameter tensors the
-worker reports, its accuracy, loss and gradient norms, the sheet's training runs, the grader's own SGD
-(full batch, with its on_epoch_end, and the replay of the sample order a probe reported), the probes'
-problems, and the slips the rubric names (labs/lab03_mnist.py; the rubric is grader/test_lab03_mnist.py).
+worker reports (with the architecture check that words the layer list), its accuracy, loss and gradient
+norms, the sheet's training runs, the grader's own SGD (full batch, with its on_epoch_end, and the replay
+of the sample order a probe reported), the probes' problems, and the slips the rubric names in words
+(labs/lab03_mnist.py; the rubric is grader/test_lab03_mnist.py, the hidden checks
+grader/hidden/test_lab03_hidden.py).
 
 Everything here is the judge's: it computes outcomes from plain data the worker reports and never
 trusts a number the student's code returns. The thresholds and points are the rubric's.
@@ -151,7 +153,12 @@ def n_parameters(depth: int, width: int, n_in: int, n_out: int) -> int:
 
 def check_architecture(lab, model, depth, activation, width=30, n_in=784, n_out=10):
     """The layer list the worker reports, then the grader's rebuild from the reported parameters:
-    the same outputs on random inputs (so the report describes the network that really runs)."""
+    the same outputs on random inputs (so the report describes the network that really runs).
+
+    Raises:
+        AssertionError: naming the first layer, size, parameter count or initialisation that is not
+            the specified network's, or the outputs that differ from the grader's rebuild.
+    """
     call = build_call(depth, activation, width, n_in, n_out)
     got = children(lab, model, call)
     expected = expected_layers(depth, activation, width, n_in, n_out)
