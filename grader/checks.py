@@ -154,3 +154,12 @@ def expect_value_error(call, what: str, why: str) -> None:
     except remote.StudentError as exc:
         pytest.fail(f"{what} raised {exc.type_name}: {str(exc).strip()[:200]}; expected ValueError ({why})")
     pytest.fail(f"{what} returned normally; expected ValueError ({why})")
+
+
+def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The largest absolute difference between two lists of tensors taken pairwise (e.g. the
+    parameters the worker reports and the grader's own replay), in float64 on the CPU; ``inf`` if
+    the lists differ in length or a pair in shape."""
+    if len(a) != len(b) or any(tuple(u.shape) != tuple(v.shape) for u, v in zip(a, b)):
+        return float("inf")
+    return max(float((u.detach().cpu().double() - v.double()).abs().max()) for u, v in zip(a, b))
