@@ -244,3 +244,216 @@ def layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...],
             layers.append(("other", s, False))
             i += 1
     return layers
+
+
+# --------------------------------------------------------------------------- the structure in words (evidence of the trace; a pass needs the outputs)
+
+
+def check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
+    """The conv blocks as the trace reports them (evidence: words for a failure, never a pass)."""
+    convs = [c for c in calls if c["type"] == "Conv2d"]
+    where = f"build_cnn({variant!r}, image_size={size})"
+    assert len(convs) == n_blocks, (
+        f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {summary(calls)}"
+    )
+    for k, c in enumerate(convs, start=1):
+        layer = f"{where}: conv layer {k} of {n_blocks} ({c['name']})"
+        kernel = tuple(c.get("kernel_size", ()))
+        assert kernel == (3, 3), f"{layer} has kernel {kernel}, expected 3x3"
+        want_in = 1 if k == 1 else 4
+        assert (c.get("in_channels"), c.get("out_channels")) == (want_in, 4), (
+            f"{layer} maps {c.get('in_channels')} -> {c.get('out_channels')} channels, expected {want_in} -> 4 (4 filters)"
+        )
+        assert c["has_bias"], f"{layer} has no bias (the lecture's 3x3x4 conv has 4 biases)"
+        inp, out = tuple(c["input_shape"]), tuple(c["output_shape"])
+        assert out[-2:] == inp[-2:], (
+            f"{layer} turns {inp[-2:]} into {out[-2:]}: use stride 1 and padding=1 ('same')"
+        )
+        if k > 1 and "input" in c:
+            want = F.max_pool2d(F.relu(convs[k - 2]["output"]), 2)
+            got = c["input"]
+            ok = got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+            assert ok, (
+                f"{layer}: its input (shape {tuple(got.shape)}) is not max_pool2d(relu(output of conv layer {k - 1}), 2) "
+                f"(shape {tuple(want.shape)}): each block is conv 3x3, ReLU, 2x2 max-pool"
+            )
+
+
+def check_head(variant: str, size: int, calls) -> None:
+    """The dense layers as the trace reports them (evidence: words for a failure, never a pass)."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    dense = [c for c in calls if c["type"] == "Linear"]
+    want_dense = [(4 * (size // 16) ** 2, 16), (16, 1)] if variant == "fc" else [(4, 1)]
+    got_dense = [(c.get("in_features"), c.get("out_features")) for c in dense]
+    assert got_dense == want_dense, f"{where}: dense layers {got_dense}, expected {want_dense} (in_features, out_features)"
+    last_conv = [c for c in calls if c["type"] == "Conv2d"][-1]
+    if "output" not in last_conv:
+        return
+    features = F.relu(last_conv["output"])
+    if variant != "gap1":
+        features = F.max_pool2d(features, 2)
+    first_in = dense[0]["input"]
+    if variant == "fc":
+        want = features.flatten(1)
+        ok = first_in.shape == want.shape and torch.allclose(first_in.sort(dim=1).values, want.sort(dim=1).values, atol=1e-5)
+        assert ok, (
+            f"{where}: the input of dense layer 1 ({want_dense[0][0]} -> 16) is not the flattened output of the last "
+            f"block (conv, ReLU, 2x2 max-pool): flatten {tuple(features.shape)} to {tuple(want.shape)}"
+        )
+        hidden_out, out_in = dense[0]["output"], dense[1]["input"]
+        assert out_in.shape == hidden_out.shape and torch.allclose(out_in, F.relu(hidden_out), atol=1e-6), (
+            f"{where}: the input of the output layer (16 -> 1) is not relu(dense layer 1): "
+            "the hidden dense layer needs its ReLU"
+        )
+    else:
+        want = features.mean(dim=(2, 3))
+        ok = first_in.shape == want.shape and torch.allclose(first_in, want, atol=1e-5, rtol=1e-4)
+        block = "the ReLU of the conv layer" if variant == "gap1" else "the last block (conv, ReLU, 2x2 max-pool)"
+        assert ok, (
+            f"{where}: the input of the dense layer (4 -> 1) is not the global average pool of {block}: "
+            "average each feature map over H and W with global_average_pool"
+        )
+
+
+def check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> None:
+    """Pass only if the reported parameters have the lecture's shapes and the grader's model with
+    them computes the student's outputs; otherwise fail with the words the trace suggests."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    tensors = lab.grader.tensors(model)
+    own = rebuild(variant, size, tensors)
+    if own is not None:
+        got = forward(lab, model, x, where)
+        if forward_matches(own, x, got):
+            return
+    calls, _ = trace(lab, model, x, where, values=True)
+    check_blocks(variant, size, calls, 1 if variant == "gap1" else 4)
+    check_head(variant, size, calls)
+    if own is None:
+        shapes = [tuple(t.shape) for t in tensors]
+        pytest.fail(
+            f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model "
+            f"{expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
+        )
+    pytest.fail(
+        f"{where}: its output differs from the lecture's model with the same parameters (conv 3x3 padding 1, "
+        "ReLU, 2x2 max-pool per block; flatten, dense, ReLU, dense for 'fc'; global average pool, dense for "
+        "'gap1' / 'gap4'): check the order of the layers in forward"
+    )
+
+
+# --------------------------------------------------------------------------- the grader's parameters for the sigmoid check, gradients
+
+
+def head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple[list[torch.Tensor], float] | None:
+    """Parameters that make the body's output known whatever it does: every conv weight 0 and
+    every conv bias the same c > 0 (each conv outputs c everywhere, so ReLU, max-pool, global
+    average pool and flatten in any order all give c); positive hidden dense layers (their ReLU
+    changes nothing); the output layer's bias set so that z = z_target.
+
+    Returns (tensors, z of the output layer as the grader computes it in float64 from those
+    float32 tensors), or None if the model has no dense layer.
+    """
+    layers = layers_of([tuple(t.shape) for t in tensors])
+    dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
+    if not dense:
+        return None
+    # The dense layers in the order the data flows (whatever order they were created in): back
+    # from the output layer (the last one with one output), each fed by the one whose outputs fit.
+    last = max((i for i in dense if layers[i][1][0] == 1), default=dense[-1])
+    chain = [last]
+    while True:
+        n_in = layers[chain[0]][1][1]
+        feeder = [i for i in dense if i not in chain and layers[i][1][0] == n_in]
+        if not feeder:
+            break
+        chain.insert(0, feeder[-1])
+    c = 0.5
+    convs = [bias for kind, _, bias in layers if kind == "conv"]
+    value = c if convs and convs[-1] else 0.0  # every feature the first dense layer sees
+    made: dict[int, list[torch.Tensor]] = {}
+    h = torch.full((layers[chain[0]][1][1],), value, dtype=torch.float64)
+    z = 0.0
+    for i in chain:
+        shape, bias = layers[i][1], layers[i][2]
+        n_out, n_in = shape
+        if i == last:
+            w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
+            zw = w.double() @ h
+            b = (z_target - zw).float()
+            z = float((zw + (b.double() if bias else 0.0))[0])
+        else:
+            w = (torch.rand(shape, generator=g) / n_in).float()
+            b = (0.1 + torch.rand(n_out, generator=g)).float()
+            h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
+        made[i] = [w, b] if bias else [w]
+    out: list[torch.Tensor] = []
+    k = 0  # index into tensors
+    for i, (kind, shape, bias) in enumerate(layers):
+        n = 2 if bias else 1
+        if kind == "conv":
+            out += [torch.zeros(shape)] + ([torch.full((shape[0],), c)] if bias else [])
+        elif i in made:
+            out += made[i]
+        else:
+            out += [t.clone() for t in tensors[k:k + n]]
+        k += n
+    return out, z
+
+
+def bce(p: torch.Tensor, y: torch.Tensor) -> float:
+    return float(F.binary_cross_entropy(p.reshape(-1).double().clamp(1e-12, 1 - 1e-12), y.double()))
+
+
+def gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Tensor, where: str) -> bool:
+    """Whether the reported gradient of parameter ``i`` is how the loss really changes: central
+    finite differences of the grader's BCE of the model's outputs along the gradient's direction
+    (several step sizes: float32 noise at small steps, ReLU / max-pool kinks at large ones)."""
+    norm = float(grad.double().norm())
+    direction = grad / norm
+    scale = max(float(tensors[i].norm()), 1e-3)
+    try:
+        for rel in (5e-4, 1e-3, 2e-3):
+            eps = rel * scale
+            losses = []
+            for sign in (1.0, -1.0):
+                moved = [t.clone() for t in tensors]
+                moved[i] = tensors[i] + sign * eps * direction
+                lab.grader.probe("load_parameters", model, moved)
+                losses.append(bce(forward(lab, model, x, where), y))
+            slope = (losses[0] - losses[1]) / (2 * eps)
+            if abs(slope - norm) <= 0.5 * norm:
+                return True
+        return False
+    finally:
+        lab.grader.probe("load_parameters", model, tensors)
+
+
+# --------------------------------------------------------------------------- randomize_labels
+
+
+def alternating(n: int, dtype=torch.float32) -> torch.Tensor:
+    """0, 1, 0, 1, ...: the lab's order (reference, accelerated, reference, ...)."""
+    return (torch.arange(n) % 2).to(dtype)
+
+
+def shuffled(lab, y, seed: int, n: int, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """``lab.randomize_labels(y, seed)`` (``y`` data or a handle of n labels of ``dtype``), checked to
+    be a tensor of n labels of that dtype."""
+    out = lab.randomize_labels(y, seed)
+    ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (n,) and out.dtype == dtype
+    assert ok, (
+        f"{what} must return a new ({n},) tensor of the dtype of y ({dtype}), the labels reordered; got "
+        + (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__)
+    )
+    return out
+
+
+def check_counts(out: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    for label in torch.unique(y).tolist():
+        want, got = int((y == label).sum()), int((out == label).sum())
+        assert got == want, (
+            f"{what} changed the class counts: {got} labels {label:g} instead of {want} of {len(y)}. Permute the labels "
+            "(each used exactly once, e.g. y[torch.randperm(N, generator=...)]); do not draw new labels or sample "
+            "positions with replacement"
+        )
+    assert set(torch.unique(out).tolist()) <= set(torch.unique(y).tolist()), f"{what} returned labels that are not in y"

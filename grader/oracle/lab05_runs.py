@@ -1,0 +1,172 @@
+"""Lab 5's training runs, the grader's side: its own reference trainings (Adam on the binary
+cross-entropy, and the slips the training checks name), the replays of the student's training in
+the order the worker reports, the small problems the training checks set, and the accuracy check's
+subset run with its calibration (labs/lab05_cnn.py; the rubric is grader/test_lab05_cnn.py, the
+models are grader/oracle/lab05.py).
+
+Apart from grader/oracle/lab05.py to keep each file short: that one rebuilds and calls the models,
+this one trains them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data.recon import GRADER_SUBSET
+from grader.checks import max_abs_diff
+from grader.oracle.lab05 import build, expected_shapes, he_tensors, own_proba, rebuild, tiny_net, toy_images
+
+
+# --------------------------------------------------------------------------- calibration of the accuracy check
+# Measured by bench/bench_lab05.py --calibrate 20 (numbers in the docstring of
+# test_trained_gap4_reaches_validation_accuracy); the bench reads these very names.
+SUBSET_PAIRS, SUBSET_SIZE = GRADER_SUBSET  # 60 pairs at 64 px: 40 training pairs (80 images), 20 validation pairs (40 images)
+SUBSET_EPOCHS = 40
+SUBSET_LR = 3e-3
+MIN_VAL_ACCURACY = 0.75
+HISTORY_IMAGES = 10  # training images given to train() as its x_val / y_val in the accuracy check
+
+
+# --------------------------------------------------------------------------- reference runs and replays
+
+
+def reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str,
+                     batches: list[list[list[int]]] | None = None) -> list[torch.Tensor]:
+    """Parameters after training with the grader's own optimisation variant ``kind``: ``steps``
+    full-batch epochs, or, with ``batches``, one step per mini-batch of sample indices (one list
+    of mini-batches per epoch, in the order the judge was told). The model keeps its mode (a
+    model with a :class:`TrainFlip` trains differently in training mode)."""
+    model = copy.deepcopy(model)
+    optimizer = torch.optim.SGD if kind == "sgd" else torch.optim.Adam
+
+    def make():
+        return optimizer(model.parameters(), lr=lr)
+
+    opt = make()
+    target = 1.0 - y if kind == "swapped" else y
+    epochs = batches if batches is not None else [[list(range(len(y)))]] * steps
+    for epoch in epochs:
+        if kind == "adam_reset":
+            opt = make()
+        for batch in epoch:
+            idx = torch.as_tensor(batch, dtype=torch.long)
+            opt.zero_grad()
+            p = model(x[idx]).reshape(-1)
+            if kind == "logits":
+                loss = F.binary_cross_entropy_with_logits(p, target[idx])
+            elif kind == "mse":
+                loss = F.mse_loss(p, target[idx])
+            else:
+                loss = F.binary_cross_entropy(p, target[idx])
+            loss.backward()
+            opt.step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+# The slips the training checks name (and tolerate where another check grades them: the train-mode
+# and order checks replay the student's training with each of these, so a wrong optimiser or loss
+# costs the points of the Adam and loss checks only).
+TRAINING_SLIPS = {
+    "swapped": "the labels are swapped (the loss uses 1 - y): label 0 = fully sampled reference, 1 = accelerated",
+    "logits": "the loss applies a second sigmoid: BCEWithLogitsLoss expects logits, but the model outputs "
+              "probabilities; use nn.BCELoss / F.binary_cross_entropy",
+    "sgd": "the optimizer is SGD; the lecture uses Adam",
+    "adam_reset": "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop",
+    "mse": "the loss is the mean squared error; the lecture's loss is the binary cross-entropy (nn.BCELoss)",
+}
+
+
+def replayed(got, start: nn.Module, x, y, lr: float, steps: int, batches=None, tol: float | None = None) -> str | None:
+    """The optimisation variant (``"adam"`` or a key of TRAINING_SLIPS) whose replay by the
+    grader gives the parameters ``got`` (within 0.05 lr), or None."""
+    tol = 0.05 * lr if tol is None else tol
+    for kind in ("adam", *TRAINING_SLIPS):
+        if max_abs_diff(got, reference_params(start, x, y, lr, steps, kind, batches)) <= tol:
+            return kind
+    return None
+
+
+class TrainFlip(nn.Module):
+    """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
+    mode, negation in training mode (a deterministic stand-in for dropout)."""
+
+    def forward(self, x):
+        return -x if self.training else x
+
+
+def mode_net() -> nn.Sequential:
+    """:func:`tiny_net` with a :class:`TrainFlip` after the activation (same parameters)."""
+    net = tiny_net()
+    return nn.Sequential(net[0], net[1], TrainFlip(), *list(net)[2:])
+
+
+def saturated_problem(seed: int):
+    """The grader's small model with a large output weight (confident, partly wrong predictions)
+    and toy images: the binary cross-entropy and the squared error pull some parameters in
+    opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
+    for attempt in range(10):
+        g = torch.Generator().manual_seed(seed + 7919 * attempt)
+        x, y = toy_images(g, 10)
+        torch.manual_seed(seed + 7919 * attempt)
+        start = tiny_net()
+        with torch.no_grad():
+            start[4].weight.mul_(20.0)
+            start[4].bias.add_(3.0)
+        bce = reference_params(start, x, y, 0.05, 3, "adam")
+        if max_abs_diff(bce, reference_params(start, x, y, 0.05, 3, "mse")) >= 0.25 * 0.05:
+            break
+    return start, x, y
+
+
+def labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
+    x, y = toy_images(g, n, size)
+    x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
+    return x, y
+
+
+def images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
+    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
+    out = []
+    for training, grad_on, first in calls:
+        if first is None or (grad is not None and grad_on != grad):
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
+            out.append((training, grad_on, ids.tolist()))
+    return out
+
+
+def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
+    """The accuracy check's pipeline (also run by bench/bench_lab05.py --calibrate): build the
+    variant in the worker, load the grader's He initialisation, the student's train(), then the
+    grader's own model with the trained parameters on the validation images.
+
+    The validation images and labels never leave the grader: train() gets the first
+    ``HISTORY_IMAGES`` training images as its x_val / y_val (its history is not graded here, and
+    what it evaluates after each epoch does not change the training).
+
+    Returns (validation accuracy, (N_val,) predicted probabilities).
+    """
+    image_size = int(data.x_train.shape[-1])
+    where = f"build_cnn({variant!r}, image_size={image_size})"
+    model = build(lab, variant, image_size)
+    expected = expected_shapes(variant, image_size)
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
+    assert shapes == expected, (
+        f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model {expected}: "
+        "the grader's initialisation and evaluation need the lecture's layers"
+    )
+    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
+    k = HISTORY_IMAGES
+    lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
+              epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
+    own = rebuild(variant, image_size, lab.grader.tensors(model))
+    assert own is not None, f"train(): the parameters of {where} changed shape during training"
+    p = own_proba(own, data.x_val)
+    return float(((p > 0.5).float() == data.y_val).float().mean()), p
+
