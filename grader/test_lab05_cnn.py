@@ -53,14 +53,14 @@ from grader.checks import (
     max_abs_diff,
 )
 from grader.impl import lab_fixture
-from grader.oracle.lab05 import (  # the answer key: the grader's models and the calls of the student's
-    LECTURE_PARAMETERS, LECTURE_SIZE, VARIANTS, alternating, build, check_counts, check_structure, expected_shapes,
-    fail_forward, forward, forward_matches, gradient_confirmed, he_tensors, head_parameters, layers_of, own_proba,
-    padding_hint, rebuild, shuffled, summary, tiny_from, tiny_net, toy_images, trace,
+from grader.oracle.lab05 import (  # the answer key: the grader's models, the calls of the student's, slips in words
+    LECTURE_PARAMETERS, LECTURE_SIZE, VARIANTS, alternating, build, check_counts, check_structure, conv_gradients_reached,
+    count_slip, forward, he_model, head_parameters, layers_of, own_proba, pool_slip, rebuild, shuffled, sigmoid_slip,
+    spread_net, tiny_from, tiny_net, toy_images,
 )
-from grader.oracle.lab05_runs import (  # the grader's own trainings, replays and the accuracy check's subset run
-    MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, SUBSET_SIZE, TRAINING_SLIPS, images_seen, labelled_images, mode_net,
-    reference_params, replayed, saturated_problem, train_on_subset,
+from grader.oracle.lab05_runs import (  # the grader's own trainings and replays, the accuracy check's subset run
+    MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, images_seen, labelled_images, loss_slip,
+    mode_net, mode_slip, order_slip, reference_params, replayed, saturated_problem, train_on_subset,
 )
 
 lab = lab_fixture("lab05")
@@ -78,14 +78,8 @@ def test_parameter_counts_match_lecture(lab):
         own = sum(t.numel() for _, t, trainable in params if trainable)
         x = torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE)
         if own != want:
-            hint = ""
-            if padding_hint(lab, model):
-                hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
-            calls, _ = trace(lab, model, x, where)
-            pytest.fail(
-                f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
-                f"Layers called: {summary(calls)}"
-            )
+            pytest.fail(f"{where} has {own} trainable parameters, the lecture's model has {want}"
+                        + count_slip(lab, model, x, where))
         forward(lab, model, x, where)
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
@@ -158,17 +152,8 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
                 f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
             )
             got = out.detach().reshape(-1).double()
-            zt = torch.full_like(got, z)
-            if torch.allclose(got, torch.sigmoid(zt), atol=1e-6, rtol=0):
-                continue
-            if torch.allclose(got, torch.sigmoid(torch.sigmoid(zt)), atol=1e-6, rtol=0):
-                why = ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
-                       "so every image is called 'accelerated'")
-            elif torch.allclose(got, zt, atol=1e-6, rtol=0):
-                why = "the output layer has no sigmoid"
-            else:
-                why = "apply exactly one sigmoid to the output of the last dense layer"
-            pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
+            if not torch.allclose(got, torch.sigmoid(torch.full_like(got, z)), atol=1e-6, rtol=0):
+                pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {sigmoid_slip(got, z)}")
 
 
 @pytest.mark.points(1)
@@ -183,9 +168,7 @@ def test_unknown_variant_raises_value_error(lab):
                 f"build_cnn({bad!r}) raised ValueError({text!r}): the message should name the allowed variants "
                 f"'fc', 'gap1', 'gap4' (missing {missing})"
             )
-        except NotImplementedError:
-            raise
-        except PASS_THROUGH:
+        except (NotImplementedError, *PASS_THROUGH):
             raise
         except remote.StudentError as exc:
             pytest.fail(f"build_cnn({bad!r}) raised {exc.type_name}: {exc}; expected a ValueError naming 'fc', 'gap1', 'gap4'")
@@ -235,14 +218,9 @@ def test_global_average_pool_matches_adaptive_avg_pool(lab, grader_seed):
             + (": it averaged over the wrong dimensions (average over H and W, dims 2 and 3)" if isinstance(got, torch.Tensor) else "")
         )
         if not torch.allclose(got.to(want.dtype), want, atol=1e-6, rtol=1e-5):
-            hint = ""
-            if torch.allclose(got.to(want.dtype), x.sum(dim=(2, 3)), atol=1e-5):
-                hint = ": it is the sum, not the mean, over H and W (divide by H W)"
-            elif torch.allclose(got.to(want.dtype), x.amax(dim=(2, 3)), atol=1e-6):
-                hint = ": it is the maximum, not the mean, over H and W"
             pytest.fail(
                 "global_average_pool differs from the mean over H and W (F.adaptive_avg_pool2d(x, 1)) "
-                f"for shape {(n, c, h, w)}{hint}"
+                f"for shape {(n, c, h, w)}{pool_slip(got.to(want.dtype), x)}"
             )
         assert got.dtype == dtype, f"global_average_pool turned {dtype} into {got.dtype}: keep the input's dtype"
 
@@ -253,36 +231,8 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
     x, y = toy_images(g, 8, 32)
     for variant in VARIANTS:
         reached: dict[str, bool] = {}
-        names: list[str] = []
         for _ in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
-            model = build(lab, variant, 32)  # a new initialisation at every attempt
-            where = f"build_cnn({variant!r}, image_size=32)"
-            params = lab.grader.parameters(model)
-            tensors = [t for _, t, _ in params]
-            shapes = [tuple(t.shape) for t in tensors]
-            convs = [i for i, s in enumerate(shapes) if len(s) == 4]
-            names = [params[i][0].rsplit(".", 1)[0] if "." in params[i][0] else params[i][0] for i in convs]
-            for k, i in enumerate(convs, start=1):
-                has_bias = i + 1 < len(shapes) and shapes[i + 1] == (shapes[i][0],)
-                for pname, j in (("weight", i), ("bias", i + 1 if has_bias else None)):
-                    if j is not None and not params[j][2]:
-                        pytest.fail(
-                            f"build_cnn({variant!r}): the {pname} of conv layer {k} ({names[k - 1]}) is frozen "
-                            "(requires_grad is False): every layer must be trained"
-                        )
-            try:
-                grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
-            except (NotImplementedError, *PASS_THROUGH):
-                raise
-            except remote.StudentError as exc:
-                fail_forward(lab, model, x, where, exc)
-            for k, (i, name) in enumerate(zip(convs, names)):
-                if reached.get(name):
-                    continue
-                grad = grads[i][1] if i < len(grads) else None
-                ok = grad is not None and tuple(grad.shape) == shapes[i] and bool(grad.abs().sum() > 0)
-                ok = ok and gradient_confirmed(lab, model, x, y, tensors, i, grad, where)
-                reached[name] = ok
+            names = conv_gradients_reached(lab, variant, x, y, reached)
         for k, name in enumerate(names, start=1):
             assert reached.get(name), (
                 f"build_cnn({variant!r}): conv layer {k} of {len(names)} ({name}) receives no gradient from the loss: "
@@ -314,17 +264,7 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     tol = 0.05 * lr
     if max_abs_diff(got, reference_params(start, x, y, lr, epochs, "adam")) <= tol:
         return
-    if max_abs_diff(got, [p.detach() for p in start.parameters()]) == 0:
-        pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-    for kind, hint in TRAINING_SLIPS.items():
-        if kind != "mse" and max_abs_diff(got, reference_params(start, x, y, lr, epochs, kind)) <= tol:
-            pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr} the parameters match a slip: {hint}")
-    pytest.fail(
-        f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} the parameters differ from "
-        f"torch.optim.Adam(lr={lr}) on the binary cross-entropy of model(x) and y by up to "
-        f"{max_abs_diff(got, reference_params(start, x, y, lr, epochs, 'adam')):.2e}: one optimizer for the whole "
-        "training, zero_grad, loss, backward, step per batch"
-    )
+    pytest.fail(adam_slip(got, start, x, y, lr, epochs, tol))
 
 
 @pytest.mark.points(1)
@@ -347,24 +287,8 @@ def test_train_puts_model_in_train_mode(lab, grader_seed):
     recorder = lab.grader.probe("lab05.watch_modes", model)  # evidence: words of the failure only
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
-    if replayed(got, start.train(), x, y, lr, epochs) is not None:
-        return
-    if max_abs_diff(got, [p.detach() for p in start.parameters()]) == 0:
-        pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-    with_grad = [bool(training) for training, grad in recorder.calls.fetch() if grad]
-    in_eval = replayed(got, start.eval(), x, y, lr, epochs) is not None or not all(with_grad)
-    if in_eval:
-        pytest.fail(
-            "train(): the model was trained in evaluation mode (model.training was False during the training "
-            "steps): call model.train() at the start of every epoch; evaluating puts the model in eval mode, where "
-            "dropout and batch norm behave differently (the grader's model has a layer that behaves differently in "
-            "training mode, and its trained parameters show the mode)"
-        )
-    pytest.fail(
-        f"train(): after {epochs} full-batch epochs at lr={lr} on a model with a training-mode-only layer, the "
-        "parameters are not those of Adam on the binary cross-entropy with the model in training mode "
-        "(model.train() every epoch); see also the Adam check"
-    )
+    if replayed(got, start.train(), x, y, lr, epochs) is None:
+        pytest.fail(mode_slip(got, start, x, y, lr, epochs, recorder.calls.fetch()))
 
 
 @pytest.mark.points(1)
@@ -383,20 +307,8 @@ def test_train_loss_is_binary_cross_entropy(lab, grader_seed):
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
     kind = replayed(got, start, x, y, lr, epochs)
-    if kind == "adam":
-        return
-    if kind == "mse":
-        pytest.fail(
-            "train(): on a model with confident wrong predictions the trained parameters are those of Adam on the "
-            "mean squared error: " + TRAINING_SLIPS["mse"] + " (the squared error of a sigmoid output hardly moves "
-            "a confidently wrong prediction)"
-        )
-    pytest.fail(
-        f"train(): on a model with confident predictions, {epochs} full-batch epochs at lr={lr} end with "
-        "parameters that are not those of Adam on the binary cross-entropy "
-        + (f"({TRAINING_SLIPS[kind]})" if kind else "(nor of any loss the grader knows)")
-        + ": the loss must be nn.BCELoss()(model(x).reshape(-1), y), the mean over the batch"
-    )
+    if kind != "adam":
+        pytest.fail(loss_slip(kind, lr, epochs))
 
 
 @pytest.mark.points(1)
@@ -433,16 +345,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     got = lab.grader.tensors(model)
     steps = [[order[i:i + batch_size] for i in range(0, n, batch_size)] for order in orders]
     if replayed(got, start, x, y, 1e-2, epochs, batches=steps) is None:
-        in_order = [[list(range(n))[i:i + batch_size] for i in range(0, n, batch_size)]] * epochs
-        moved = max_abs_diff(got, [p.detach() for p in start.parameters()]) > 0
-        pytest.fail(
-            "train(): the trained parameters are not those of one Adam step per mini-batch in the order the model "
-            "was fed the images"
-            + (": the model was called on the shuffled mini-batches but not trained on them (one optimizer step "
-               "per mini-batch, on the batch the model just saw)" if not moved else "")
-            + (" (they are those of training in the stored order: the shuffled order must be the one trained on)"
-               if moved and replayed(got, start, x, y, 1e-2, epochs, batches=in_order) is not None else "")
-        )
+        pytest.fail(order_slip(got, start, x, y, 1e-2, epochs, batch_size))
     diff = max_abs_diff(got, lab.grader.tensors(twin))
     assert diff == 0, (
         f"train(): the same model, data and seed gave parameters that differ by up to {diff:.2e}: draw the "
@@ -459,10 +362,7 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     n, batch_size = 23, 5
     x, y = labelled_images(g, n)
-    torch.manual_seed(grader_seed)
-    net = tiny_net()
-    with torch.no_grad():
-        net[4].weight.mul_(20.0)  # spread the probabilities
+    net = spread_net(grader_seed)
     want = own_proba(net, x)
     net.train()
     model = lab.grader.to_worker(net)  # in training mode
@@ -558,10 +458,7 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
 def test_predict_thresholds_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, _ = toy_images(g, 12)
-    torch.manual_seed(grader_seed)
-    net = tiny_net()
-    with torch.no_grad():
-        net[4].weight.mul_(20.0)  # spread the probabilities
+    net = spread_net(grader_seed)
     p = own_proba(net, x)
     model = lab.grader.to_worker(net)
     for threshold in (0.5, float(p.median()), 0.9):
@@ -604,21 +501,7 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     acc, p = train_on_subset(lab, recon_subset, grader_seed)
     if acc >= MIN_VAL_ACCURACY:
         return
-    model = build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
-    x = recon_subset.x_train[:4]
-    own = rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
-    if own is not None and not forward_matches(own, x, forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
-        why = ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
-               "structure check), and the grader measures the lecture's gap4 with your trained parameters")
-    elif acc <= 1.0 - MIN_VAL_ACCURACY:
-        why = ("it is below chance: the predictions are inverted, are the labels swapped? "
-               "(0 = fully sampled reference, 1 = accelerated PI-CS)")
-    elif float(p.min()) >= 0.5:
-        why = ("every probability is >= 0.5 (min {:.2f}): is the sigmoid applied twice?".format(float(p.min())))
-    elif bool(((p > 0.5) == (p[0] > 0.5)).all()):
-        why = "the model predicts the same class for every image: check train() and the model"
-    else:
-        why = "check train() (Adam, binary cross-entropy, shuffled mini-batches) and the gap4 model"
+    why = accuracy_slip(lab, recon_subset, acc, p)
     pytest.fail(
         f"gap4 trained with your train() for {SUBSET_EPOCHS} epochs (lr {SUBSET_LR}, batch 10) classifies "
         f"{acc:.3f} of the {len(p)} validation images correctly, expected >= {MIN_VAL_ACCURACY}: {why}"
@@ -756,14 +639,7 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, y = toy_images(g, 12, 32)
     xv, yv = toy_images(g, 6, 32)
-    model_cpu = build(lab, "gap1", 32)
-    expected = expected_shapes("gap1", 32)
-    shapes = [tuple(t.shape) for t in lab.grader.tensors(model_cpu)]
-    assert shapes == expected, (
-        f"build_cnn('gap1', image_size=32): model.parameters() gives tensors of shapes {shapes}, the lecture's "
-        f"model {expected}"
-    )
-    lab.grader.probe("load_parameters", model_cpu, he_tensors(expected, grader_seed))
+    model_cpu = he_model(lab, "gap1", 32, grader_seed)
     model_gpu = lab.grader.probe("deepcopy", model_cpu)
     lr = 1e-3
     lab.train(model_cpu, x.clone(), y.clone(), xv, yv, epochs=3, lr=lr, batch_size=16, device="cpu", seed=grader_seed)

@@ -127,6 +127,15 @@ def tiny_net() -> nn.Sequential:
                          nn.Linear(3, 1), nn.Sigmoid())
 
 
+def spread_net(seed: int) -> nn.Sequential:
+    """:func:`tiny_net` initialised from ``seed`` (the global RNG), its output weight x20 to spread the probabilities."""
+    torch.manual_seed(seed)
+    net = tiny_net()
+    with torch.no_grad():
+        net[4].weight.mul_(20.0)
+    return net
+
+
 def tiny_from(lab, handle, where: str) -> nn.Sequential:
     """The grader's small model with the parameters the worker reports for ``handle``."""
     tensors = lab.grader.tensors(handle)
@@ -173,6 +182,20 @@ def build(lab, variant: str, size: int):
         f"build_cnn({variant!r}) must return an nn.Module, got "
         f"{model.type_name if isinstance(model, remote.RemoteObject) else type(model).__name__}"
     )
+    return model
+
+
+def he_model(lab, variant: str, size: int, seed: int, why: str = ""):
+    """``build(lab, variant, size)`` with the grader's He initialisation (:func:`he_tensors`, seeded) loaded,
+    after making sure its parameters have the lecture's shapes (``why`` ends the message if not)."""
+    model = build(lab, variant, size)
+    expected = expected_shapes(variant, size)
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
+    assert shapes == expected, (
+        f"build_cnn({variant!r}, image_size={size}): model.parameters() gives tensors of shapes {shapes}, the lecture's "
+        f"model {expected}{why}"
+    )
+    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
     return model
 
 
@@ -247,6 +270,16 @@ def layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...],
 
 
 # --------------------------------------------------------------------------- the structure in words (evidence of the trace; a pass needs the outputs)
+
+
+def count_slip(lab, model, x: torch.Tensor, where: str) -> str:
+    """The end of the message for a parameter count that is not the lecture's: a conv without
+    padding, then the layers the trace saw (evidence, at 320 x 320)."""
+    hint = ""
+    if padding_hint(lab, model):
+        hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
+    calls, _ = trace(lab, model, x, where)
+    return f"{hint}. Layers called: {summary(calls)}"
 
 
 def check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
@@ -400,6 +433,26 @@ def head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple
     return out, z
 
 
+def sigmoid_slip(got: torch.Tensor, z: float) -> str:
+    """What the output ``got`` (float64, one value per image) is instead of sigmoid(z) of the output layer."""
+    zt = torch.full_like(got, z)
+    if torch.allclose(got, torch.sigmoid(torch.sigmoid(zt)), atol=1e-6, rtol=0):
+        return ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
+                "so every image is called 'accelerated'")
+    if torch.allclose(got, zt, atol=1e-6, rtol=0):
+        return "the output layer has no sigmoid"
+    return "apply exactly one sigmoid to the output of the last dense layer"
+
+
+def pool_slip(got: torch.Tensor, x: torch.Tensor) -> str:
+    """The end of the message for a global average pool ``got`` of ``x`` that is not the mean over H and W."""
+    if torch.allclose(got, x.sum(dim=(2, 3)), atol=1e-5):
+        return ": it is the sum, not the mean, over H and W (divide by H W)"
+    if torch.allclose(got, x.amax(dim=(2, 3)), atol=1e-6):
+        return ": it is the maximum, not the mean, over H and W"
+    return ""
+
+
 def bce(p: torch.Tensor, y: torch.Tensor) -> float:
     return float(F.binary_cross_entropy(p.reshape(-1).double().clamp(1e-12, 1 - 1e-12), y.double()))
 
@@ -426,6 +479,43 @@ def gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Tens
         return False
     finally:
         lab.grader.probe("load_parameters", model, tensors)
+
+
+def conv_gradients_reached(lab, variant: str, x: torch.Tensor, y: torch.Tensor, reached: dict[str, bool]) -> list[str]:
+    """One try of the gradient check on a new initialisation of ``variant`` at 32 x 32: returns the
+    names of its conv layers and sets ``reached[name]`` for every conv layer not reached yet: whether
+    the gradient the worker reports for its weight (``lab05.bce_gradients``) has the weight's shape, is
+    not zero, and is how the loss changes (:func:`gradient_confirmed`). A frozen conv parameter or an
+    error in forward fails the check in words."""
+    model = build(lab, variant, 32)  # a new initialisation at every attempt
+    where = f"build_cnn({variant!r}, image_size=32)"
+    params = lab.grader.parameters(model)
+    tensors = [t for _, t, _ in params]
+    shapes = [tuple(t.shape) for t in tensors]
+    convs = [i for i, s in enumerate(shapes) if len(s) == 4]
+    names = [params[i][0].rsplit(".", 1)[0] if "." in params[i][0] else params[i][0] for i in convs]
+    for k, i in enumerate(convs, start=1):
+        has_bias = i + 1 < len(shapes) and shapes[i + 1] == (shapes[i][0],)
+        for pname, j in (("weight", i), ("bias", i + 1 if has_bias else None)):
+            if j is not None and not params[j][2]:
+                pytest.fail(
+                    f"build_cnn({variant!r}): the {pname} of conv layer {k} ({names[k - 1]}) is frozen "
+                    "(requires_grad is False): every layer must be trained"
+                )
+    try:
+        grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
+    except (NotImplementedError, *PASS_THROUGH):
+        raise
+    except remote.StudentError as exc:
+        fail_forward(lab, model, x, where, exc)
+    for k, (i, name) in enumerate(zip(convs, names)):
+        if reached.get(name):
+            continue
+        grad = grads[i][1] if i < len(grads) else None
+        ok = grad is not None and tuple(grad.shape) == shapes[i] and bool(grad.abs().sum() > 0)
+        ok = ok and gradient_confirmed(lab, model, x, y, tensors, i, grad, where)
+        reached[name] = ok
+    return names
 
 
 # --------------------------------------------------------------------------- randomize_labels

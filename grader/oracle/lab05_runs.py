@@ -18,7 +18,7 @@ from torch import nn
 
 from data.recon import GRADER_SUBSET
 from grader.checks import max_abs_diff
-from grader.oracle.lab05 import build, expected_shapes, he_tensors, own_proba, rebuild, tiny_net, toy_images
+from grader.oracle.lab05 import build, forward, forward_matches, he_model, own_proba, rebuild, tiny_net, toy_images
 
 
 # --------------------------------------------------------------------------- calibration of the accuracy check
@@ -90,6 +90,87 @@ def replayed(got, start: nn.Module, x, y, lr: float, steps: int, batches=None, t
     return None
 
 
+# --------------------------------------------------------------------------- slip explanations of the training checks
+# Each returns the failure message of a check whose trained parameters are not the grader's replay.
+
+NOT_TRAINED = "train(): the model's parameters did not change (optimizer.step() on model.parameters()?)"
+
+
+def unchanged(got, start: nn.Module) -> bool:
+    """Whether the parameters ``got`` are exactly those of ``start``."""
+    return max_abs_diff(got, [p.detach() for p in start.parameters()]) == 0
+
+
+def adam_slip(got, start: nn.Module, x, y, lr: float, epochs: int, tol: float) -> str:
+    """Full-batch training that is not the grader's Adam on the BCE: not at all, a slip of
+    :data:`TRAINING_SLIPS` within ``tol`` (the squared error is the loss check's), or otherwise."""
+    if unchanged(got, start):
+        return NOT_TRAINED
+    for kind, hint in TRAINING_SLIPS.items():
+        if kind != "mse" and max_abs_diff(got, reference_params(start, x, y, lr, epochs, kind)) <= tol:
+            return f"train(): after {epochs} full-batch epochs at lr={lr} the parameters match a slip: {hint}"
+    return (
+        f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} the parameters differ from "
+        f"torch.optim.Adam(lr={lr}) on the binary cross-entropy of model(x) and y by up to "
+        f"{max_abs_diff(got, reference_params(start, x, y, lr, epochs, 'adam')):.2e}: one optimizer for the whole "
+        "training, zero_grad, loss, backward, step per batch"
+    )
+
+
+def mode_slip(got, start: nn.Module, x, y, lr: float, epochs: int, modes) -> str:
+    """Training of :func:`mode_net` that is not the grader's replay in training mode: not at all, in
+    evaluation mode (the replay in evaluation mode gives ``got``, or ``modes``, the (training, grad
+    enabled) record of the worker's probe, shows a step in evaluation mode), or otherwise."""
+    if unchanged(got, start):
+        return NOT_TRAINED
+    with_grad = [bool(training) for training, grad in modes if grad]
+    in_eval = replayed(got, start.eval(), x, y, lr, epochs) is not None or not all(with_grad)
+    if in_eval:
+        return (
+            "train(): the model was trained in evaluation mode (model.training was False during the training "
+            "steps): call model.train() at the start of every epoch; evaluating puts the model in eval mode, where "
+            "dropout and batch norm behave differently (the grader's model has a layer that behaves differently in "
+            "training mode, and its trained parameters show the mode)"
+        )
+    return (
+        f"train(): after {epochs} full-batch epochs at lr={lr} on a model with a training-mode-only layer, the "
+        "parameters are not those of Adam on the binary cross-entropy with the model in training mode "
+        "(model.train() every epoch); see also the Adam check"
+    )
+
+
+def loss_slip(kind: str | None, lr: float, epochs: int) -> str:
+    """Training on :func:`saturated_problem` whose replay is ``kind`` (a key of :data:`TRAINING_SLIPS`, or None)."""
+    if kind == "mse":
+        return (
+            "train(): on a model with confident wrong predictions the trained parameters are those of Adam on the "
+            "mean squared error: " + TRAINING_SLIPS["mse"] + " (the squared error of a sigmoid output hardly moves "
+            "a confidently wrong prediction)"
+        )
+    return (
+        f"train(): on a model with confident predictions, {epochs} full-batch epochs at lr={lr} end with "
+        "parameters that are not those of Adam on the binary cross-entropy "
+        + (f"({TRAINING_SLIPS[kind]})" if kind else "(nor of any loss the grader knows)")
+        + ": the loss must be nn.BCELoss()(model(x).reshape(-1), y), the mean over the batch"
+    )
+
+
+def order_slip(got, start: nn.Module, x, y, lr: float, epochs: int, batch_size: int) -> str:
+    """Mini-batch training that is not the grader's replay in the order the worker reports: not
+    trained on the batches the model saw, or trained in the stored order."""
+    n = len(y)
+    in_order = [[list(range(n))[i:i + batch_size] for i in range(0, n, batch_size)]] * epochs
+    moved = max_abs_diff(got, [p.detach() for p in start.parameters()]) > 0
+    return (
+        "train(): the trained parameters are not those of one Adam step per mini-batch in the order the model "
+        "was fed the images"
+        + (": the model was called on the shuffled mini-batches but not trained on them (one optimizer step "
+           "per mini-batch, on the batch the model just saw)" if not moved else "")
+        + (" (they are those of training in the stored order: the shuffled order must be the one trained on)"
+           if moved and replayed(got, start, x, y, lr, epochs, batches=in_order) is not None else "")
+    )
+
+
 class TrainFlip(nn.Module):
     """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
     mode, negation in training mode (a deterministic stand-in for dropout)."""
@@ -154,14 +235,7 @@ def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = S
     """
     image_size = int(data.x_train.shape[-1])
     where = f"build_cnn({variant!r}, image_size={image_size})"
-    model = build(lab, variant, image_size)
-    expected = expected_shapes(variant, image_size)
-    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
-    assert shapes == expected, (
-        f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model {expected}: "
-        "the grader's initialisation and evaluation need the lecture's layers"
-    )
-    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
+    model = he_model(lab, variant, image_size, seed, ": the grader's initialisation and evaluation need the lecture's layers")
     k = HISTORY_IMAGES
     lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
               epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
@@ -170,3 +244,23 @@ def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = S
     p = own_proba(own, data.x_val)
     return float(((p > 0.5).float() == data.y_val).float().mean()), p
 
+
+
+def accuracy_slip(lab, data, acc: float, p: torch.Tensor) -> str:
+    """Why the trained gap4 misses :data:`MIN_VAL_ACCURACY` (``acc``, probabilities ``p`` on the
+    validation images): another model than the lecture's, inverted, a second sigmoid, one class
+    for all, or training."""
+    model = build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
+    x = data.x_train[:4]
+    own = rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
+    if own is not None and not forward_matches(own, x, forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
+        return ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
+                "structure check), and the grader measures the lecture's gap4 with your trained parameters")
+    if acc <= 1.0 - MIN_VAL_ACCURACY:
+        return ("it is below chance: the predictions are inverted, are the labels swapped? "
+                "(0 = fully sampled reference, 1 = accelerated PI-CS)")
+    if float(p.min()) >= 0.5:
+        return ("every probability is >= 0.5 (min {:.2f}): is the sigmoid applied twice?".format(float(p.min())))
+    if bool(((p > 0.5) == (p[0] > 0.5)).all()):
+        return "the model predicts the same class for every image: check train() and the model"
+    return "check train() (Adam, binary cross-entropy, shuffled mini-batches) and the gap4 model"
