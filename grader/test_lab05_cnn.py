@@ -1,42 +1,24 @@
-"""Grading of lab 5: a CNN that classifies image quality (labs/lab05_cnn.py).
+"""Grading of lab 5: a CNN that tells fully sampled MR images from 4x accelerated PI-CS
+reconstructions (labs/lab05_cnn.py).
 
-The student's code runs in a worker process (:mod:`grader.remote`); this file holds the grader's
-own reference implementation of the lecture's three models (:class:`LectureCNN`) and judges
-from plain data only:
+The student's code runs in a worker process (:mod:`grader.remote`); every check judges plain data
+with the grader's own answer key: the lecture's three models rebuilt from the parameters the worker
+reports, its own forward pass and the slips in words (grader/oracle/lab05.py); its own trainings,
+the replays of the student's training and the accuracy check's subset run (grader/oracle/lab05_runs.py).
+Probes in the worker (the layers called, the mode and the images of each forward pass, the device)
+put a failure into words or check how code runs, never pass an outcome check.
 
-* structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
-  shapes) are loaded into the grader's own model, and the student's forward pass must give the
-  grader's outputs on random images; parameter counts are counted from those tensors. A probe
-  (``lab05.trace``: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``) reports which layer
-  is called with which shapes, but only to put a failure into words (the layer, the padding,
-  the pool, the flatten), never to pass a check;
-* the sigmoid: the grader loads parameters of its choice (zero conv weights, so the features are
-  known whatever the body does) and computes the expected output itself;
-* gradients: the gradients the worker reports for each conv layer must match finite
-  differences of the loss, which the grader computes from the model's outputs at perturbed
-  parameters;
-* training: on the grader's own small model (an ``nn.Sequential`` sent with
-  ``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam;
-  the accuracy check measures the trained gap4 with the grader's own forward pass on validation
-  images that never leave the grader. Train mode and the mini-batch order are outcomes too: the
-  grader's model with a layer that behaves differently in training mode (``lab05.mode_net``), and
-  the grader's own replay of the training in the order the worker reports, must give the trained
-  parameters. Probes in the worker (``lab05.watch_modes``, ``lab05.watch_batches``,
-  ``lab05.devices``) word failures, check how predict_proba runs, and the device after
-  ``train(device="cuda")`` (GPU check);
-* randomize_labels: its outputs come back as data and are judged here (class counts, a
-  permutation of distinct values, the seed); whether it changed its input is read back from a
-  handle kept in the worker.
-
-Rubric (26 points on a CPU machine, +1 on a GPU):
-    parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
-    sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1, gradients
-    reach every conv layer 1, training mode during training 1, Adam on the binary cross-entropy 2,
-    the loss is the binary cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
-    predict_proba and evaluate 1, predict 1, trained gap4 reaches the validation accuracy 3,
-    randomize_labels: a permutation keeping the class counts 1, same seed same permutation 1, does
-    not modify its input 1, rejects bad input 1; no hard-coded device 1, cuda result equals cpu 1
-    (GPU only).
+Rubric (26 points on a CPU machine, +1 on a GPU), in the order of the tests:
+    Task 5.1  parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
+              sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1,
+              gradients reach every conv layer 1;
+    Task 5.2  Adam on the binary cross-entropy 2, training mode during training 1, the loss is the binary
+              cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1,
+              predict_proba and evaluate 1, history matches the grader's evaluation 1, predict 1,
+              trained gap4 reaches the validation accuracy 3;
+    Task 5.3  randomize_labels: a permutation keeping the class counts 1, same seed same permutation 1,
+              does not modify its input 1, rejects bad input 1;
+    devices   no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
 
 from __future__ import annotations
@@ -59,8 +41,9 @@ from grader.oracle.lab05 import (  # the answer key: the grader's models, the ca
     spread_net, tiny_from, tiny_net, toy_images,
 )
 from grader.oracle.lab05_runs import (  # the grader's own trainings and replays, the accuracy check's subset run
-    MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, images_seen, labelled_images, loss_slip,
-    mode_net, mode_slip, order_slip, reference_params, replayed, saturated_problem, train_on_subset,
+    MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, check_history, check_predict_proba_run,
+    images_seen, labelled_images, loss_slip, mode_net, mode_slip, order_slip, reference_params, replayed,
+    saturated_problem, train_on_subset,
 )
 
 lab = lab_fixture("lab05")
@@ -376,21 +359,7 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
         f"predict_proba differs from the model's probabilities by up to {float((p - want).abs().max()):.2e}: "
         "return model(x) per image, in the order of x"
     )
-    calls = images_seen(recorder.calls.fetch(), n)
-    seen = sorted(i for _, _, ids in calls for i in ids)
-    assert seen == list(range(n)), f"predict_proba: the model saw {len(seen)} images in total, expected each of the {n} once"
-    biggest = max(len(ids) for _, _, ids in calls)
-    assert biggest <= batch_size, (
-        f"predict_proba(batch_size={batch_size}) ran the model on {biggest} images at once: at most batch_size per "
-        "forward pass (memory at 320x320 and on a GPU)"
-    )
-    assert not any(training for training, _, _ in calls), (
-        "predict_proba ran the model in training mode: call model.eval() first (dropout and batch norm behave "
-        "differently in training mode)"
-    )
-    assert not any(grad for _, grad, _ in calls), (
-        "predict_proba ran the model with gradients enabled: wrap it in torch.no_grad() (no graph is needed to predict)"
-    )
+    check_predict_proba_run(recorder.calls.fetch(), n, batch_size)  # how it ran (evidence of the worker's probe)
     assert not any(lab.grader.probe("training_flags", model)), "predict_proba must leave the model in evaluation mode"
 
     lab.grader.forward(model, x[:1].clone(), train_mode=True)  # back to training mode
@@ -423,20 +392,7 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
     epochs = 3
     history = lab.train(model, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=10,
                         device="cpu", seed=grader_seed)
-    assert isinstance(history, dict), (
-        f"train() must return a dict of per-epoch lists, got "
-        f"{history.type_name if isinstance(history, remote.RemoteObject) else type(history).__name__}"
-    )
-    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
-    missing = [k for k in keys if k not in history]
-    assert not missing, f"train()'s history lacks {missing}; expected the keys {list(keys)}"
-    for k in keys:
-        assert len(history[k]) == epochs, f"history[{k!r}] has {len(history[k])} values, expected one per epoch ({epochs})"
-        values = [as_float(v, f"history[{k!r}]") for v in history[k]]
-        if k.endswith("acc"):
-            assert all(0 <= v <= 1 for v in values), f"history[{k!r}] = {values} is not a fraction in [0, 1]"
-        else:
-            assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
+    check_history(history, epochs)
     # Only the validation values are compared: a running mean over the epoch (as Keras reports it)
     # is a fine training accuracy too. The grader evaluates its own copy of the trained model.
     p = own_proba(tiny_from(lab, model, "train()"), xv)

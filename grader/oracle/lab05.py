@@ -1,7 +1,26 @@
 """Lab 5's answer key: the grader's own copy of the lecture's CNNs (fc, gap1, gap4), rebuilt from the
 parameter tensors the worker reports, its forward pass and probabilities, the tiny models and toy images
-the rubric trains, and the calls of the student's model with errors in words (labs/lab05_cnn.py; the
-rubric is grader/test_lab05_cnn.py)."""
+the rubric trains, the calls of the student's model with errors in words, and the slips of the model
+and randomize_labels checks in words (labs/lab05_cnn.py; the rubric is grader/test_lab05_cnn.py, the
+trainings are grader/oracle/lab05_runs.py).
+
+How the rubric judges from plain data:
+
+* structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
+  shapes) are loaded into the grader's own model, and the student's forward pass must give the
+  grader's outputs on random images; parameter counts are counted from those tensors. A probe
+  (``lab05.trace``: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``) reports which layer
+  is called with which shapes, but only to put a failure into words (the layer, the padding,
+  the pool, the flatten), never to pass a check;
+* the sigmoid: the grader loads parameters of its choice (zero conv weights, so the features are
+  known whatever the body does) and computes the expected output itself;
+* gradients: the gradients the worker reports for each conv layer must match finite
+  differences of the loss, which the grader computes from the model's outputs at perturbed
+  parameters;
+* randomize_labels: its outputs come back as data and are judged by the rubric (class counts, a
+  permutation of distinct values, the seed); whether it changed its input is read back from a
+  handle kept in the worker.
+"""
 
 from __future__ import annotations
 

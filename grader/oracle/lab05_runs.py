@@ -1,11 +1,19 @@
 """Lab 5's training runs, the grader's side: its own reference trainings (Adam on the binary
 cross-entropy, and the slips the training checks name), the replays of the student's training in
-the order the worker reports, the small problems the training checks set, and the accuracy check's
-subset run with its calibration (labs/lab05_cnn.py; the rubric is grader/test_lab05_cnn.py, the
-models are grader/oracle/lab05.py).
+the order the worker reports, the small problems the training checks set, the slips of the
+training checks in words, and the accuracy check's subset run with its calibration
+(labs/lab05_cnn.py; the rubric is grader/test_lab05_cnn.py, the models grader/oracle/lab05.py,
+apart to keep each file short: that one rebuilds and calls the models, this one trains them).
 
-Apart from grader/oracle/lab05.py to keep each file short: that one rebuilds and calls the models,
-this one trains them.
+How the rubric judges training: on the grader's own small model (an ``nn.Sequential`` sent with
+``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam; the
+accuracy check measures the trained gap4 with the grader's own forward pass on validation images
+that never leave the grader. Train mode and the mini-batch order are outcomes too: the grader's
+model with a layer that behaves differently in training mode (``lab05.mode_net``), and the
+grader's own replay of the training in the order the worker reports, must give the trained
+parameters. Probes in the worker (``lab05.watch_modes``, ``lab05.watch_batches``,
+``lab05.devices``) word failures, check how predict_proba runs, and the device after
+``train(device="cuda")`` (GPU check).
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.recon import GRADER_SUBSET
-from grader.checks import max_abs_diff
+from grader import remote
+from grader.checks import as_float, max_abs_diff
 from grader.oracle.lab05 import build, forward, forward_matches, he_model, own_proba, rebuild, tiny_net, toy_images
 
 
@@ -220,6 +229,46 @@ def images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, boo
         if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
             out.append((training, grad_on, ids.tolist()))
     return out
+
+
+def check_predict_proba_run(record, n: int, batch_size: int) -> None:
+    """How predict_proba(batch_size=...) ran the model on the ``n`` :func:`labelled_images`, from the
+    record of the worker's ``lab05.watch_batches`` probe (evidence): every image once, at most
+    ``batch_size`` per forward pass, in evaluation mode, without gradients."""
+    calls = images_seen(record, n)
+    seen = sorted(i for _, _, ids in calls for i in ids)
+    assert seen == list(range(n)), f"predict_proba: the model saw {len(seen)} images in total, expected each of the {n} once"
+    biggest = max(len(ids) for _, _, ids in calls)
+    assert biggest <= batch_size, (
+        f"predict_proba(batch_size={batch_size}) ran the model on {biggest} images at once: at most batch_size per "
+        "forward pass (memory at 320x320 and on a GPU)"
+    )
+    assert not any(training for training, _, _ in calls), (
+        "predict_proba ran the model in training mode: call model.eval() first (dropout and batch norm behave "
+        "differently in training mode)"
+    )
+    assert not any(grad for _, grad, _ in calls), (
+        "predict_proba ran the model with gradients enabled: wrap it in torch.no_grad() (no graph is needed to predict)"
+    )
+
+
+def check_history(history, epochs: int) -> None:
+    """train()'s history: a dict with the four keys, one number per epoch each, accuracies in [0, 1]
+    and losses >= 0 (its values are compared with the grader's evaluation by the rubric)."""
+    assert isinstance(history, dict), (
+        f"train() must return a dict of per-epoch lists, got "
+        f"{history.type_name if isinstance(history, remote.RemoteObject) else type(history).__name__}"
+    )
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+    missing = [k for k in keys if k not in history]
+    assert not missing, f"train()'s history lacks {missing}; expected the keys {list(keys)}"
+    for k in keys:
+        assert len(history[k]) == epochs, f"history[{k!r}] has {len(history[k])} values, expected one per epoch ({epochs})"
+        values = [as_float(v, f"history[{k!r}]") for v in history[k]]
+        if k.endswith("acc"):
+            assert all(0 <= v <= 1 for v in values), f"history[{k!r}] = {values} is not a fraction in [0, 1]"
+        else:
+            assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
 
 
 def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
