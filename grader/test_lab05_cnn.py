@@ -36,9 +36,9 @@ from grader.checks import (
 )
 from grader.impl import lab_fixture
 from grader.oracle.lab05 import (  # the answer key: the grader's models, the calls of the student's, slips in words
-    LECTURE_PARAMETERS, LECTURE_SIZE, VARIANTS, alternating, build, check_counts, check_structure, conv_gradients_reached,
-    count_slip, forward, he_model, head_parameters, layers_of, own_proba, pool_slip, rebuild, shuffled, sigmoid_slip,
-    spread_net, tiny_from, tiny_net, toy_images,
+    LECTURE_PARAMETERS, LECTURE_SIZE, VARIANTS, alternating, build, check_counts, check_structure,
+    conv_gradients_reached, count_slip, forward, he_model, head_parameters, layers_of, own_proba, pool_slip, rebuild,
+    shuffled, sigmoid_slip, spread_net, tiny_from, tiny_net, toy_images,
 )
 from grader.oracle.lab05_runs import (  # the grader's own trainings and replays, the accuracy check's subset run
     MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, check_history, check_predict_proba_run,
@@ -136,7 +136,8 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
             )
             got = out.detach().reshape(-1).double()
             if not torch.allclose(got, torch.sigmoid(torch.full_like(got, z)), atol=1e-6, rtol=0):
-                pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {sigmoid_slip(got, z)}")
+                why = sigmoid_slip(got, z)
+                pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
 
 
 @pytest.mark.points(1)

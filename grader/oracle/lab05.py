@@ -147,7 +147,8 @@ def tiny_net() -> nn.Sequential:
 
 
 def spread_net(seed: int) -> nn.Sequential:
-    """:func:`tiny_net` initialised from ``seed`` (the global RNG), its output weight x20 to spread the probabilities."""
+    """:func:`tiny_net` initialised from ``seed`` (the global RNG), its output weight x20 to spread
+    the probabilities."""
     torch.manual_seed(seed)
     net = tiny_net()
     with torch.no_grad():
@@ -211,8 +212,8 @@ def he_model(lab, variant: str, size: int, seed: int, why: str = ""):
     expected = expected_shapes(variant, size)
     shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
     assert shapes == expected, (
-        f"build_cnn({variant!r}, image_size={size}): model.parameters() gives tensors of shapes {shapes}, the lecture's "
-        f"model {expected}{why}"
+        f"build_cnn({variant!r}, image_size={size}): model.parameters() gives tensors of shapes {shapes}, the "
+        f"lecture's model {expected}{why}"
     )
     lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
     return model
@@ -288,7 +289,7 @@ def layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...],
     return layers
 
 
-# --------------------------------------------------------------------------- the structure in words (evidence of the trace; a pass needs the outputs)
+# --------------------------------------------------------------------------- Task 5.1: the model checks in words
 
 
 def count_slip(lab, model, x: torch.Tensor, where: str) -> str:
@@ -391,9 +392,6 @@ def check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> Non
         "ReLU, 2x2 max-pool per block; flatten, dense, ReLU, dense for 'fc'; global average pool, dense for "
         "'gap1' / 'gap4'): check the order of the layers in forward"
     )
-
-
-# --------------------------------------------------------------------------- the grader's parameters for the sigmoid check, gradients
 
 
 def head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple[list[torch.Tensor], float] | None:
@@ -537,7 +535,7 @@ def conv_gradients_reached(lab, variant: str, x: torch.Tensor, y: torch.Tensor, 
     return names
 
 
-# --------------------------------------------------------------------------- randomize_labels
+# --------------------------------------------------------------------------- Task 5.3: randomize_labels
 
 
 def alternating(n: int, dtype=torch.float32) -> torch.Tensor:

@@ -99,8 +99,64 @@ def replayed(got, start: nn.Module, x, y, lr: float, steps: int, batches=None, t
     return None
 
 
-# --------------------------------------------------------------------------- slip explanations of the training checks
-# Each returns the failure message of a check whose trained parameters are not the grader's replay.
+# --------------------------------------------------------------------------- the problems the training checks set
+
+
+class TrainFlip(nn.Module):
+    """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
+    mode, negation in training mode (a deterministic stand-in for dropout)."""
+
+    def forward(self, x):
+        return -x if self.training else x
+
+
+def mode_net() -> nn.Sequential:
+    """:func:`tiny_net` with a :class:`TrainFlip` after the activation (same parameters)."""
+    net = tiny_net()
+    return nn.Sequential(net[0], net[1], TrainFlip(), *list(net)[2:])
+
+
+def saturated_problem(seed: int):
+    """The grader's small model with a large output weight (confident, partly wrong predictions)
+    and toy images: the binary cross-entropy and the squared error pull some parameters in
+    opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
+    for attempt in range(10):
+        g = torch.Generator().manual_seed(seed + 7919 * attempt)
+        x, y = toy_images(g, 10)
+        torch.manual_seed(seed + 7919 * attempt)
+        start = tiny_net()
+        with torch.no_grad():
+            start[4].weight.mul_(20.0)
+            start[4].bias.add_(3.0)
+        bce = reference_params(start, x, y, 0.05, 3, "adam")
+        if max_abs_diff(bce, reference_params(start, x, y, 0.05, 3, "mse")) >= 0.25 * 0.05:
+            break
+    return start, x, y
+
+
+def labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
+    x, y = toy_images(g, n, size)
+    x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
+    return x, y
+
+
+def images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
+    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
+    out = []
+    for training, grad_on, first in calls:
+        if first is None or (grad is not None and grad_on != grad):
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
+            out.append((training, grad_on, ids.tolist()))
+    return out
+
+
+# --------------------------------------------------------------------------- the training checks in words
+# The slips of the checks whose trained parameters are not the grader's replay, how predict_proba ran,
+# the history's format.
+
 
 NOT_TRAINED = "train(): the model's parameters did not change (optimizer.step() on model.parameters()?)"
 
@@ -180,57 +236,6 @@ def order_slip(got, start: nn.Module, x, y, lr: float, epochs: int, batch_size: 
     )
 
 
-class TrainFlip(nn.Module):
-    """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
-    mode, negation in training mode (a deterministic stand-in for dropout)."""
-
-    def forward(self, x):
-        return -x if self.training else x
-
-
-def mode_net() -> nn.Sequential:
-    """:func:`tiny_net` with a :class:`TrainFlip` after the activation (same parameters)."""
-    net = tiny_net()
-    return nn.Sequential(net[0], net[1], TrainFlip(), *list(net)[2:])
-
-
-def saturated_problem(seed: int):
-    """The grader's small model with a large output weight (confident, partly wrong predictions)
-    and toy images: the binary cross-entropy and the squared error pull some parameters in
-    opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
-    for attempt in range(10):
-        g = torch.Generator().manual_seed(seed + 7919 * attempt)
-        x, y = toy_images(g, 10)
-        torch.manual_seed(seed + 7919 * attempt)
-        start = tiny_net()
-        with torch.no_grad():
-            start[4].weight.mul_(20.0)
-            start[4].bias.add_(3.0)
-        bce = reference_params(start, x, y, 0.05, 3, "adam")
-        if max_abs_diff(bce, reference_params(start, x, y, 0.05, 3, "mse")) >= 0.25 * 0.05:
-            break
-    return start, x, y
-
-
-def labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
-    x, y = toy_images(g, n, size)
-    x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
-    return x, y
-
-
-def images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
-    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
-    out = []
-    for training, grad_on, first in calls:
-        if first is None or (grad is not None and grad_on != grad):
-            continue
-        ids = torch.round(torch.as_tensor(first).double() * n).long()
-        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
-            out.append((training, grad_on, ids.tolist()))
-    return out
-
-
 def check_predict_proba_run(record, n: int, batch_size: int) -> None:
     """How predict_proba(batch_size=...) ran the model on the ``n`` :func:`labelled_images`, from the
     record of the worker's ``lab05.watch_batches`` probe (evidence): every image once, at most
@@ -271,6 +276,9 @@ def check_history(history, epochs: int) -> None:
             assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
 
 
+# --------------------------------------------------------------------------- the accuracy check's subset run
+
+
 def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
     """The accuracy check's pipeline (also run by bench/bench_lab05.py --calibrate): build the
     variant in the worker, load the grader's He initialisation, the student's train(), then the
@@ -284,7 +292,8 @@ def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = S
     """
     image_size = int(data.x_train.shape[-1])
     where = f"build_cnn({variant!r}, image_size={image_size})"
-    model = he_model(lab, variant, image_size, seed, ": the grader's initialisation and evaluation need the lecture's layers")
+    why = ": the grader's initialisation and evaluation need the lecture's layers"
+    model = he_model(lab, variant, image_size, seed, why)
     k = HISTORY_IMAGES
     lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
               epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
@@ -294,7 +303,6 @@ def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = S
     return float(((p > 0.5).float() == data.y_val).float().mean()), p
 
 
-
 def accuracy_slip(lab, data, acc: float, p: torch.Tensor) -> str:
     """Why the trained gap4 misses :data:`MIN_VAL_ACCURACY` (``acc``, probabilities ``p`` on the
     validation images): another model than the lecture's, inverted, a second sigmoid, one class
@@ -302,7 +310,8 @@ def accuracy_slip(lab, data, acc: float, p: torch.Tensor) -> str:
     model = build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
     x = data.x_train[:4]
     own = rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
-    if own is not None and not forward_matches(own, x, forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
+    where = f"build_cnn('gap4', image_size={SUBSET_SIZE})"
+    if own is not None and not forward_matches(own, x, forward(lab, model, x, where)):
         return ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
                 "structure check), and the grader measures the lecture's gap4 with your trained parameters")
     if acc <= 1.0 - MIN_VAL_ACCURACY:
