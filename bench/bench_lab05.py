@@ -8,7 +8,7 @@
     python bench/bench_lab05.py --calibrate 20 --impl tests/alt          # the alternative implementation
     python bench/bench_lab05.py --calibrate 20 --bug labels_swapped      # a planted bug must fail every seed
 
-The calibration runs the grader's own pipeline (grader/test_lab05_cnn.py: train_on_subset) on the
+The calibration runs the grader's own pipeline (grader/oracle/lab05_runs.py: train_on_subset) on the
 reference solution with the seeds that grader seeds 20181, 20182, ... give the test
 ``test_trained_gap4_reaches_validation_accuracy``, and prints min / median / max of the
 validation accuracy: the numbers in the test's docstring. The epoch times train on random
@@ -74,7 +74,7 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int, im
     import torch
 
     torch.set_num_threads(1)
-    import grader.test_lab05_cnn as T
+    import grader.oracle.lab05_runs as oracle  # the accuracy check's subset run and calibration, as the rubric uses them
     from grader.judge import session
 
     folder = Path(impl_dir) if impl_dir else session.REPO_ROOT / "solutions"
@@ -100,32 +100,32 @@ def calibrate(n_seeds: int, variant: str, pairs: int, size: int, epochs: int, im
         seed = seed_for_test(grader_seed, ACCURACY_TEST)
         torch.manual_seed(seed)
         start = time.perf_counter()
-        acc, _ = T.train_on_subset(lab, data, seed, variant=variant, epochs=epochs)
+        acc, _ = oracle.train_on_subset(lab, data, seed, variant=variant, epochs=epochs)
         rows.append({"grader_seed": grader_seed, "accuracy": acc, "time_s": time.perf_counter() - start})
         print(f"grader seed {grader_seed}: validation accuracy {acc:.3f} ({rows[-1]['time_s']:.1f} s)", flush=True)
     acc = np.array([r["accuracy"] for r in rows])
     t = np.array([r["time_s"] for r in rows])
     summary = {"min": round(float(acc.min()), 4), "median": round(float(np.median(acc)), 4),
                "max": round(float(acc.max()), 4), "time_median_s": round(float(np.median(t)), 2)}
-    if variant == "gap4" and (pairs, size, epochs) == (T.SUBSET_PAIRS, T.SUBSET_SIZE, T.SUBSET_EPOCHS):
-        summary["threshold"] = T.MIN_VAL_ACCURACY
-        summary["margin"] = round(summary["min"] - T.MIN_VAL_ACCURACY, 4)
-    summary["passed"] = int((acc >= T.MIN_VAL_ACCURACY).sum())
+    if variant == "gap4" and (pairs, size, epochs) == (oracle.SUBSET_PAIRS, oracle.SUBSET_SIZE, oracle.SUBSET_EPOCHS):
+        summary["threshold"] = oracle.MIN_VAL_ACCURACY
+        summary["margin"] = round(summary["min"] - oracle.MIN_VAL_ACCURACY, 4)
+    summary["passed"] = int((acc >= oracle.MIN_VAL_ACCURACY).sum())
     return {"variant": variant, "pairs": pairs, "size": size, "epochs": epochs, "seeds": n_seeds,
             "impl": str(impl_dir or "solutions"), "bug": bug, "summary": summary, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import grader.test_lab05_cnn as T
+    import grader.oracle.lab05_runs as oracle
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="gradings to time (default 3)")
     parser.add_argument("--epoch-times", action="store_true", help="time one epoch of each variant at 320x320")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N", help="calibrate over N grader seeds instead")
     parser.add_argument("--variant", default="gap4", help="variant for --calibrate (default gap4)")
-    parser.add_argument("--pairs", type=int, default=T.SUBSET_PAIRS, help="subset pairs for --calibrate")
-    parser.add_argument("--size", type=int, default=T.SUBSET_SIZE, help="image size for --calibrate")
-    parser.add_argument("--epochs", type=int, default=T.SUBSET_EPOCHS, help="epochs for --calibrate")
+    parser.add_argument("--pairs", type=int, default=oracle.SUBSET_PAIRS, help="subset pairs for --calibrate")
+    parser.add_argument("--size", type=int, default=oracle.SUBSET_SIZE, help="image size for --calibrate")
+    parser.add_argument("--epochs", type=int, default=oracle.SUBSET_EPOCHS, help="epochs for --calibrate")
     parser.add_argument("--impl", metavar="DIR", help="calibrate the lab files in DIR (e.g. tests/alt) instead of the solution")
     parser.add_argument("--bug", metavar="NAME", help="calibrate the solution with this planted bug (tests/bugs_lab05.py)")
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")

@@ -1,48 +1,27 @@
-"""Grading of lab 5: a CNN that classifies image quality (labs/lab05_cnn.py).
+"""Grading of lab 5: a CNN that tells fully sampled MR images from 4x accelerated PI-CS
+reconstructions (labs/lab05_cnn.py).
 
-The student's code runs in a worker process (:mod:`grader.judge.remote`); this file holds the grader's
-own reference implementation of the lecture's three models (:class:`LectureCNN`) and judges
-from plain data only:
+The student's code runs in a worker process (:mod:`grader.judge.remote`); every check judges plain data
+with the grader's own answer key: the lecture's three models rebuilt from the parameters the worker
+reports, its own forward pass and the slips in words (grader/oracle/lab05.py); its own trainings,
+the replays of the student's training and the accuracy check's subset run (grader/oracle/lab05_runs.py).
+Probes in the worker (the layers called, the mode and the images of each forward pass, the device)
+put a failure into words or check how code runs, never pass an outcome check.
 
-* structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
-  shapes) are loaded into the grader's own model, and the student's forward pass must give the
-  grader's outputs on random images; parameter counts are counted from those tensors. A probe
-  (``lab05.trace``: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``) reports which layer
-  is called with which shapes, but only to put a failure into words (the layer, the padding,
-  the pool, the flatten), never to pass a check;
-* the sigmoid: the grader loads parameters of its choice (zero conv weights, so the features are
-  known whatever the body does) and computes the expected output itself;
-* gradients: the gradients the worker reports for each conv layer must match finite
-  differences of the loss, which the grader computes from the model's outputs at perturbed
-  parameters;
-* training: on the grader's own small model (an ``nn.Sequential`` sent with
-  ``lab.grader.to_worker``), the trained parameters are compared with the grader's own Adam;
-  the accuracy check measures the trained gap4 with the grader's own forward pass on validation
-  images that never leave the grader. Train mode and the mini-batch order are outcomes too: the
-  grader's model with a layer that behaves differently in training mode (``lab05.mode_net``), and
-  the grader's own replay of the training in the order the worker reports, must give the trained
-  parameters. Probes in the worker (``lab05.watch_modes``, ``lab05.watch_batches``,
-  ``lab05.devices``) word failures, check how predict_proba runs, and the device after
-  ``train(device="cuda")`` (GPU check);
-* randomize_labels: its outputs come back as data and are judged here (class counts, a
-  permutation of distinct values, the seed); whether it changed its input is read back from a
-  handle kept in the worker.
-
-Rubric (26 points on a CPU machine, +1 on a GPU):
-    parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
-    sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1, gradients
-    reach every conv layer 1, training mode during training 1, Adam on the binary cross-entropy 2,
-    the loss is the binary cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1, history matches the grader's evaluation 1,
-    predict_proba and evaluate 1, predict 1, trained gap4 reaches the validation accuracy 3,
-    randomize_labels: a permutation keeping the class counts 1, same seed same permutation 1, does
-    not modify its input 1, rejects bad input 1; no hard-coded device 1, cuda result equals cpu 1
-    (GPU only).
+Rubric (26 points on a CPU machine, +1 on a GPU), in the order of the tests:
+    Task 5.1  parameter counts at 320x320 2, count_parameters counts trainable only 1, layer structure 2,
+              sigmoid output 1, unknown variant 1, image too small 1, global average pooling 1,
+              gradients reach every conv layer 1;
+    Task 5.2  Adam on the binary cross-entropy 2, training mode during training 1, the loss is the binary
+              cross-entropy (not the squared error) 1, mini-batches in a new order every epoch 1,
+              predict_proba and evaluate 1, history matches the grader's evaluation 1, predict 1,
+              trained gap4 reaches the validation accuracy 3;
+    Task 5.3  randomize_labels: a permutation keeping the class counts 1, same seed same permutation 1,
+              does not modify its input 1, rejects bad input 1;
+    devices   no hard-coded device 1, cuda result equals cpu 1 (GPU only).
 """
 
 from __future__ import annotations
-
-import copy
-import math
 
 import numpy as np
 import pytest
@@ -53,40 +32,21 @@ from torch import nn
 from grader.judge import remote
 from grader.kit import (
     PASS_THROUGH, as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
+    max_abs_diff,
 )
 from grader.judge.session import lab_fixture
-from grader.oracle.lab05 import (  # the answer key: the grader's models and the calls of the student's
-    LECTURE_PARAMETERS,
-    LECTURE_SIZE,
-    VARIANTS,
-    expected_shapes,
-    rebuild,
-    forward_matches,
-    he_tensors,
-    tiny_net,
-    tiny_from,
-    toy_images,
-    own_proba,
-    build,
-    padding_hint,
-    fail_forward,
-    forward,
-    trace,
-    summary,
-    layers_of,
+from grader.oracle.lab05 import (  # the answer key: the grader's models, the calls of the student's, slips in words
+    LECTURE_PARAMETERS, LECTURE_SIZE, VARIANTS, alternating, build, check_counts, check_structure,
+    conv_gradients_reached, count_slip, forward, he_model, head_parameters, layers_of, own_proba, pool_slip, rebuild,
+    shuffled, sigmoid_slip, spread_net, tiny_from, tiny_net, toy_images,
+)
+from grader.oracle.lab05_runs import (  # the grader's own trainings and replays, the accuracy check's subset run
+    MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, check_history, check_predict_proba_run,
+    images_seen, labelled_images, loss_slip, mode_net, mode_slip, order_slip, reference_params, replayed,
+    saturated_problem, train_on_subset,
 )
 
 lab = lab_fixture("lab05")
-
-
-# The accuracy check: a small seeded subset of the simulated images at reduced size.
-from data.recon import GRADER_SUBSET  # noqa: E402
-
-SUBSET_PAIRS, SUBSET_SIZE = GRADER_SUBSET  # 60 pairs at 64 px: 40 training pairs (80 images), 20 validation pairs (40 images)
-SUBSET_EPOCHS = 40
-SUBSET_LR = 3e-3
-MIN_VAL_ACCURACY = 0.75
-HISTORY_IMAGES = 10  # training images given to train() as its x_val / y_val in the accuracy check
 
 
 # --------------------------------------------------------------------------- Task 5.1: the models
@@ -101,14 +61,8 @@ def test_parameter_counts_match_lecture(lab):
         own = sum(t.numel() for _, t, trainable in params if trainable)
         x = torch.rand(1, 1, LECTURE_SIZE, LECTURE_SIZE)
         if own != want:
-            hint = ""
-            if padding_hint(lab, model):
-                hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
-            calls, _ = trace(lab, model, x, where)
-            pytest.fail(
-                f"{where} has {own} trainable parameters, the lecture's model has {want}{hint}. "
-                f"Layers called: {summary(calls)}"
-            )
+            pytest.fail(f"{where} has {own} trainable parameters, the lecture's model has {want}"
+                        + count_slip(lab, model, x, where))
         forward(lab, model, x, where)
         got = lab.count_parameters(model)
         assert int(got) == want, f"count_parameters(build_cnn({variant!r})) returned {got}, the model has {want} trainable parameters"
@@ -133,98 +87,6 @@ def test_count_parameters_counts_trainable_only(lab):
     )
 
 
-def _check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
-    """The conv blocks as the trace reports them (evidence: words for a failure, never a pass)."""
-    convs = [c for c in calls if c["type"] == "Conv2d"]
-    where = f"build_cnn({variant!r}, image_size={size})"
-    assert len(convs) == n_blocks, (
-        f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {summary(calls)}"
-    )
-    for k, c in enumerate(convs, start=1):
-        layer = f"{where}: conv layer {k} of {n_blocks} ({c['name']})"
-        kernel = tuple(c.get("kernel_size", ()))
-        assert kernel == (3, 3), f"{layer} has kernel {kernel}, expected 3x3"
-        want_in = 1 if k == 1 else 4
-        assert (c.get("in_channels"), c.get("out_channels")) == (want_in, 4), (
-            f"{layer} maps {c.get('in_channels')} -> {c.get('out_channels')} channels, expected {want_in} -> 4 (4 filters)"
-        )
-        assert c["has_bias"], f"{layer} has no bias (the lecture's 3x3x4 conv has 4 biases)"
-        inp, out = tuple(c["input_shape"]), tuple(c["output_shape"])
-        assert out[-2:] == inp[-2:], (
-            f"{layer} turns {inp[-2:]} into {out[-2:]}: use stride 1 and padding=1 ('same')"
-        )
-        if k > 1 and "input" in c:
-            want = F.max_pool2d(F.relu(convs[k - 2]["output"]), 2)
-            got = c["input"]
-            ok = got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
-            assert ok, (
-                f"{layer}: its input (shape {tuple(got.shape)}) is not max_pool2d(relu(output of conv layer {k - 1}), 2) "
-                f"(shape {tuple(want.shape)}): each block is conv 3x3, ReLU, 2x2 max-pool"
-            )
-
-
-def _check_head(variant: str, size: int, calls) -> None:
-    """The dense layers as the trace reports them (evidence: words for a failure, never a pass)."""
-    where = f"build_cnn({variant!r}, image_size={size})"
-    dense = [c for c in calls if c["type"] == "Linear"]
-    want_dense = [(4 * (size // 16) ** 2, 16), (16, 1)] if variant == "fc" else [(4, 1)]
-    got_dense = [(c.get("in_features"), c.get("out_features")) for c in dense]
-    assert got_dense == want_dense, f"{where}: dense layers {got_dense}, expected {want_dense} (in_features, out_features)"
-    last_conv = [c for c in calls if c["type"] == "Conv2d"][-1]
-    if "output" not in last_conv:
-        return
-    features = F.relu(last_conv["output"])
-    if variant != "gap1":
-        features = F.max_pool2d(features, 2)
-    first_in = dense[0]["input"]
-    if variant == "fc":
-        want = features.flatten(1)
-        ok = first_in.shape == want.shape and torch.allclose(first_in.sort(dim=1).values, want.sort(dim=1).values, atol=1e-5)
-        assert ok, (
-            f"{where}: the input of dense layer 1 ({want_dense[0][0]} -> 16) is not the flattened output of the last "
-            f"block (conv, ReLU, 2x2 max-pool): flatten {tuple(features.shape)} to {tuple(want.shape)}"
-        )
-        hidden_out, out_in = dense[0]["output"], dense[1]["input"]
-        assert out_in.shape == hidden_out.shape and torch.allclose(out_in, F.relu(hidden_out), atol=1e-6), (
-            f"{where}: the input of the output layer (16 -> 1) is not relu(dense layer 1): "
-            "the hidden dense layer needs its ReLU"
-        )
-    else:
-        want = features.mean(dim=(2, 3))
-        ok = first_in.shape == want.shape and torch.allclose(first_in, want, atol=1e-5, rtol=1e-4)
-        block = "the ReLU of the conv layer" if variant == "gap1" else "the last block (conv, ReLU, 2x2 max-pool)"
-        assert ok, (
-            f"{where}: the input of the dense layer (4 -> 1) is not the global average pool of {block}: "
-            "average each feature map over H and W with global_average_pool"
-        )
-
-
-def _check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> None:
-    """Pass only if the reported parameters have the lecture's shapes and the grader's model with
-    them computes the student's outputs; otherwise fail with the words the trace suggests."""
-    where = f"build_cnn({variant!r}, image_size={size})"
-    tensors = lab.grader.tensors(model)
-    own = rebuild(variant, size, tensors)
-    if own is not None:
-        got = forward(lab, model, x, where)
-        if forward_matches(own, x, got):
-            return
-    calls, _ = trace(lab, model, x, where, values=True)
-    _check_blocks(variant, size, calls, 1 if variant == "gap1" else 4)
-    _check_head(variant, size, calls)
-    if own is None:
-        shapes = [tuple(t.shape) for t in tensors]
-        pytest.fail(
-            f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model "
-            f"{expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
-        )
-    pytest.fail(
-        f"{where}: its output differs from the lecture's model with the same parameters (conv 3x3 padding 1, "
-        "ReLU, 2x2 max-pool per block; flatten, dense, ReLU, dense for 'fc'; global average pool, dense for "
-        "'gap1' / 'gap4'): check the order of the layers in forward"
-    )
-
-
 @pytest.mark.points(2)
 def test_layer_structure(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
@@ -232,7 +94,7 @@ def test_layer_structure(lab, grader_seed):
         size = LECTURE_SIZE
         model = build(lab, variant, size)
         x = torch.rand(2, 1, size, size, generator=g)
-        _check_structure(lab, model, variant, size, x)
+        check_structure(lab, model, variant, size, x)
     # the dense layer of "fc" follows the image size
     model = build(lab, "fc", 64)
     x = torch.rand(2, 1, 64, 64, generator=g)
@@ -243,63 +105,7 @@ def test_layer_structure(lab, grader_seed):
         f"{where}: dense layers {dense}; after four pools 64 -> 4, so the first dense "
         "layer maps 4 * 4 * 4 = 64 -> 16 (compute its size from image_size)"
     )
-    _check_structure(lab, model, "fc", 64, x)
-
-
-def _head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple[list[torch.Tensor], float] | None:
-    """Parameters that make the body's output known whatever it does: every conv weight 0 and
-    every conv bias the same c > 0 (each conv outputs c everywhere, so ReLU, max-pool, global
-    average pool and flatten in any order all give c); positive hidden dense layers (their ReLU
-    changes nothing); the output layer's bias set so that z = z_target.
-
-    Returns (tensors, z of the output layer as the grader computes it in float64 from those
-    float32 tensors), or None if the model has no dense layer.
-    """
-    layers = layers_of([tuple(t.shape) for t in tensors])
-    dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
-    if not dense:
-        return None
-    # The dense layers in the order the data flows (whatever order they were created in): back
-    # from the output layer (the last one with one output), each fed by the one whose outputs fit.
-    last = max((i for i in dense if layers[i][1][0] == 1), default=dense[-1])
-    chain = [last]
-    while True:
-        n_in = layers[chain[0]][1][1]
-        feeder = [i for i in dense if i not in chain and layers[i][1][0] == n_in]
-        if not feeder:
-            break
-        chain.insert(0, feeder[-1])
-    c = 0.5
-    convs = [bias for kind, _, bias in layers if kind == "conv"]
-    value = c if convs and convs[-1] else 0.0  # every feature the first dense layer sees
-    made: dict[int, list[torch.Tensor]] = {}
-    h = torch.full((layers[chain[0]][1][1],), value, dtype=torch.float64)
-    z = 0.0
-    for i in chain:
-        shape, bias = layers[i][1], layers[i][2]
-        n_out, n_in = shape
-        if i == last:
-            w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
-            zw = w.double() @ h
-            b = (z_target - zw).float()
-            z = float((zw + (b.double() if bias else 0.0))[0])
-        else:
-            w = (torch.rand(shape, generator=g) / n_in).float()
-            b = (0.1 + torch.rand(n_out, generator=g)).float()
-            h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
-        made[i] = [w, b] if bias else [w]
-    out: list[torch.Tensor] = []
-    k = 0  # index into tensors
-    for i, (kind, shape, bias) in enumerate(layers):
-        n = 2 if bias else 1
-        if kind == "conv":
-            out += [torch.zeros(shape)] + ([torch.full((shape[0],), c)] if bias else [])
-        elif i in made:
-            out += made[i]
-        else:
-            out += [t.clone() for t in tensors[k:k + n]]
-        k += n
-    return out, z
+    check_structure(lab, model, "fc", 64, x)
 
 
 @pytest.mark.points(1)
@@ -320,7 +126,7 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
         )
         reported = lab.grader.tensors(model)
         for z_target in (float(rng.uniform(-3.0, -1.5)), float(rng.uniform(1.5, 3.0))):
-            made = _head_parameters(reported, g, z_target)
+            made = head_parameters(reported, g, z_target)
             assert made is not None, f"{where}: the model has no nn.Linear layer (build the output layer with nn.Linear)"
             tensors, z = made
             lab.grader.probe("load_parameters", model, tensors)
@@ -329,17 +135,9 @@ def test_output_is_sigmoid_probability(lab, grader_seed):
                 f"{where}: output shape {tuple(getattr(out, 'shape', ()))}, expected (N, 1) = ({n}, 1)"
             )
             got = out.detach().reshape(-1).double()
-            zt = torch.full_like(got, z)
-            if torch.allclose(got, torch.sigmoid(zt), atol=1e-6, rtol=0):
-                continue
-            if torch.allclose(got, torch.sigmoid(torch.sigmoid(zt)), atol=1e-6, rtol=0):
-                why = ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
-                       "so every image is called 'accelerated'")
-            elif torch.allclose(got, zt, atol=1e-6, rtol=0):
-                why = "the output layer has no sigmoid"
-            else:
-                why = "apply exactly one sigmoid to the output of the last dense layer"
-            pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
+            if not torch.allclose(got, torch.sigmoid(torch.full_like(got, z)), atol=1e-6, rtol=0):
+                why = sigmoid_slip(got, z)
+                pytest.fail(f"{where}: the output is not sigmoid(z) of the last dense layer (forward): {why}")
 
 
 @pytest.mark.points(1)
@@ -354,9 +152,7 @@ def test_unknown_variant_raises_value_error(lab):
                 f"build_cnn({bad!r}) raised ValueError({text!r}): the message should name the allowed variants "
                 f"'fc', 'gap1', 'gap4' (missing {missing})"
             )
-        except NotImplementedError:
-            raise
-        except PASS_THROUGH:
+        except (NotImplementedError, *PASS_THROUGH):
             raise
         except remote.StudentError as exc:
             pytest.fail(f"build_cnn({bad!r}) raised {exc.type_name}: {exc}; expected a ValueError naming 'fc', 'gap1', 'gap4'")
@@ -406,44 +202,11 @@ def test_global_average_pool_matches_adaptive_avg_pool(lab, grader_seed):
             + (": it averaged over the wrong dimensions (average over H and W, dims 2 and 3)" if isinstance(got, torch.Tensor) else "")
         )
         if not torch.allclose(got.to(want.dtype), want, atol=1e-6, rtol=1e-5):
-            hint = ""
-            if torch.allclose(got.to(want.dtype), x.sum(dim=(2, 3)), atol=1e-5):
-                hint = ": it is the sum, not the mean, over H and W (divide by H W)"
-            elif torch.allclose(got.to(want.dtype), x.amax(dim=(2, 3)), atol=1e-6):
-                hint = ": it is the maximum, not the mean, over H and W"
             pytest.fail(
                 "global_average_pool differs from the mean over H and W (F.adaptive_avg_pool2d(x, 1)) "
-                f"for shape {(n, c, h, w)}{hint}"
+                f"for shape {(n, c, h, w)}{pool_slip(got.to(want.dtype), x)}"
             )
         assert got.dtype == dtype, f"global_average_pool turned {dtype} into {got.dtype}: keep the input's dtype"
-
-
-def _bce(p: torch.Tensor, y: torch.Tensor) -> float:
-    return float(F.binary_cross_entropy(p.reshape(-1).double().clamp(1e-12, 1 - 1e-12), y.double()))
-
-
-def _gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Tensor, where: str) -> bool:
-    """Whether the reported gradient of parameter ``i`` is how the loss really changes: central
-    finite differences of the grader's BCE of the model's outputs along the gradient's direction
-    (several step sizes: float32 noise at small steps, ReLU / max-pool kinks at large ones)."""
-    norm = float(grad.double().norm())
-    direction = grad / norm
-    scale = max(float(tensors[i].norm()), 1e-3)
-    try:
-        for rel in (5e-4, 1e-3, 2e-3):
-            eps = rel * scale
-            losses = []
-            for sign in (1.0, -1.0):
-                moved = [t.clone() for t in tensors]
-                moved[i] = tensors[i] + sign * eps * direction
-                lab.grader.probe("load_parameters", model, moved)
-                losses.append(_bce(forward(lab, model, x, where), y))
-            slope = (losses[0] - losses[1]) / (2 * eps)
-            if abs(slope - norm) <= 0.5 * norm:
-                return True
-        return False
-    finally:
-        lab.grader.probe("load_parameters", model, tensors)
 
 
 @pytest.mark.points(1)
@@ -452,36 +215,8 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
     x, y = toy_images(g, 8, 32)
     for variant in VARIANTS:
         reached: dict[str, bool] = {}
-        names: list[str] = []
         for _ in range(3):  # a layer whose ReLUs are all dead at one random init gets no gradient there
-            model = build(lab, variant, 32)  # a new initialisation at every attempt
-            where = f"build_cnn({variant!r}, image_size=32)"
-            params = lab.grader.parameters(model)
-            tensors = [t for _, t, _ in params]
-            shapes = [tuple(t.shape) for t in tensors]
-            convs = [i for i, s in enumerate(shapes) if len(s) == 4]
-            names = [params[i][0].rsplit(".", 1)[0] if "." in params[i][0] else params[i][0] for i in convs]
-            for k, i in enumerate(convs, start=1):
-                has_bias = i + 1 < len(shapes) and shapes[i + 1] == (shapes[i][0],)
-                for pname, j in (("weight", i), ("bias", i + 1 if has_bias else None)):
-                    if j is not None and not params[j][2]:
-                        pytest.fail(
-                            f"build_cnn({variant!r}): the {pname} of conv layer {k} ({names[k - 1]}) is frozen "
-                            "(requires_grad is False): every layer must be trained"
-                        )
-            try:
-                grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
-            except (NotImplementedError, *PASS_THROUGH):
-                raise
-            except remote.StudentError as exc:
-                fail_forward(lab, model, x, where, exc)
-            for k, (i, name) in enumerate(zip(convs, names)):
-                if reached.get(name):
-                    continue
-                grad = grads[i][1] if i < len(grads) else None
-                ok = grad is not None and tuple(grad.shape) == shapes[i] and bool(grad.abs().sum() > 0)
-                ok = ok and _gradient_confirmed(lab, model, x, y, tensors, i, grad, where)
-                reached[name] = ok
+            names = conv_gradients_reached(lab, variant, x, y, reached)
         for k, name in enumerate(names, start=1):
             assert reached.get(name), (
                 f"build_cnn({variant!r}): conv layer {k} of {len(names)} ({name}) receives no gradient from the loss: "
@@ -490,82 +225,6 @@ def test_gradients_reach_every_conv_layer(lab, grader_seed):
 
 
 # --------------------------------------------------------------------------- Task 5.2: training
-
-
-def _reference_params(model: nn.Module, x, y, lr: float, steps: int, kind: str,
-                      batches: list[list[list[int]]] | None = None) -> list[torch.Tensor]:
-    """Parameters after training with the grader's own optimisation variant ``kind``: ``steps``
-    full-batch epochs, or, with ``batches``, one step per mini-batch of sample indices (one list
-    of mini-batches per epoch, in the order the judge was told). The model keeps its mode (a
-    model with a :class:`_TrainFlip` trains differently in training mode)."""
-    model = copy.deepcopy(model)
-    optimizer = torch.optim.SGD if kind == "sgd" else torch.optim.Adam
-
-    def make():
-        return optimizer(model.parameters(), lr=lr)
-
-    opt = make()
-    target = 1.0 - y if kind == "swapped" else y
-    epochs = batches if batches is not None else [[list(range(len(y)))]] * steps
-    for epoch in epochs:
-        if kind == "adam_reset":
-            opt = make()
-        for batch in epoch:
-            idx = torch.as_tensor(batch, dtype=torch.long)
-            opt.zero_grad()
-            p = model(x[idx]).reshape(-1)
-            if kind == "logits":
-                loss = F.binary_cross_entropy_with_logits(p, target[idx])
-            elif kind == "mse":
-                loss = F.mse_loss(p, target[idx])
-            else:
-                loss = F.binary_cross_entropy(p, target[idx])
-            loss.backward()
-            opt.step()
-    return [p.detach().clone() for p in model.parameters()]
-
-
-# The slips the training checks name (and tolerate where another check grades them: the train-mode
-# and order checks replay the student's training with each of these, so a wrong optimiser or loss
-# costs the points of the Adam and loss checks only).
-TRAINING_SLIPS = {
-    "swapped": "the labels are swapped (the loss uses 1 - y): label 0 = fully sampled reference, 1 = accelerated",
-    "logits": "the loss applies a second sigmoid: BCEWithLogitsLoss expects logits, but the model outputs "
-              "probabilities; use nn.BCELoss / F.binary_cross_entropy",
-    "sgd": "the optimizer is SGD; the lecture uses Adam",
-    "adam_reset": "Adam is created anew every epoch, which resets its moment estimates: create it once before the loop",
-    "mse": "the loss is the mean squared error; the lecture's loss is the binary cross-entropy (nn.BCELoss)",
-}
-
-
-def _replayed(got, start: nn.Module, x, y, lr: float, steps: int, batches=None, tol: float | None = None) -> str | None:
-    """The optimisation variant (``"adam"`` or a key of TRAINING_SLIPS) whose replay by the
-    grader gives the parameters ``got`` (within 0.05 lr), or None."""
-    tol = 0.05 * lr if tol is None else tol
-    for kind in ("adam", *TRAINING_SLIPS):
-        if _max_diff(got, _reference_params(start, x, y, lr, steps, kind, batches)) <= tol:
-            return kind
-    return None
-
-
-class _TrainFlip(nn.Module):
-    """The grader's copy of the worker's probe layer ``lab05.TrainFlip``: identity in evaluation
-    mode, negation in training mode (a deterministic stand-in for dropout)."""
-
-    def forward(self, x):
-        return -x if self.training else x
-
-
-def _mode_net() -> nn.Sequential:
-    """:func:`tiny_net` with a :class:`_TrainFlip` after the activation (same parameters)."""
-    net = tiny_net()
-    return nn.Sequential(net[0], net[1], _TrainFlip(), *list(net)[2:])
-
-
-def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    if len(a) != len(b) or any(tuple(u.shape) != tuple(v.shape) for u, v in zip(a, b)):
-        return math.inf
-    return max(float((u.detach().cpu().double() - v.double()).abs().max()) for u, v in zip(a, b))
 
 
 @pytest.mark.points(2)
@@ -587,19 +246,9 @@ def test_train_step_is_adam_on_binary_cross_entropy(lab, grader_seed):
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
     tol = 0.05 * lr
-    if _max_diff(got, _reference_params(start, x, y, lr, epochs, "adam")) <= tol:
+    if max_abs_diff(got, reference_params(start, x, y, lr, epochs, "adam")) <= tol:
         return
-    if _max_diff(got, [p.detach() for p in start.parameters()]) == 0:
-        pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-    for kind, hint in TRAINING_SLIPS.items():
-        if kind != "mse" and _max_diff(got, _reference_params(start, x, y, lr, epochs, kind)) <= tol:
-            pytest.fail(f"train(): after {epochs} full-batch epochs at lr={lr} the parameters match a slip: {hint}")
-    pytest.fail(
-        f"train(): after {epochs} full-batch epochs (batch_size >= N) at lr={lr} the parameters differ from "
-        f"torch.optim.Adam(lr={lr}) on the binary cross-entropy of model(x) and y by up to "
-        f"{_max_diff(got, _reference_params(start, x, y, lr, epochs, 'adam')):.2e}: one optimizer for the whole "
-        "training, zero_grad, loss, backward, step per batch"
-    )
+    pytest.fail(adam_slip(got, start, x, y, lr, epochs, tol))
 
 
 @pytest.mark.points(1)
@@ -616,48 +265,14 @@ def test_train_puts_model_in_train_mode(lab, grader_seed):
     x, y = toy_images(g, 12)
     xv, yv = toy_images(g, 6)
     torch.manual_seed(grader_seed)
-    start = _mode_net()
+    start = mode_net()
     lr, epochs = 0.05, 3
     model = lab.grader.probe("lab05.mode_net", [p.detach().clone() for p in start.parameters()])  # in eval mode
     recorder = lab.grader.probe("lab05.watch_modes", model)  # evidence: words of the failure only
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
-    if _replayed(got, start.train(), x, y, lr, epochs) is not None:
-        return
-    if _max_diff(got, [p.detach() for p in start.parameters()]) == 0:
-        pytest.fail("train(): the model's parameters did not change (optimizer.step() on model.parameters()?)")
-    with_grad = [bool(training) for training, grad in recorder.calls.fetch() if grad]
-    in_eval = _replayed(got, start.eval(), x, y, lr, epochs) is not None or not all(with_grad)
-    if in_eval:
-        pytest.fail(
-            "train(): the model was trained in evaluation mode (model.training was False during the training "
-            "steps): call model.train() at the start of every epoch; evaluating puts the model in eval mode, where "
-            "dropout and batch norm behave differently (the grader's model has a layer that behaves differently in "
-            "training mode, and its trained parameters show the mode)"
-        )
-    pytest.fail(
-        f"train(): after {epochs} full-batch epochs at lr={lr} on a model with a training-mode-only layer, the "
-        "parameters are not those of Adam on the binary cross-entropy with the model in training mode "
-        "(model.train() every epoch); see also the Adam check"
-    )
-
-
-def _saturated_problem(seed: int):
-    """The grader's small model with a large output weight (confident, partly wrong predictions)
-    and toy images: the binary cross-entropy and the squared error pull some parameters in
-    opposite directions there, so their Adam trajectories part (>= 0.4 lr on seeds 1-10)."""
-    for attempt in range(10):
-        g = torch.Generator().manual_seed(seed + 7919 * attempt)
-        x, y = toy_images(g, 10)
-        torch.manual_seed(seed + 7919 * attempt)
-        start = tiny_net()
-        with torch.no_grad():
-            start[4].weight.mul_(20.0)
-            start[4].bias.add_(3.0)
-        bce = _reference_params(start, x, y, 0.05, 3, "adam")
-        if _max_diff(bce, _reference_params(start, x, y, 0.05, 3, "mse")) >= 0.25 * 0.05:
-            break
-    return start, x, y
+    if replayed(got, start.train(), x, y, lr, epochs) is None:
+        pytest.fail(mode_slip(got, start, x, y, lr, epochs, recorder.calls.fetch()))
 
 
 @pytest.mark.points(1)
@@ -668,47 +283,16 @@ def test_train_loss_is_binary_cross_entropy(lab, grader_seed):
     model whose predictions are confident and partly wrong, 3 full-batch Adam epochs at lr 0.05 on
     BCE and on MSE end >= 0.47 lr apart (seeds 1-10; the grader makes sure of >= 0.25 lr);
     tolerance 0.05 lr, as in the Adam check."""
-    start, x, y = _saturated_problem(grader_seed)
+    start, x, y = saturated_problem(grader_seed)
     lr, epochs = 0.05, 3
     model = lab.grader.to_worker(start)
     g = torch.Generator().manual_seed(grader_seed + 1)
     xv, yv = toy_images(g, 4)
     lab.train(model, x.clone(), y.clone(), xv, yv, epochs=epochs, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
     got = lab.grader.tensors(model)
-    kind = _replayed(got, start, x, y, lr, epochs)
-    if kind == "adam":
-        return
-    if kind == "mse":
-        pytest.fail(
-            "train(): on a model with confident wrong predictions the trained parameters are those of Adam on the "
-            "mean squared error: " + TRAINING_SLIPS["mse"] + " (the squared error of a sigmoid output hardly moves "
-            "a confidently wrong prediction)"
-        )
-    pytest.fail(
-        f"train(): on a model with confident predictions, {epochs} full-batch epochs at lr={lr} end with "
-        "parameters that are not those of Adam on the binary cross-entropy "
-        + (f"({TRAINING_SLIPS[kind]})" if kind else "(nor of any loss the grader knows)")
-        + ": the loss must be nn.BCELoss()(model(x).reshape(-1), y), the mean over the batch"
-    )
-
-
-def _labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """Toy images whose first pixel is k / n for image k: the probe's record names the images."""
-    x, y = toy_images(g, n, size)
-    x[:, 0, 0, 0] = torch.arange(n, dtype=torch.float32) / n
-    return x, y
-
-
-def _images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
-    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
-    out = []
-    for training, grad_on, first in calls:
-        if first is None or (grad is not None and grad_on != grad):
-            continue
-        ids = torch.round(torch.as_tensor(first).double() * n).long()
-        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
-            out.append((training, grad_on, ids.tolist()))
-    return out
+    kind = replayed(got, start, x, y, lr, epochs)
+    if kind != "adam":
+        pytest.fail(loss_slip(kind, lr, epochs))
 
 
 @pytest.mark.points(1)
@@ -722,7 +306,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     same seed gives the same trained parameters."""
     g = torch.Generator().manual_seed(grader_seed)
     n, batch_size, epochs = 23, 5, 3
-    x, y = _labelled_images(g, n)
+    x, y = labelled_images(g, n)
     xv, yv = toy_images(g, 6)
     xv[:, 0, 0, 0] = 2.0  # not one of the training images
     torch.manual_seed(grader_seed)
@@ -733,7 +317,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     for m in (model, twin):
         lab.train(m, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=batch_size,
                   device="cpu", seed=grader_seed)
-    batches = [ids for _, _, ids in _images_seen(recorder.calls.fetch(), n, grad=True)]
+    batches = [ids for _, _, ids in images_seen(recorder.calls.fetch(), n, grad=True)]
     orders = epoch_orders(batches, n, batch_size, epochs, "images")
     assert orders[0] != list(range(n)), "train(): the first epoch visits the images in their stored order; shuffle them"
     assert all(a != b for a, b in zip(orders, orders[1:])), (
@@ -744,18 +328,9 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     # replay of one step per mini-batch, in exactly that order, must give them.
     got = lab.grader.tensors(model)
     steps = [[order[i:i + batch_size] for i in range(0, n, batch_size)] for order in orders]
-    if _replayed(got, start, x, y, 1e-2, epochs, batches=steps) is None:
-        in_order = [[list(range(n))[i:i + batch_size] for i in range(0, n, batch_size)]] * epochs
-        moved = _max_diff(got, [p.detach() for p in start.parameters()]) > 0
-        pytest.fail(
-            "train(): the trained parameters are not those of one Adam step per mini-batch in the order the model "
-            "was fed the images"
-            + (": the model was called on the shuffled mini-batches but not trained on them (one optimizer step "
-               "per mini-batch, on the batch the model just saw)" if not moved else "")
-            + (" (they are those of training in the stored order: the shuffled order must be the one trained on)"
-               if moved and _replayed(got, start, x, y, 1e-2, epochs, batches=in_order) is not None else "")
-        )
-    diff = _max_diff(got, lab.grader.tensors(twin))
+    if replayed(got, start, x, y, 1e-2, epochs, batches=steps) is None:
+        pytest.fail(order_slip(got, start, x, y, 1e-2, epochs, batch_size))
+    diff = max_abs_diff(got, lab.grader.tensors(twin))
     assert diff == 0, (
         f"train(): the same model, data and seed gave parameters that differ by up to {diff:.2e}: draw the "
         "mini-batch order from a generator seeded with `seed`, so a run can be reproduced"
@@ -770,11 +345,8 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
     the grader's own binary cross-entropy and accuracy."""
     g = torch.Generator().manual_seed(grader_seed)
     n, batch_size = 23, 5
-    x, y = _labelled_images(g, n)
-    torch.manual_seed(grader_seed)
-    net = tiny_net()
-    with torch.no_grad():
-        net[4].weight.mul_(20.0)  # spread the probabilities
+    x, y = labelled_images(g, n)
+    net = spread_net(grader_seed)
     want = own_proba(net, x)
     net.train()
     model = lab.grader.to_worker(net)  # in training mode
@@ -788,21 +360,7 @@ def test_predict_proba_and_evaluate(lab, grader_seed):
         f"predict_proba differs from the model's probabilities by up to {float((p - want).abs().max()):.2e}: "
         "return model(x) per image, in the order of x"
     )
-    calls = _images_seen(recorder.calls.fetch(), n)
-    seen = sorted(i for _, _, ids in calls for i in ids)
-    assert seen == list(range(n)), f"predict_proba: the model saw {len(seen)} images in total, expected each of the {n} once"
-    biggest = max(len(ids) for _, _, ids in calls)
-    assert biggest <= batch_size, (
-        f"predict_proba(batch_size={batch_size}) ran the model on {biggest} images at once: at most batch_size per "
-        "forward pass (memory at 320x320 and on a GPU)"
-    )
-    assert not any(training for training, _, _ in calls), (
-        "predict_proba ran the model in training mode: call model.eval() first (dropout and batch norm behave "
-        "differently in training mode)"
-    )
-    assert not any(grad for _, grad, _ in calls), (
-        "predict_proba ran the model with gradients enabled: wrap it in torch.no_grad() (no graph is needed to predict)"
-    )
+    check_predict_proba_run(recorder.calls.fetch(), n, batch_size)  # how it ran (evidence of the worker's probe)
     assert not any(lab.grader.probe("training_flags", model)), "predict_proba must leave the model in evaluation mode"
 
     lab.grader.forward(model, x[:1].clone(), train_mode=True)  # back to training mode
@@ -835,20 +393,7 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
     epochs = 3
     history = lab.train(model, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=10,
                         device="cpu", seed=grader_seed)
-    assert isinstance(history, dict), (
-        f"train() must return a dict of per-epoch lists, got "
-        f"{history.type_name if isinstance(history, remote.RemoteObject) else type(history).__name__}"
-    )
-    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
-    missing = [k for k in keys if k not in history]
-    assert not missing, f"train()'s history lacks {missing}; expected the keys {list(keys)}"
-    for k in keys:
-        assert len(history[k]) == epochs, f"history[{k!r}] has {len(history[k])} values, expected one per epoch ({epochs})"
-        values = [as_float(v, f"history[{k!r}]") for v in history[k]]
-        if k.endswith("acc"):
-            assert all(0 <= v <= 1 for v in values), f"history[{k!r}] = {values} is not a fraction in [0, 1]"
-        else:
-            assert all(v >= 0 for v in values), f"history[{k!r}] = {values}: a binary cross-entropy is >= 0"
+    check_history(history, epochs)
     # Only the validation values are compared: a running mean over the epoch (as Keras reports it)
     # is a fine training accuracy too. The grader evaluates its own copy of the trained model.
     p = own_proba(tiny_from(lab, model, "train()"), xv)
@@ -870,10 +415,7 @@ def test_train_history_matches_own_evaluation(lab, grader_seed):
 def test_predict_thresholds_probabilities(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, _ = toy_images(g, 12)
-    torch.manual_seed(grader_seed)
-    net = tiny_net()
-    with torch.no_grad():
-        net[4].weight.mul_(20.0)  # spread the probabilities
+    net = spread_net(grader_seed)
     p = own_proba(net, x)
     model = lab.grader.to_worker(net)
     for threshold in (0.5, float(p.median()), 0.9):
@@ -890,36 +432,6 @@ def test_predict_thresholds_probabilities(lab, grader_seed):
         if not torch.equal(got, want):
             hint = " (labels swapped: 1 = accelerated is p > threshold)" if torch.equal(got, 1 - want) else ""
             pytest.fail(f"predict(threshold={threshold:.3f}) gave {got.tolist()}, expected (p > threshold) = {want.tolist()}{hint}")
-
-
-def train_on_subset(lab, data, seed: int, variant: str = "gap4", epochs: int = SUBSET_EPOCHS) -> tuple[float, torch.Tensor]:
-    """The accuracy check's pipeline (also run by bench/bench_lab05.py --calibrate): build the
-    variant in the worker, load the grader's He initialisation, the student's train(), then the
-    grader's own model with the trained parameters on the validation images.
-
-    The validation images and labels never leave the grader: train() gets the first
-    ``HISTORY_IMAGES`` training images as its x_val / y_val (its history is not graded here, and
-    what it evaluates after each epoch does not change the training).
-
-    Returns (validation accuracy, (N_val,) predicted probabilities).
-    """
-    image_size = int(data.x_train.shape[-1])
-    where = f"build_cnn({variant!r}, image_size={image_size})"
-    model = build(lab, variant, image_size)
-    expected = expected_shapes(variant, image_size)
-    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
-    assert shapes == expected, (
-        f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model {expected}: "
-        "the grader's initialisation and evaluation need the lecture's layers"
-    )
-    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
-    k = HISTORY_IMAGES
-    lab.train(model, data.x_train.clone(), data.y_train.clone(), data.x_train[:k].clone(), data.y_train[:k].clone(),
-              epochs=epochs, lr=SUBSET_LR, batch_size=10, device="cpu", seed=seed)
-    own = rebuild(variant, image_size, lab.grader.tensors(model))
-    assert own is not None, f"train(): the parameters of {where} changed shape during training"
-    p = own_proba(own, data.x_val)
-    return float(((p > 0.5).float() == data.y_val).float().mean()), p
 
 
 @pytest.fixture(scope="module")
@@ -946,21 +458,7 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
     acc, p = train_on_subset(lab, recon_subset, grader_seed)
     if acc >= MIN_VAL_ACCURACY:
         return
-    model = build(lab, "gap4", SUBSET_SIZE)  # does the student's gap4 compute the grader's?
-    x = recon_subset.x_train[:4]
-    own = rebuild("gap4", SUBSET_SIZE, lab.grader.tensors(model))
-    if own is not None and not forward_matches(own, x, forward(lab, model, x, f"build_cnn('gap4', image_size={SUBSET_SIZE})")):
-        why = ("your gap4 computes something else than the lecture's gap4 with the same parameters (see the layer "
-               "structure check), and the grader measures the lecture's gap4 with your trained parameters")
-    elif acc <= 1.0 - MIN_VAL_ACCURACY:
-        why = ("it is below chance: the predictions are inverted, are the labels swapped? "
-               "(0 = fully sampled reference, 1 = accelerated PI-CS)")
-    elif float(p.min()) >= 0.5:
-        why = ("every probability is >= 0.5 (min {:.2f}): is the sigmoid applied twice?".format(float(p.min())))
-    elif bool(((p > 0.5) == (p[0] > 0.5)).all()):
-        why = "the model predicts the same class for every image: check train() and the model"
-    else:
-        why = "check train() (Adam, binary cross-entropy, shuffled mini-batches) and the gap4 model"
+    why = accuracy_slip(lab, recon_subset, acc, p)
     pytest.fail(
         f"gap4 trained with your train() for {SUBSET_EPOCHS} epochs (lr {SUBSET_LR}, batch 10) classifies "
         f"{acc:.3f} of the {len(p)} validation images correctly, expected >= {MIN_VAL_ACCURACY}: {why}"
@@ -972,34 +470,6 @@ def test_trained_gap4_reaches_validation_accuracy(lab, recon_subset, grader_seed
 N_LABELS = 400  # labels per randomness check: a shift, a sort or no shuffle shows at this length
 
 
-def _alternating(n: int, dtype=torch.float32) -> torch.Tensor:
-    """0, 1, 0, 1, ...: the lab's order (reference, accelerated, reference, ...)."""
-    return (torch.arange(n) % 2).to(dtype)
-
-
-def _shuffled(lab, y, seed: int, n: int, dtype: torch.dtype, what: str) -> torch.Tensor:
-    """``lab.randomize_labels(y, seed)`` (``y`` data or a handle of n labels of ``dtype``), checked to
-    be a tensor of n labels of that dtype."""
-    out = lab.randomize_labels(y, seed)
-    ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (n,) and out.dtype == dtype
-    assert ok, (
-        f"{what} must return a new ({n},) tensor of the dtype of y ({dtype}), the labels reordered; got "
-        + (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__)
-    )
-    return out
-
-
-def _check_counts(out: torch.Tensor, y: torch.Tensor, what: str) -> None:
-    for label in torch.unique(y).tolist():
-        want, got = int((y == label).sum()), int((out == label).sum())
-        assert got == want, (
-            f"{what} changed the class counts: {got} labels {label:g} instead of {want} of {len(y)}. Permute the labels "
-            "(each used exactly once, e.g. y[torch.randperm(N, generator=...)]); do not draw new labels or sample "
-            "positions with replacement"
-        )
-    assert set(torch.unique(out).tolist()) <= set(torch.unique(y).tolist()), f"{what} returned labels that are not in y"
-
-
 @pytest.mark.points(1)
 def test_randomize_labels_is_a_permutation_keeping_class_counts(lab, grader_seed):
     """Class counts kept (balanced float and unbalanced int64 labels), every label used exactly once
@@ -1007,10 +477,10 @@ def test_randomize_labels_is_a_permutation_keeping_class_counts(lab, grader_seed
     and where a value lands is uncorrelated with where it was."""
     g = torch.Generator().manual_seed(grader_seed)
     n = N_LABELS
-    y = _alternating(n)
+    y = alternating(n)
     what = f"randomize_labels(y, seed={grader_seed}) on {n} labels 0., 1., 0., 1., ..."
-    out = _shuffled(lab, y.clone(), grader_seed, n, torch.float32, what)
-    _check_counts(out, y, what)
+    out = shuffled(lab, y.clone(), grader_seed, n, torch.float32, what)
+    check_counts(out, y, what)
     kept = float((out == y).float().mean())
     assert 0.35 <= kept <= 0.65, (
         f"{what} left {kept:.0%} of the labels equal to the label at their place (a random permutation: about "
@@ -1018,10 +488,10 @@ def test_randomize_labels_is_a_permutation_keeping_class_counts(lab, grader_seed
     )
     y3 = (torch.arange(n) % 3 == 0).long()[torch.randperm(n, generator=g)]
     what3 = f"randomize_labels(y, seed={grader_seed + 1}) on {n} int64 labels, a third of them 1"
-    _check_counts(_shuffled(lab, y3.clone(), grader_seed + 1, n, torch.int64, what3), y3, what3)
+    check_counts(shuffled(lab, y3.clone(), grader_seed + 1, n, torch.int64, what3), y3, what3)
     ids = torch.randperm(n, generator=g).double()
     what_ids = f"randomize_labels(y, seed={grader_seed}) on {n} distinct float64 values"
-    out_ids = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what_ids)
+    out_ids = shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what_ids)
     assert torch.equal(out_ids.sort().values, ids.sort().values), (
         f"{what_ids} is not a permutation of y: every label must appear exactly once (a permutation of the "
         "positions, not sampling with replacement or new values)"
@@ -1042,23 +512,23 @@ def test_randomize_labels_same_seed_same_permutation(lab, grader_seed):
     ids = torch.arange(n, dtype=torch.float64)
     what = f"randomize_labels(y, seed={grader_seed}) on {n} labels"
     lab.grader.seed(grader_seed)
-    first = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
+    first = shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
     lab.grader.seed(grader_seed + 12345)  # the global RNGs in another state
-    again = _shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
+    again = shuffled(lab, ids.clone(), grader_seed, n, torch.float64, what)
     assert torch.equal(first, again), (
         f"{what} gave another order when called again with the same seed: draw the permutation from a generator "
         "seeded with `seed` (torch.Generator().manual_seed(seed) or np.random.default_rng(seed)), not from the "
         "global RNG"
     )
-    other = _shuffled(lab, ids.clone(), grader_seed + 1, n, torch.float64, f"randomize_labels(y, seed={grader_seed + 1})")
+    other = shuffled(lab, ids.clone(), grader_seed + 1, n, torch.float64, f"randomize_labels(y, seed={grader_seed + 1})")
     assert not torch.equal(other, first), (
         f"randomize_labels gave the same order for seeds {grader_seed} and {grader_seed + 1}: it ignores its seed; "
         "seed the generator of the permutation with `seed`"
     )
     perm = first.long()  # the ids are the positions: out[i] = y[perm[i]]
     assert sorted(perm.tolist()) == list(range(n)), f"{what} is not a permutation of y (see the permutation check)"
-    y = _alternating(n)
-    got = _shuffled(lab, y.clone(), grader_seed, n, torch.float32, f"randomize_labels(0/1 labels, seed={grader_seed})")
+    y = alternating(n)
+    got = shuffled(lab, y.clone(), grader_seed, n, torch.float32, f"randomize_labels(0/1 labels, seed={grader_seed})")
     assert torch.equal(got, y[perm]), (
         f"randomize_labels(y, seed={grader_seed}) reordered 0/1 labels with another permutation than {n} distinct "
         "labels of the same length: the permutation must depend on the seed and N only"
@@ -1070,16 +540,16 @@ def test_randomize_labels_does_not_modify_its_input(lab, grader_seed):
     """y is kept in the worker (``lab.grader.keep``) and read back after the call: a plain argument
     is a copy in the worker, on which an in-place change would go unseen."""
     n = 40
-    y = _alternating(n)
+    y = alternating(n)
     handle = lab.grader.keep(y.clone())
     what = f"randomize_labels(y, seed={grader_seed}) on {n} labels"
-    out = _shuffled(lab, handle, grader_seed, n, torch.float32, what)
+    out = shuffled(lab, handle, grader_seed, n, torch.float32, what)
     now = lab.grader.probe("tensor", handle)
     assert isinstance(now, torch.Tensor) and torch.equal(now, y), (
         f"{what} changed y in place: return a new tensor (y[perm]) and leave the caller's labels as they were "
         "(train() on the true labels runs after the random-label run)"
     )
-    _check_counts(out, y, what)
+    check_counts(out, y, what)
 
 
 @pytest.mark.points(1)
@@ -1090,11 +560,11 @@ def test_randomize_labels_rejects_bad_input(lab, grader_seed):
     y = (torch.arange(30) % 3 == 0).float()
     what = f"randomize_labels(y of shape (30,), seed={grader_seed})"
     try:
-        out = _shuffled(lab, y.clone(), grader_seed, 30, torch.float32, what)
+        out = shuffled(lab, y.clone(), grader_seed, 30, torch.float32, what)
     except ValueError as exc:
         pytest.fail(f"{what} raised ValueError ({str(exc).strip()[:200]}): these labels are valid; raise only "
                     "for labels that are not one-dimensional")
-    _check_counts(out, y, what)
+    check_counts(out, y, what)
     why = "y must be one-dimensional (N,) labels: check y.dim() (or y.ndim) before shuffling"
     for bad in (y.reshape(-1, 1), y.reshape(3, 10), torch.tensor(1.0)):
         expect_value_error(lambda bad=bad: lab.randomize_labels(bad.clone(), grader_seed),
@@ -1126,14 +596,7 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
     g = torch.Generator().manual_seed(grader_seed)
     x, y = toy_images(g, 12, 32)
     xv, yv = toy_images(g, 6, 32)
-    model_cpu = build(lab, "gap1", 32)
-    expected = expected_shapes("gap1", 32)
-    shapes = [tuple(t.shape) for t in lab.grader.tensors(model_cpu)]
-    assert shapes == expected, (
-        f"build_cnn('gap1', image_size=32): model.parameters() gives tensors of shapes {shapes}, the lecture's "
-        f"model {expected}"
-    )
-    lab.grader.probe("load_parameters", model_cpu, he_tensors(expected, grader_seed))
+    model_cpu = he_model(lab, "gap1", 32, grader_seed)
     model_gpu = lab.grader.probe("deepcopy", model_cpu)
     lr = 1e-3
     lab.train(model_cpu, x.clone(), y.clone(), xv, yv, epochs=3, lr=lr, batch_size=16, device="cpu", seed=grader_seed)
@@ -1142,7 +605,7 @@ def test_train_cuda_matches_cpu(lab, grader_seed):
         "train(device='cuda') left parameters on the CPU: model.to(device)"
     )
     got_gpu, got_cpu = lab.grader.tensors(model_gpu), lab.grader.tensors(model_cpu)
-    diff = _max_diff(got_gpu, got_cpu)
+    diff = max_abs_diff(got_gpu, got_cpu)
     assert diff <= 0.05 * lr, f"train(): gap1 parameters after 3 epochs differ between cuda and cpu by {diff:.2e} (> {0.05 * lr:.0e})"
     own_cpu, own_gpu = rebuild("gap1", 32, got_cpu), rebuild("gap1", 32, got_gpu)
     assert own_cpu is not None and own_gpu is not None, "train(): the parameters of gap1 changed shape during training"

@@ -1,7 +1,7 @@
 """Hidden checks of lab 5: students see the result only after the grades are published.
 
 Failure messages say what to look at, never the expected values. Every outcome is computed by
-the grader: its own lecture model (grader/test_lab05_cnn.py: ``LectureCNN``) rebuilt from the
+the grader: its own lecture model (grader/oracle/lab05.py: ``LectureCNN``) rebuilt from the
 parameters the worker reports, its own forward pass, its own probabilities.
 """
 

@@ -1,7 +1,26 @@
 """Lab 5's answer key: the grader's own copy of the lecture's CNNs (fc, gap1, gap4), rebuilt from the
 parameter tensors the worker reports, its forward pass and probabilities, the tiny models and toy images
-the rubric trains, and the calls of the student's model with errors in words (labs/lab05_cnn.py; the
-rubric is grader/test_lab05_cnn.py)."""
+the rubric trains, the calls of the student's model with errors in words, and the slips of the model
+and randomize_labels checks in words (labs/lab05_cnn.py; the rubric is grader/test_lab05_cnn.py, the
+trainings are grader/oracle/lab05_runs.py).
+
+How the rubric judges from plain data:
+
+* structure: the parameter tensors the worker reports (``model.parameters()`` order, exact
+  shapes) are loaded into the grader's own model, and the student's forward pass must give the
+  grader's outputs on random images; parameter counts are counted from those tensors. A probe
+  (``lab05.trace``: forward hooks on every ``nn.Conv2d`` / ``nn.Linear``) reports which layer
+  is called with which shapes, but only to put a failure into words (the layer, the padding,
+  the pool, the flatten), never to pass a check;
+* the sigmoid: the grader loads parameters of its choice (zero conv weights, so the features are
+  known whatever the body does) and computes the expected output itself;
+* gradients: the gradients the worker reports for each conv layer must match finite
+  differences of the loss, which the grader computes from the model's outputs at perturbed
+  parameters;
+* randomize_labels: its outputs come back as data and are judged by the rubric (class counts, a
+  permutation of distinct values, the seed); whether it changed its input is read back from a
+  handle kept in the worker.
+"""
 
 from __future__ import annotations
 
@@ -127,6 +146,16 @@ def tiny_net() -> nn.Sequential:
                          nn.Linear(3, 1), nn.Sigmoid())
 
 
+def spread_net(seed: int) -> nn.Sequential:
+    """:func:`tiny_net` initialised from ``seed`` (the global RNG), its output weight x20 to spread
+    the probabilities."""
+    torch.manual_seed(seed)
+    net = tiny_net()
+    with torch.no_grad():
+        net[4].weight.mul_(20.0)
+    return net
+
+
 def tiny_from(lab, handle, where: str) -> nn.Sequential:
     """The grader's small model with the parameters the worker reports for ``handle``."""
     tensors = lab.grader.tensors(handle)
@@ -173,6 +202,20 @@ def build(lab, variant: str, size: int):
         f"build_cnn({variant!r}) must return an nn.Module, got "
         f"{model.type_name if isinstance(model, remote.RemoteObject) else type(model).__name__}"
     )
+    return model
+
+
+def he_model(lab, variant: str, size: int, seed: int, why: str = ""):
+    """``build(lab, variant, size)`` with the grader's He initialisation (:func:`he_tensors`, seeded) loaded,
+    after making sure its parameters have the lecture's shapes (``why`` ends the message if not)."""
+    model = build(lab, variant, size)
+    expected = expected_shapes(variant, size)
+    shapes = [tuple(t.shape) for t in lab.grader.tensors(model)]
+    assert shapes == expected, (
+        f"build_cnn({variant!r}, image_size={size}): model.parameters() gives tensors of shapes {shapes}, the "
+        f"lecture's model {expected}{why}"
+    )
+    lab.grader.probe("load_parameters", model, he_tensors(expected, seed))
     return model
 
 
@@ -244,3 +287,280 @@ def layers_of(shapes: list[tuple[int, ...]]) -> list[tuple[str, tuple[int, ...],
             layers.append(("other", s, False))
             i += 1
     return layers
+
+
+# --------------------------------------------------------------------------- Task 5.1: the model checks in words
+
+
+def count_slip(lab, model, x: torch.Tensor, where: str) -> str:
+    """The end of the message for a parameter count that is not the lecture's: a conv without
+    padding, then the layers the trace saw (evidence, at 320 x 320)."""
+    hint = ""
+    if padding_hint(lab, model):
+        hint = " (a conv has no padding: use padding=1 ('same'), so 320 -> 160 -> 80 -> 40 -> 20 after the pools)"
+    calls, _ = trace(lab, model, x, where)
+    return f"{hint}. Layers called: {summary(calls)}"
+
+
+def check_blocks(variant: str, size: int, calls, n_blocks: int) -> None:
+    """The conv blocks as the trace reports them (evidence: words for a failure, never a pass)."""
+    convs = [c for c in calls if c["type"] == "Conv2d"]
+    where = f"build_cnn({variant!r}, image_size={size})"
+    assert len(convs) == n_blocks, (
+        f"{where} applies {len(convs)} conv layer(s), expected {n_blocks}. Layers called: {summary(calls)}"
+    )
+    for k, c in enumerate(convs, start=1):
+        layer = f"{where}: conv layer {k} of {n_blocks} ({c['name']})"
+        kernel = tuple(c.get("kernel_size", ()))
+        assert kernel == (3, 3), f"{layer} has kernel {kernel}, expected 3x3"
+        want_in = 1 if k == 1 else 4
+        assert (c.get("in_channels"), c.get("out_channels")) == (want_in, 4), (
+            f"{layer} maps {c.get('in_channels')} -> {c.get('out_channels')} channels, expected {want_in} -> 4 (4 filters)"
+        )
+        assert c["has_bias"], f"{layer} has no bias (the lecture's 3x3x4 conv has 4 biases)"
+        inp, out = tuple(c["input_shape"]), tuple(c["output_shape"])
+        assert out[-2:] == inp[-2:], (
+            f"{layer} turns {inp[-2:]} into {out[-2:]}: use stride 1 and padding=1 ('same')"
+        )
+        if k > 1 and "input" in c:
+            want = F.max_pool2d(F.relu(convs[k - 2]["output"]), 2)
+            got = c["input"]
+            ok = got.shape == want.shape and torch.allclose(got, want, atol=1e-5, rtol=1e-4)
+            assert ok, (
+                f"{layer}: its input (shape {tuple(got.shape)}) is not max_pool2d(relu(output of conv layer {k - 1}), 2) "
+                f"(shape {tuple(want.shape)}): each block is conv 3x3, ReLU, 2x2 max-pool"
+            )
+
+
+def check_head(variant: str, size: int, calls) -> None:
+    """The dense layers as the trace reports them (evidence: words for a failure, never a pass)."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    dense = [c for c in calls if c["type"] == "Linear"]
+    want_dense = [(4 * (size // 16) ** 2, 16), (16, 1)] if variant == "fc" else [(4, 1)]
+    got_dense = [(c.get("in_features"), c.get("out_features")) for c in dense]
+    assert got_dense == want_dense, f"{where}: dense layers {got_dense}, expected {want_dense} (in_features, out_features)"
+    last_conv = [c for c in calls if c["type"] == "Conv2d"][-1]
+    if "output" not in last_conv:
+        return
+    features = F.relu(last_conv["output"])
+    if variant != "gap1":
+        features = F.max_pool2d(features, 2)
+    first_in = dense[0]["input"]
+    if variant == "fc":
+        want = features.flatten(1)
+        ok = first_in.shape == want.shape and torch.allclose(first_in.sort(dim=1).values, want.sort(dim=1).values, atol=1e-5)
+        assert ok, (
+            f"{where}: the input of dense layer 1 ({want_dense[0][0]} -> 16) is not the flattened output of the last "
+            f"block (conv, ReLU, 2x2 max-pool): flatten {tuple(features.shape)} to {tuple(want.shape)}"
+        )
+        hidden_out, out_in = dense[0]["output"], dense[1]["input"]
+        assert out_in.shape == hidden_out.shape and torch.allclose(out_in, F.relu(hidden_out), atol=1e-6), (
+            f"{where}: the input of the output layer (16 -> 1) is not relu(dense layer 1): "
+            "the hidden dense layer needs its ReLU"
+        )
+    else:
+        want = features.mean(dim=(2, 3))
+        ok = first_in.shape == want.shape and torch.allclose(first_in, want, atol=1e-5, rtol=1e-4)
+        block = "the ReLU of the conv layer" if variant == "gap1" else "the last block (conv, ReLU, 2x2 max-pool)"
+        assert ok, (
+            f"{where}: the input of the dense layer (4 -> 1) is not the global average pool of {block}: "
+            "average each feature map over H and W with global_average_pool"
+        )
+
+
+def check_structure(lab, model, variant: str, size: int, x: torch.Tensor) -> None:
+    """Pass only if the reported parameters have the lecture's shapes and the grader's model with
+    them computes the student's outputs; otherwise fail with the words the trace suggests."""
+    where = f"build_cnn({variant!r}, image_size={size})"
+    tensors = lab.grader.tensors(model)
+    own = rebuild(variant, size, tensors)
+    if own is not None:
+        got = forward(lab, model, x, where)
+        if forward_matches(own, x, got):
+            return
+    calls, _ = trace(lab, model, x, where, values=True)
+    check_blocks(variant, size, calls, 1 if variant == "gap1" else 4)
+    check_head(variant, size, calls)
+    if own is None:
+        shapes = [tuple(t.shape) for t in tensors]
+        pytest.fail(
+            f"{where}: model.parameters() gives tensors of shapes {shapes}, the lecture's model "
+            f"{expected_shapes(variant, size)}: the conv layers, then the dense layers, in this order"
+        )
+    pytest.fail(
+        f"{where}: its output differs from the lecture's model with the same parameters (conv 3x3 padding 1, "
+        "ReLU, 2x2 max-pool per block; flatten, dense, ReLU, dense for 'fc'; global average pool, dense for "
+        "'gap1' / 'gap4'): check the order of the layers in forward"
+    )
+
+
+def head_parameters(tensors: list, g: torch.Generator, z_target: float) -> tuple[list[torch.Tensor], float] | None:
+    """Parameters that make the body's output known whatever it does: every conv weight 0 and
+    every conv bias the same c > 0 (each conv outputs c everywhere, so ReLU, max-pool, global
+    average pool and flatten in any order all give c); positive hidden dense layers (their ReLU
+    changes nothing); the output layer's bias set so that z = z_target.
+
+    Returns (tensors, z of the output layer as the grader computes it in float64 from those
+    float32 tensors), or None if the model has no dense layer.
+    """
+    layers = layers_of([tuple(t.shape) for t in tensors])
+    dense = [i for i, (kind, _, _) in enumerate(layers) if kind == "dense"]
+    if not dense:
+        return None
+    # The dense layers in the order the data flows (whatever order they were created in): back
+    # from the output layer (the last one with one output), each fed by the one whose outputs fit.
+    last = max((i for i in dense if layers[i][1][0] == 1), default=dense[-1])
+    chain = [last]
+    while True:
+        n_in = layers[chain[0]][1][1]
+        feeder = [i for i in dense if i not in chain and layers[i][1][0] == n_in]
+        if not feeder:
+            break
+        chain.insert(0, feeder[-1])
+    c = 0.5
+    convs = [bias for kind, _, bias in layers if kind == "conv"]
+    value = c if convs and convs[-1] else 0.0  # every feature the first dense layer sees
+    made: dict[int, list[torch.Tensor]] = {}
+    h = torch.full((layers[chain[0]][1][1],), value, dtype=torch.float64)
+    z = 0.0
+    for i in chain:
+        shape, bias = layers[i][1], layers[i][2]
+        n_out, n_in = shape
+        if i == last:
+            w = (torch.randn(shape, generator=g) / math.sqrt(n_in)).float()
+            zw = w.double() @ h
+            b = (z_target - zw).float()
+            z = float((zw + (b.double() if bias else 0.0))[0])
+        else:
+            w = (torch.rand(shape, generator=g) / n_in).float()
+            b = (0.1 + torch.rand(n_out, generator=g)).float()
+            h = torch.relu(w.double() @ h + (b.double() if bias else 0.0))
+        made[i] = [w, b] if bias else [w]
+    out: list[torch.Tensor] = []
+    k = 0  # index into tensors
+    for i, (kind, shape, bias) in enumerate(layers):
+        n = 2 if bias else 1
+        if kind == "conv":
+            out += [torch.zeros(shape)] + ([torch.full((shape[0],), c)] if bias else [])
+        elif i in made:
+            out += made[i]
+        else:
+            out += [t.clone() for t in tensors[k:k + n]]
+        k += n
+    return out, z
+
+
+def sigmoid_slip(got: torch.Tensor, z: float) -> str:
+    """What the output ``got`` (float64, one value per image) is instead of sigmoid(z) of the output layer."""
+    zt = torch.full_like(got, z)
+    if torch.allclose(got, torch.sigmoid(torch.sigmoid(zt)), atol=1e-6, rtol=0):
+        return ("the sigmoid is applied twice to the output layer: sigmoid(sigmoid(z)) is always in (0.5, 0.73), "
+                "so every image is called 'accelerated'")
+    if torch.allclose(got, zt, atol=1e-6, rtol=0):
+        return "the output layer has no sigmoid"
+    return "apply exactly one sigmoid to the output of the last dense layer"
+
+
+def pool_slip(got: torch.Tensor, x: torch.Tensor) -> str:
+    """The end of the message for a global average pool ``got`` of ``x`` that is not the mean over H and W."""
+    if torch.allclose(got, x.sum(dim=(2, 3)), atol=1e-5):
+        return ": it is the sum, not the mean, over H and W (divide by H W)"
+    if torch.allclose(got, x.amax(dim=(2, 3)), atol=1e-6):
+        return ": it is the maximum, not the mean, over H and W"
+    return ""
+
+
+def bce(p: torch.Tensor, y: torch.Tensor) -> float:
+    return float(F.binary_cross_entropy(p.reshape(-1).double().clamp(1e-12, 1 - 1e-12), y.double()))
+
+
+def gradient_confirmed(lab, model, x, y, tensors: list, i: int, grad: torch.Tensor, where: str) -> bool:
+    """Whether the reported gradient of parameter ``i`` is how the loss really changes: central
+    finite differences of the grader's BCE of the model's outputs along the gradient's direction
+    (several step sizes: float32 noise at small steps, ReLU / max-pool kinks at large ones)."""
+    norm = float(grad.double().norm())
+    direction = grad / norm
+    scale = max(float(tensors[i].norm()), 1e-3)
+    try:
+        for rel in (5e-4, 1e-3, 2e-3):
+            eps = rel * scale
+            losses = []
+            for sign in (1.0, -1.0):
+                moved = [t.clone() for t in tensors]
+                moved[i] = tensors[i] + sign * eps * direction
+                lab.grader.probe("load_parameters", model, moved)
+                losses.append(bce(forward(lab, model, x, where), y))
+            slope = (losses[0] - losses[1]) / (2 * eps)
+            if abs(slope - norm) <= 0.5 * norm:
+                return True
+        return False
+    finally:
+        lab.grader.probe("load_parameters", model, tensors)
+
+
+def conv_gradients_reached(lab, variant: str, x: torch.Tensor, y: torch.Tensor, reached: dict[str, bool]) -> list[str]:
+    """One try of the gradient check on a new initialisation of ``variant`` at 32 x 32: returns the
+    names of its conv layers and sets ``reached[name]`` for every conv layer not reached yet: whether
+    the gradient the worker reports for its weight (``lab05.bce_gradients``) has the weight's shape, is
+    not zero, and is how the loss changes (:func:`gradient_confirmed`). A frozen conv parameter or an
+    error in forward fails the check in words."""
+    model = build(lab, variant, 32)  # a new initialisation at every attempt
+    where = f"build_cnn({variant!r}, image_size=32)"
+    params = lab.grader.parameters(model)
+    tensors = [t for _, t, _ in params]
+    shapes = [tuple(t.shape) for t in tensors]
+    convs = [i for i, s in enumerate(shapes) if len(s) == 4]
+    names = [params[i][0].rsplit(".", 1)[0] if "." in params[i][0] else params[i][0] for i in convs]
+    for k, i in enumerate(convs, start=1):
+        has_bias = i + 1 < len(shapes) and shapes[i + 1] == (shapes[i][0],)
+        for pname, j in (("weight", i), ("bias", i + 1 if has_bias else None)):
+            if j is not None and not params[j][2]:
+                pytest.fail(
+                    f"build_cnn({variant!r}): the {pname} of conv layer {k} ({names[k - 1]}) is frozen "
+                    "(requires_grad is False): every layer must be trained"
+                )
+    try:
+        grads = lab.grader.probe("lab05.bce_gradients", model, x, y)
+    except (NotImplementedError, *PASS_THROUGH):
+        raise
+    except remote.StudentError as exc:
+        fail_forward(lab, model, x, where, exc)
+    for k, (i, name) in enumerate(zip(convs, names)):
+        if reached.get(name):
+            continue
+        grad = grads[i][1] if i < len(grads) else None
+        ok = grad is not None and tuple(grad.shape) == shapes[i] and bool(grad.abs().sum() > 0)
+        ok = ok and gradient_confirmed(lab, model, x, y, tensors, i, grad, where)
+        reached[name] = ok
+    return names
+
+
+# --------------------------------------------------------------------------- Task 5.3: randomize_labels
+
+
+def alternating(n: int, dtype=torch.float32) -> torch.Tensor:
+    """0, 1, 0, 1, ...: the lab's order (reference, accelerated, reference, ...)."""
+    return (torch.arange(n) % 2).to(dtype)
+
+
+def shuffled(lab, y, seed: int, n: int, dtype: torch.dtype, what: str) -> torch.Tensor:
+    """``lab.randomize_labels(y, seed)`` (``y`` data or a handle of n labels of ``dtype``), checked to
+    be a tensor of n labels of that dtype."""
+    out = lab.randomize_labels(y, seed)
+    ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (n,) and out.dtype == dtype
+    assert ok, (
+        f"{what} must return a new ({n},) tensor of the dtype of y ({dtype}), the labels reordered; got "
+        + (f"{out.dtype} of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__)
+    )
+    return out
+
+
+def check_counts(out: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    for label in torch.unique(y).tolist():
+        want, got = int((y == label).sum()), int((out == label).sum())
+        assert got == want, (
+            f"{what} changed the class counts: {got} labels {label:g} instead of {want} of {len(y)}. Permute the labels "
+            "(each used exactly once, e.g. y[torch.randperm(N, generator=...)]); do not draw new labels or sample "
+            "positions with replacement"
+        )
+    assert set(torch.unique(out).tolist()) <= set(torch.unique(y).tolist()), f"{what} returned labels that are not in y"
