@@ -156,6 +156,75 @@ def expect_value_error(call, what: str, why: str) -> None:
     pytest.fail(f"{what} returned normally; expected ValueError ({why})")
 
 
+def samples_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
+    """Decode what a ``labNN.watch_batches`` probe recorded while the judge's samples went through the
+    student's model: (training flag, grad enabled, sample indices) of every recorded forward call on
+    samples of the judge's set of ``n``, in order. Sample i is known by its first value, i / n (the
+    judge builds its data that way); calls on other data (a validation set whose first values are
+    >= 1, a call without a tensor) are left out. ``grad`` keeps only the calls with that grad mode.
+    The result is evidence of the order only: a check that passes on it must also recompute the
+    outcome (the trained parameters) itself.
+    """
+    out = []
+    for training, grad_on, first in calls:
+        if first is None or (grad is not None and grad_on != grad):
+            continue
+        ids = torch.round(torch.as_tensor(first).double() * n).long()
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
+            out.append((training, grad_on, ids.tolist()))
+    return out
+
+
+def same_tensors(got, want: list[torch.Tensor], tol: float = 1e-4) -> bool:
+    """Whether ``got`` (what the worker reported: anything) is a list of tensors of ``want``'s length
+    and shapes, each within relative error ``tol`` (:func:`rel_error`) of its counterpart in ``want``."""
+    return (isinstance(got, list) and len(got) == len(want)
+            and all(isinstance(p, torch.Tensor) and p.shape == q.shape and rel_error(p, q) < tol for p, q in zip(got, want)))
+
+
+def is_stale(handle) -> bool:
+    """Whether a kept handle (``lab.grader.keep(...)``) belongs to a worker that has been replaced
+    since (after a crash or a timeout): data kept in the old worker must be sent again."""
+    worker = handle._worker
+    return worker.sock is None or handle._generation != worker.generation
+
+
+def kept_in_worker(lab, **data):
+    """A getter ``get() -> (handle, ...)`` of ``data`` (name -> tensor) kept in ``lab``'s worker, in the
+    order given: sent at the first call (``lab.grader.keep``), again only when the worker has been
+    replaced since (:func:`is_stale`), so large data crosses the socket once per worker."""
+    kept: dict = {}
+
+    def get():
+        if not kept or any(is_stale(kept[name]) for name in data):
+            kept.update({name: lab.grader.keep(value) for name, value in data.items()})
+        return tuple(kept[name] for name in data)
+
+    return get
+
+
+def remembered(make):
+    """``make`` with its outcome remembered per arguments, a failure too: ``get(*key)`` calls
+    ``make(*key)`` once per key, then returns its result or raises its exception again, so a slow
+    run that several checks share (or a broken one, or a timeout) costs its time once."""
+    cache: dict[tuple, object] = {}
+
+    def get(*key):
+        if key not in cache:
+            try:
+                cache[key] = make(*key)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - includes pytest-timeout's Failed
+                cache[key] = exc
+        result = cache[key]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return get
+
+
 def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """The largest absolute difference between two lists of tensors taken pairwise (e.g. the
     parameters the worker reports and the grader's own replay), in float64 on the CPU; ``inf`` if
