@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from grader.course.batch import command, discover, reports
-from grader.judge import sandbox
+from grader.judge.sandbox import live_processes
 from tests.fake_class import CLASS, make_class
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -248,7 +248,7 @@ def test_worker_user_keeps_students_away_from_each_other(tmp_path):
     assert json.loads((out / "results" / "victim.json").read_text())["score"] == float(rows["victim"]["max"])
     assert not (REPO_ROOT / "grader" / "FORGED").exists()
     # Killed orphans may wait a moment as zombies for init to reap them: they no longer run.
-    left = sandbox.live_processes(WORKER_USER)
+    left = live_processes(WORKER_USER)
     assert not left, f"processes of {WORKER_USER} outlived the batch: {left}"
 
 
@@ -315,7 +315,7 @@ def test_nothing_survives_from_one_student_to_the_next(tmp_path, sandbox):
         p.read_text(errors="replace") for sub in ("results", "feedback", "logs") for p in (out / sub).iterdir())
     assert CANARY not in every_output, "the instructor's environment reached student code"
     assert "ENVIRONMENT" not in every_output or "PATH=" in every_output  # the attack ran
-    assert not sandbox.live_processes(WORKER_USER)
+    assert not live_processes(WORKER_USER)
     for folder in ("/tmp", "/dev/shm", "/var/tmp"):
         assert not Path(folder, "left-by-zed").exists(), f"a student's file survived in {folder}"
 
