@@ -24,7 +24,10 @@ secret and Gradescope's two scripts:
   libraries; a torch of the pinned version that is already importable is kept as it is.
 * ``run_autograder``: reads the submission's lab files of the chosen labs once, as bytes
   (:mod:`grader.ingest`: no link followed, regular files only, at most 2 MB; a refused file is
-  named in the output), writes them over a clean copy of the grader, grades them with
+  named in the output; a lone renamed file such as ``lab04_dti (1).py`` is taken, and said, when
+  none has the exact name; a lab with no file is named in the first lines of the output with
+  the submission's files, and its checks say "file missing", not the stub's "not implemented"),
+  writes them over a clean copy of the grader, grades them with
   ``python -m grader`` (with the options baked in at build time) and writes
   ``/autograder/results/results.json``. Nothing else of the submission is used, so a modified
   grader test in the submission has no effect. If the grader itself fails, a results.json with

@@ -45,7 +45,8 @@ def test_run_autograder_grades_only_the_submitted_lab_files(autograder):
     lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
     lab2 = [t for t in results["tests"] if t["name"].startswith("lab02")]
     assert sum(t["score"] for t in lab1) == sum(t["max_score"] for t in lab1) > 0
-    assert sum(t["score"] for t in lab2) == 0 and all("not implemented" in t["output"] for t in lab2 if t["max_score"])
+    missing = "file missing: lab02_backprop.py was not found in your submission"  # not its stub's "not implemented"
+    assert sum(t["score"] for t in lab2) == 0 and all(t["output"] == missing for t in lab2 if t["max_score"])
     assert {t["name"][:5] for t in results["tests"]} == {"lab01", "lab02"}, "the assignment grades labs 1 and 2 only"
     assert results["extra_data"]["integrity"] == {"checked": True, "problems": []}
     hidden = [t for t in lab1 if "hidden" in t["extra_data"]["nodeid"]]
@@ -61,7 +62,25 @@ def test_run_autograder_accepts_top_level_files(autograder):
     proc, results = run_autograder(root, {"lab02_backprop.py": SOL2})
     earned2, possible2 = _lab_points(results, "lab02")
     assert earned2 == possible2 > 0, proc.stdout[-2000:]
-    assert _lab_points(results, "lab01")[0] == 0  # not submitted: the stub is graded
+    assert _lab_points(results, "lab01")[0] == 0  # not submitted: file missing
+
+
+@pytest.mark.timeout(300)
+def test_run_autograder_takes_a_renamed_file_and_names_a_missing_one(autograder):
+    """Issue 21: ``lab01_autograd (1).py`` (a browser's second download) earns full marks, and the
+    first line of the output says it was taken; lab 2, with no file, is named on the next line with
+    the files of the submission, and each of its checks says "file missing"."""
+    root, _ = autograder
+    proc, results = run_autograder(root, {"lab01_autograd (1).py": SOL1, "notes.txt": "my notes"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    earned1, possible1 = _lab_points(results, "lab01")
+    assert earned1 == possible1 > 0, proc.stdout[-2000:]
+    assert results["output"].splitlines()[:2] == [
+        "took `lab01_autograd (1).py` as labs/lab01_autograd.py",
+        "lab02_backprop.py not found; your submission has: lab01_autograd (1).py, notes.txt",
+    ]
+    lab2 = [t for t in results["tests"] if t["name"].startswith("lab02") and t["max_score"] > 0]
+    assert lab2 and all(t["output"] == "file missing: lab02_backprop.py was not found in your submission" for t in lab2)
 
 
 @pytest.mark.timeout(400)

@@ -6,7 +6,7 @@ Rules:
 * the worker (``grader/worker/``, the only code next to student code) imports nothing of the
   grader's but its own package;
 * the leaves import nothing of the grader's (``registry``, ``scoring``, ``textsafe``) or only
-  leaves (``ingest``: the registry; ``report``: scoring and textsafe);
+  leaves (``ingest``: the registry and textsafe; ``report``: scoring and textsafe);
 * the judge's client (``remote``) and the sandbox never import the plugin or the course tooling
   (``batch``, ``gradescope``, ``release``, ``stubs``, ``classroom``);
 * nothing imports a graded test file (``grader/test_*.py``, ``grader/hidden/test_*.py``), except
@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE = {"grader.batch", "grader.gradescope", "grader.release", "grader.stubs", "grader.classroom"}
-LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.ingest": {"grader.registry"},
+LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.ingest": {"grader.registry", "grader.textsafe"},
           "grader.report": {"grader.scoring", "grader.textsafe"}}
 #: (importer, imported test module): rubric files used as helper libraries, to be moved to oracle/kit
 #: (the benches read the rubric's thresholds and lab 5's subset run).
