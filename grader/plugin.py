@@ -63,6 +63,7 @@ class Report:
     json_path: Path | None = None
     integrity: dict = field(default_factory=dict)
     gpu_points: bool = False
+    notes: list[str] = field(default_factory=list)  # about the graded files (labs_session.folder_notes): output's first lines
 
     def labs(self) -> list[str]:
         """The lab ids that have checks in this run, sorted."""
@@ -113,15 +114,17 @@ class Report:
             "grader_seed": self.seed,
             "graded_implementation": self.impl,
             "gpu_checks": "graded" if self.gpu_points else "information",
+            "submission_notes": self.notes,
         }
         return {
             "score": round(score, 4),
             "max_score": round(max_score, 4),
             "execution_time": round(time.time() - self.started, 2),
-            "output": (
+            "output": "\n".join([
+                *self.notes,
                 f"Graded {self.impl} with grader seed {self.seed} on {self.device} "
-                f"(torch {torch.__version__}). {gpu_policy_line(self.gpu_points)}"
-            ),
+                f"(torch {torch.__version__}). {gpu_policy_line(self.gpu_points)}",
+            ]),
             "tests": tests,
             "extra_data": extra,
         }
@@ -381,6 +384,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                                      information=item.get_closest_marker("information") is not None),
             evidence=item.get_closest_marker("information") is not None,
         )
+    try:
+        report.notes = labs_session.folder_notes(report.labs())
+    except Exception as exc:  # noqa: BLE001 - a note must never break grading
+        report.notes = [f"the graded folder's files could not be listed ({textsafe.terminal(exc)})"]
     report.write_json()
 
 

@@ -48,7 +48,8 @@ def render_report(results: dict) -> list[str]:
     """The score table and the "what to look at" lines, from a ``results.json`` dict.
 
     Used by the plugin at the end of a pytest run and by ``python -m grader`` after merging the
-    per-lab runs, so both print the same report. Every line is passed through
+    per-lab runs, so both print the same report. It starts with ``extra_data.submission_notes``
+    (a lab file not found, a renamed file taken), the first lines of results.json's ``output`` too. Every line is passed through
     :func:`grader.textsafe.terminal`: a message quoting student text cannot drive the terminal.
     """
     return [textsafe.terminal(line) for line in _report_lines(results)]
@@ -57,10 +58,12 @@ def render_report(results: dict) -> list[str]:
 def _report_lines(results: dict) -> list[str]:
     tests = results["tests"]
     extra = results.get("extra_data", {})
+    notes = extra.get("submission_notes", [])
     info = [t for t in tests if is_info_test(t)]
     evidence = [t for t in info if t.get("output", "").startswith(EVIDENCE_INFO)]
     header = "GPU checks (information, 0 points)" if not evidence else "information checks (0 points)"
-    lines = [f"{'lab':<8}{'earned':>8}{'possible':>10}" + (f"   {header}" if info else "")]
+    lines = [*notes, ""] if notes else []  # a lab file not found, a renamed one taken: first
+    lines.append(f"{'lab':<8}{'earned':>8}{'possible':>10}" + (f"   {header}" if info else ""))
     labs = sorted({scoring.lab_of(t) for t in tests})
     for lab in labs:
         mine = [t for t in tests if scoring.lab_of(t) == lab]
@@ -107,7 +110,7 @@ def is_info_test(test: dict) -> bool:
 
 def whole_lab_failure(output: str) -> bool:
     """True when a failure hits every check of a lab: its file is missing or does not import."""
-    return output.startswith("could not import") or " is missing: " in output
+    return output.startswith(("could not import", "file missing: ")) or " is missing: " in output
 
 
 def failure_lines(failed: list[dict]) -> list[tuple[str, str | None, float, str]]:

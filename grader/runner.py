@@ -182,6 +182,7 @@ def grade_isolated(args: GradeOptions, quiet: bool = False, run_pytest=run_pytes
         return 4
     done: dict[str, dict] = {}
     extra: dict = {}
+    notes: list[str] | None = None  # from the first run, which has every selected lab
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         for attempt in range(200):
             out = Path(tmp) / f"results-{attempt}.json"
@@ -197,6 +198,8 @@ def grade_isolated(args: GradeOptions, quiet: bool = False, run_pytest=run_pytes
                 return 3
             results = scoring.load_results(out)
             extra = results.get("extra_data", extra)
+            if notes is None:
+                notes = list(extra.get("submission_notes", []))
             crashed = returncode not in (0, 1, 5)
             for t in results["tests"]:
                 state = t["extra_data"]["state"]
@@ -212,12 +215,13 @@ def grade_isolated(args: GradeOptions, quiet: bool = False, run_pytest=run_pytes
     for k, f in enumerate(files):
         order.setdefault(scoring.lab_of_test_file(f), k)  # a lab's public file comes before its hidden one
     merged = sorted(done.values(), key=lambda t: order.get(scoring.lab_of(t), 99))
+    extra = {**extra, "submission_notes": notes or []}
     results = {
         "score": round(sum(t["score"] for t in merged), 4),
         "max_score": round(sum(t["max_score"] for t in merged), 4),
         "execution_time": round(time.time() - started, 2),
-        "output": f"Graded with grader seed {extra.get('grader_seed')} on {extra.get('device')}. "
-        + gpu_policy_line(extra.get("gpu_checks") == "graded"),
+        "output": "\n".join([*extra["submission_notes"], f"Graded with grader seed {extra.get('grader_seed')} on "
+                              f"{extra.get('device')}. " + gpu_policy_line(extra.get("gpu_checks") == "graded")]),
         "tests": merged,
         "extra_data": extra,
     }

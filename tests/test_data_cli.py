@@ -65,3 +65,18 @@ def test_module_entry_point():
                        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "prepare" in r.stdout and "info" in r.stdout
+
+
+def test_prepare_grader_prepares_only_the_datasets_named(tmp_cache, capsys, monkeypatch):
+    """A lab 4 autograder prepares lab 4's data only (``--datasets dti``), not MNIST or lab 5's subset."""
+    from data import mnist
+
+    monkeypatch.setattr(dti, "COUNTS", {s: (40, 30, 30) for s in dti.SUBJECTS})
+    monkeypatch.setattr(mnist, "prepare_offline", lambda **kw: pytest.fail("MNIST was prepared for a dti-only grader"))
+    monkeypatch.setitem(sys.modules, "data.recon", None)  # lab 5's subset would fail to import
+    assert main(["prepare", "grader", "--datasets", "dti"]) == 0
+    assert cache.manifest_ok(tmp_cache / "dti", dti.offline_params())
+    assert "recon subset" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["prepare", "dti", "--datasets", "dti"])
+    assert e.value.code == 2

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from data.secret import SECRET_FILE_NAME
-from grader.course.gradescope import CPU_TORCH_INDEX, build, main, selected_labs, torch_requirements
+from grader.course.gradescope import (BASE_IMAGE, CPU_TORCH_INDEX, VENV, build, grader_datasets, main, run_autograder_sh,
+                               selected_labs, setup_sh, torch_requirements)
 from grader.judge.session import LABS, REPO_ROOT
 from tests.autograder import build_autograder, run_autograder
 
@@ -45,7 +46,8 @@ def test_run_autograder_grades_only_the_submitted_lab_files(autograder):
     lab1 = [t for t in results["tests"] if t["name"].startswith("lab01")]
     lab2 = [t for t in results["tests"] if t["name"].startswith("lab02")]
     assert sum(t["score"] for t in lab1) == sum(t["max_score"] for t in lab1) > 0
-    assert sum(t["score"] for t in lab2) == 0 and all("not implemented" in t["output"] for t in lab2 if t["max_score"])
+    missing = "file missing: lab02_backprop.py was not found in your submission"  # not its stub's "not implemented"
+    assert sum(t["score"] for t in lab2) == 0 and all(t["output"] == missing for t in lab2 if t["max_score"])
     assert {t["name"][:5] for t in results["tests"]} == {"lab01", "lab02"}, "the assignment grades labs 1 and 2 only"
     assert results["extra_data"]["integrity"] == {"checked": True, "problems": []}
     hidden = [t for t in lab1 if "hidden" in t["extra_data"]["nodeid"]]
@@ -61,7 +63,25 @@ def test_run_autograder_accepts_top_level_files(autograder):
     proc, results = run_autograder(root, {"lab02_backprop.py": SOL2})
     earned2, possible2 = _lab_points(results, "lab02")
     assert earned2 == possible2 > 0, proc.stdout[-2000:]
-    assert _lab_points(results, "lab01")[0] == 0  # not submitted: the stub is graded
+    assert _lab_points(results, "lab01")[0] == 0  # not submitted: file missing
+
+
+@pytest.mark.timeout(300)
+def test_run_autograder_takes_a_renamed_file_and_names_a_missing_one(autograder):
+    """Issue 21: ``lab01_autograd (1).py`` (a browser's second download) earns full marks, and the
+    first line of the output says it was taken; lab 2, with no file, is named on the next line with
+    the files of the submission, and each of its checks says "file missing"."""
+    root, _ = autograder
+    proc, results = run_autograder(root, {"lab01_autograd (1).py": SOL1, "notes.txt": "my notes"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    earned1, possible1 = _lab_points(results, "lab01")
+    assert earned1 == possible1 > 0, proc.stdout[-2000:]
+    assert results["output"].splitlines()[:2] == [
+        "took `lab01_autograd (1).py` as labs/lab01_autograd.py",
+        "lab02_backprop.py not found; your submission has: lab01_autograd (1).py, notes.txt",
+    ]
+    lab2 = [t for t in results["tests"] if t["name"].startswith("lab02") and t["max_score"] > 0]
+    assert lab2 and all(t["output"] == "file missing: lab02_backprop.py was not found in your submission" for t in lab2)
 
 
 @pytest.mark.timeout(400)
@@ -144,11 +164,19 @@ def test_autograder_zip_holds_a_root_only_data_secret(tmp_path, capsys):
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash
-# Logs what setup.sh asks of Python; runs only the version probe, with the real Python.
-echo "$*" >> "$LOG"
+# Logs what setup.sh asks of Python, as "base:" (the image's Python) or "venv:" (the virtual
+# environment's); runs only the version probes, with the real Python. "-m venv DIR" makes DIR/bin/python
+# a copy of this script, or fails while NEEDS_APT is set and apt-get has not run (as Ubuntu without python3-venv).
+case "$0" in "$GRADER_VENV"/*) who=venv ;; *) who=base ;; esac
+echo "$who: $*" >> "$LOG"
+if [ "$1 $2" = "-m venv" ]; then
+  if [ -n "${NEEDS_APT:-}" ] && [ ! -e "$LOG.apt" ]; then mkdir -p "${@: -1}"; exit 1; fi
+  mkdir -p "${@: -1}/bin" && cp "$0" "${@: -1}/bin/python" && exit 0
+fi
 if [ "$1 $2" = "-m data" ]; then
   echo "data secret file: ${GRADER_DATA_SECRET_FILE:-none} $(stat -c %a "${GRADER_DATA_SECRET_FILE:-/nonexistent}" 2>&1)" >> "$LOG"
 fi
+if [ "$1" = -c ]; then exec "$REAL_PYTHON" "$@"; fi
 if [ "$1" = - ]; then
   if [ -n "${TORCH_IMPORTABLE:-}" ]; then exec "$REAL_PYTHON" "$@"; else cat >/dev/null; exit 1; fi
 fi
@@ -156,11 +184,12 @@ exit 0
 """
 
 
-def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool, secret: bool = True) -> list[str]:
-    root = tmp_path / f"ag-{gpu}-{torch_importable}-{secret}"
+def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool, secret: bool = True, labs: tuple = (4,),
+               needs_apt: bool = False) -> list[str]:
+    root = tmp_path / f"ag-{gpu}-{torch_importable}-{secret}-{'-'.join(map(str, labs))}-{needs_apt}"
     source = root / "source"
     source.mkdir(parents=True)
-    build(root / "ag.zip", labs=[1])
+    build(root / "ag.zip", labs=list(labs))
     with zipfile.ZipFile(root / "ag.zip") as zf:
         zf.extractall(source)  # zipfile ignores the recorded modes: setup.sh must make the secret root-only
     if not secret:
@@ -170,17 +199,20 @@ def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool, secret: bool =
     fake = bin_dir / "fake-python"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(0o755)
-    # nvidia-smi lists a GPU or fails (as where the driver has none); useradd only logs.
-    tools = {"nvidia-smi": "echo 'GPU 0: a GPU'" if gpu else "exit 9", "useradd": 'echo "useradd $*" >> "$LOG"'}
+    # nvidia-smi lists a GPU or fails (as where the driver has none); useradd and apt-get only log.
+    tools = {"nvidia-smi": "echo 'GPU 0: a GPU'" if gpu else "exit 9", "useradd": 'echo "useradd $*" >> "$LOG"',
+             "apt-get": 'echo "apt-get $*" >> "$LOG"; touch "$LOG.apt"'}
     for name, body in tools.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     log = root / "log"
     env = dict(os.environ, AUTOGRADER_ROOT=str(root), PYTHON=str(fake), LOG=str(log), REAL_PYTHON=sys.executable,
-               PATH=f"{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin")
+               GRADER_VENV=str(root / "venv"), PATH=f"{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin")
     env.pop("TORCH_INDEX_URL", None)
     if torch_importable:
         env["TORCH_IMPORTABLE"] = "1"
+    if needs_apt:
+        env["NEEDS_APT"] = "1"
     env.pop("GRADER_DATA_SECRET", None)
     proc = subprocess.run(["bash", str(source / "setup.sh")], env=env, capture_output=True, text=True, timeout=60)
     if not secret:
@@ -194,24 +226,119 @@ def _run_setup(tmp_path: Path, gpu: bool, torch_importable: bool, secret: bool =
 def test_setup_sh_installs_cpu_torch_without_a_gpu(tmp_path):
     pins = " ".join(torch_requirements(REPO_ROOT / "requirements.txt"))
     cpu = _run_setup(tmp_path, gpu=False, torch_importable=False)
-    assert f"-m pip install {pins} --index-url {CPU_TORCH_INDEX}" in cpu
-    assert any(line.startswith("-m pip install -r ") for line in cpu) and "-m data prepare grader" in cpu
+    venv = tmp_path / "ag-False-False-True-4-False" / "venv"
+    # The image's Python makes the virtual environment and nothing else; pip runs in the venv only.
+    assert [line for line in cpu if line.startswith("base:") and "-c " not in line] == [
+        f"base: -m venv --system-site-packages {venv}"]
+    assert f"venv: -m pip install {pins} --index-url {CPU_TORCH_INDEX}" in cpu
+    assert any(line.startswith("venv: -m pip install -r ") for line in cpu)
+    # A lab 4 autograder prepares lab 4's dataset only, not MNIST or lab 5's subset.
+    assert [line for line in cpu if "-m data" in line] == ["venv: -m data prepare grader --datasets dti"]
     # The held-out data are drawn from the zip's secret, made root-only (600) before data prepare reads it.
-    secret_file = tmp_path / "ag-False-False-True" / "source" / SECRET_FILE_NAME
+    secret_file = venv.parent / "source" / SECRET_FILE_NAME
     assert f"data secret file: {secret_file} 600" in cpu
     _run_setup(tmp_path, gpu=False, torch_importable=True, secret=False)  # no secret: setup.sh stops
     gpu = _run_setup(tmp_path, gpu=True, torch_importable=False)
-    assert f"-m pip install {pins}" in gpu and not any("--index-url" in line for line in gpu)
+    assert f"venv: -m pip install {pins}" in gpu and not any("--index-url" in line for line in gpu)
     # The pinned torch is already installed (this venv has it): setup.sh keeps it.
     kept = _run_setup(tmp_path, gpu=False, torch_importable=True)
-    assert not any(line.startswith(f"-m pip install {pins}") for line in kept)
-    assert any(line.startswith("-m pip install -r ") for line in kept)
+    assert not any(line.startswith(f"venv: -m pip install {pins}") for line in kept)
+    assert any(line.startswith("venv: -m pip install -r ") for line in kept)
+
+
+def test_setup_sh_installs_python3_venv_where_the_image_lacks_it_and_labs_1_2_prepare_no_data(tmp_path):
+    log = _run_setup(tmp_path, gpu=False, torch_importable=True, labs=(1, 2), needs_apt=True)
+    venv_calls = [line for line in log if " -m venv " in line]
+    assert len(venv_calls) == 2 and "apt-get install -y python3-venv" in log, log
+    assert not any("-m data" in line for line in log), "labs 1 and 2 use no dataset"
+    assert any(line.startswith("venv: -m pip install -r ") for line in log)
+
+
+@pytest.mark.parametrize("labs, datasets", [([1], []), ([2], []), ([3], ["mnist"]), ([4], ["dti"]), ([5], ["recon"]),
+                                            ([4, 5], ["dti", "recon"]), (None, ["mnist", "dti", "recon"])])
+def test_each_autograder_prepares_only_its_labs_data(labs, datasets):
+    from data.__main__ import GRADER_DATASETS
+
+    lab_ids = selected_labs(labs)
+    assert grader_datasets(lab_ids) == datasets
+    script = setup_sh(REPO_ROOT / "requirements.txt", lab_ids)
+    prepare = [line for line in script.splitlines() if "-m data" in line]
+    assert prepare == ([f'OMP_NUM_THREADS=1 "$PY" -m data prepare grader --datasets {" ".join(datasets)}'] if datasets else [])
+    assert set(grader_datasets(list(LABS))) == set(GRADER_DATASETS), "every dataset prepare grader knows is some lab's"
+
+
+def test_both_scripts_are_valid_bash_and_run_the_virtual_environments_python(tmp_path):
+    scripts = {"setup.sh": setup_sh(REPO_ROOT / "requirements.txt", ["lab04"]),
+               "run_autograder": run_autograder_sh(["lab04"])}
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+        proc = subprocess.run(["bash", "-n", str(tmp_path / name)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stderr}"
+        assert "@" not in "".join(line for line in text.splitlines() if not line.lstrip().startswith("#")).replace(
+            "$@", "").replace("[@]", ""), f"{name}: a placeholder left"
+    assert f'PYTHON="${{PYTHON:-${{GRADER_VENV:-{VENV}}}/bin/python}}"' in scripts["run_autograder"]
+    assert f'VENV="${{GRADER_VENV:-{VENV}}}"' in scripts["setup.sh"] and BASE_IMAGE in scripts["setup.sh"]
+    assert " pip install" not in scripts["setup.sh"].replace('"$PY" -m pip install', ""), "pip only in the venv"
+
+
+def test_run_autograder_fails_closed_without_the_virtual_environment(tmp_path):
+    (tmp_path / "source").mkdir()
+    script = tmp_path / "source" / "run_autograder"
+    script.write_text(run_autograder_sh(["lab01"]))
+    env = dict(os.environ, AUTOGRADER_ROOT=str(tmp_path), GRADER_VENV=str(tmp_path / "no-venv"))
+    env.pop("PYTHON", None)
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert proc.returncode == 1 and results["score"] == 0
+    assert f"{tmp_path / 'no-venv'}/bin/python does not run: setup.sh makes it" in results["output"]
+
+
+def test_the_code_parses_as_python_3_10():
+    """Gradescope's Ubuntu 22.04 runs Python 3.10; the grader is tested on 3.11. Every Python file
+    of the project must at least parse as 3.10: ``ast``'s ``feature_version`` refuses ``except*``,
+    and the two other 3.11 forms (``a[*b]``, ``*args: *Ts``) and the 3.11 standard-library names
+    most likely to slip in are looked for here. Behaviour under 3.10 is not checked (no 3.10 here)."""
+    import ast
+
+    new_in_311 = {  # module -> names new in 3.11 ("": builtins; a method name anywhere)
+        "typing": {"Self", "LiteralString", "Never", "assert_never", "assert_type", "reveal_type", "Required",
+                   "NotRequired", "TypeVarTuple", "Unpack", "dataclass_transform"},
+        "enum": {"StrEnum", "ReprEnum"}, "datetime": {"UTC"}, "hashlib": {"file_digest"}, "contextlib": {"chdir"},
+        "asyncio": {"TaskGroup", "Runner"}, "math": {"cbrt", "exp2"}, "operator": {"call"},
+        "inspect": {"getmembers_static"}, "": {"ExceptionGroup", "BaseExceptionGroup"},
+    }
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert len(files) > 50
+    problems = []
+    for rel in files:
+        tree = ast.parse((REPO_ROOT / rel).read_text(), rel, feature_version=(3, 10))  # SyntaxError: fails here
+        for node in ast.walk(tree):
+            found = []
+            if isinstance(node, ast.Subscript) and any(isinstance(n, ast.Starred) for n in (
+                    node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice])):
+                found.append("a[*b]")
+            elif isinstance(node, ast.arg) and isinstance(node.annotation, ast.Starred):
+                found.append("*args: *Ts")
+            elif isinstance(node, ast.Import):
+                found += [a.name for a in node.names if a.name == "tomllib"]
+            elif isinstance(node, ast.ImportFrom):
+                found += [f"{node.module}.{a.name}" for a in node.names if a.name in new_in_311.get(node.module, ())]
+                found += [node.module] if node.module == "tomllib" else []
+            elif isinstance(node, ast.Attribute):
+                module = node.value.id if isinstance(node.value, ast.Name) else None
+                if node.attr in new_in_311.get(module, ()) or node.attr == "add_note":
+                    found.append(f"{module or '...'}.{node.attr}")
+            elif isinstance(node, ast.Name) and node.id in new_in_311[""]:
+                found.append(node.id)
+            problems += [f"{rel}:{node.lineno}: {what} is Python 3.11" for what in found]
+    assert not problems, "\n".join(problems)
 
 
 def _classroom(tmp_path, results):
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
-    proc = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "grader.course.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

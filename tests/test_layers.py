@@ -28,7 +28,7 @@ import ast
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.judge.ingest": {"grader.registry"},
+LEAVES = {"grader.registry": set(), "grader.scoring": set(), "grader.textsafe": set(), "grader.judge.ingest": {"grader.registry", "grader.textsafe"},
           "grader.report": {"grader.scoring", "grader.textsafe"}}
 #: (importer, imported test module): rubric files used as helper libraries. Empty since issue 20's rubric
 #: split; kept so that a new entry is a visible decision, never an accident.

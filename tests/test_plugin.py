@@ -50,9 +50,19 @@ def test_syntax_error_costs_only_that_lab(tmp_path):
 
 
 def test_missing_lab_file_is_reported(tmp_path):
-    stdout, report = _grade(tmp_path, {"lab01_autograd.py": SOL1})
+    """A lab file under another name (a second download) is not graded locally: the first line of the
+    report names it, and every check of the lab says "file missing" (once per lab in the report)."""
+    stdout, report = _grade(tmp_path, {"lab01_autograd.py": SOL1, "lab02_backprop (1).py": SOL2})
     assert _lab_score(report, "lab02")[0] == 0
-    assert "lab02_backprop.py is missing" in stdout
+    where = str(tmp_path / "impl")
+    top = f"lab02_backprop.py not found in {where}/; it has: lab01_autograd.py, lab02_backprop (1).py"
+    assert report["output"].startswith(top + "\n") and report["extra_data"]["submission_notes"] == [top]
+    assert top in stdout.split("lab ")[0], stdout[:2000]
+    lab2 = [t for t in report["tests"] if t["name"].startswith("lab02") and t["max_score"] > 0]
+    message = (f"file missing: lab02_backprop.py was not found in {where}/ "
+               f"({where}/ has `lab02_backprop (1).py`: rename it to lab02_backprop.py)")
+    assert lab2 and all(t["output"] == message for t in lab2)
+    assert f"lab02: all checks: {message}" in stdout and stdout.count("file missing") == 1
 
 
 @pytest.mark.timeout(280)

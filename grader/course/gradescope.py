@@ -15,16 +15,28 @@ secret and Gradescope's two scripts:
   autograders share one), recorded with mode 600. The held-out data (MNIST's test split, lab 4's
   test subject, lab 5's grader subset) are drawn from it, so the student release cannot rebuild
   them; a local grade uses the public default and is advice.
-* ``setup.sh``: installs Python, PyTorch and ``requirements.txt`` and prepares the offline
-  datasets once, when the autograder image is built, with ``GRADER_DATA_SECRET_FILE`` set to the
+* ``setup.sh``: written for :data:`BASE_IMAGE` (Gradescope's default, Ubuntu 22.04, whose python3
+  is 3.10). It makes a virtual environment, :data:`VENV` (``--system-site-packages``; with
+  ``python3-venv`` from apt where Ubuntu left it out), installs PyTorch and ``requirements.txt``
+  into it, never into the image's Python (so a PEP 668 "externally managed" Python does not stop
+  pip), and prepares the grading datasets of this assignment's labs only (``python -m data
+  prepare grader --datasets dti`` for lab 4; nothing for labs 1 and 2; :func:`grader_datasets`),
+  once, when the autograder image is built, with ``GRADER_DATA_SECRET_FILE`` set to the
   ``grader-secret`` beside it (made root-only first; setup.sh stops if it is missing), and makes
   the data cache root-only. Without a GPU (no working ``nvidia-smi``)
   it installs the CPU build of torch from ``TORCH_INDEX_URL`` (default
   ``https://download.pytorch.org/whl/cpu``), not the default wheel that pulls several GB of CUDA
   libraries; a torch of the pinned version that is already importable is kept as it is.
+  What was checked, and what was not: ``tests/test_gradescope.py`` checks the script's syntax
+  (``bash -n``), runs it with a stand-in Python that logs what it is asked (the venv, the pip
+  installs, the one data prepare command) and parses every Python file of the project as
+  Python 3.10; no Gradescope image build was run from here (Gradescope cannot be reached).
 * ``run_autograder``: reads the submission's lab files of the chosen labs once, as bytes
   (:mod:`grader.judge.ingest`: no link followed, regular files only, at most 2 MB; a refused file is
-  named in the output), writes them over a clean copy of the grader, grades them with
+  named in the output; a lone renamed file such as ``lab04_dti (1).py`` is taken, and said, when
+  none has the exact name; a lab with no file is named in the first lines of the output with
+  the submission's files, and its checks say "file missing", not the stub's "not implemented"),
+  writes them over a clean copy of the grader, grades them with
   ``python -m grader`` (with the options baked in at build time) and writes
   ``/autograder/results/results.json``. Nothing else of the submission is used, so a modified
   grader test in the submission has no effect. If the grader itself fails, a results.json with
@@ -35,8 +47,10 @@ secret and Gradescope's two scripts:
   data caches, the data secret or the results (see README, "Trust boundary").
 
 Environment variables, for running the scripts by hand (Gradescope sets none of them):
-``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` (default ``python3``) let both
-scripts run locally against a fake submission folder (``tests/test_gradescope.py`` does that);
+``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` (setup.sh: the Python that makes the
+virtual environment, default ``python3``; run_autograder: the Python that grades, default the
+virtual environment's) let both scripts run locally against a fake submission folder
+(``tests/test_gradescope.py`` does that); ``GRADER_VENV`` puts the virtual environment elsewhere;
 ``GRADER_ARGS`` appends ``python -m grader`` options to run_autograder's baked-in ones (e.g.
 ``--lab 1`` to grade one lab of an all-labs autograder in a test); ``TORCH_INDEX_URL`` is
 setup.sh's index for the CPU build of torch; ``GRADER_WORKER_USER`` names another worker user;
@@ -56,23 +70,46 @@ import zipfile
 from pathlib import Path
 
 from data.secret import ENV_SECRET_FILE, SECRET_FILE_NAME, new_secret
-from grader import scoring
+from grader import registry, scoring
 from grader.judge.session import LABS, REPO_ROOT, lab_numbers
 from grader.course.release import _hash_tree, write_release
 
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
+#: Gradescope's default base image, the one setup.sh is written for (Ubuntu 22.04 "Base": python3 is 3.10).
+BASE_IMAGE = "Ubuntu 22.04 (Gradescope's default base image)"
+#: Where setup.sh makes the virtual environment that run_autograder's Python comes from.
+VENV = "/opt/mri-dl-labs-venv"
+
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope: runs once when the autograder image is built.
+# Written for: @BASE_IMAGE@; its python3 is 3.10.
+# The grader is tested on Python 3.11; its code is checked to parse as 3.10 (tests/test_gradescope.py).
+# Everything is installed into a virtual environment of its own, @VENV@, never into the
+# image's Python, so an "externally managed" Python (PEP 668: Ubuntu 23.04 and later, Debian 12)
+# does not stop pip; run_autograder runs that environment's python.
 set -euo pipefail
+umask 022  # the installed packages must be readable by the unprivileged user that runs student code
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-python3}"  # the image's Python: it only makes the virtual environment
+VENV="${GRADER_VENV:-@VENV@}"
 if ! command -v "$PYTHON" >/dev/null; then
-  apt-get update && apt-get install -y python3 python3-pip python3-venv
+  apt-get update && apt-get install -y python3 python3-venv
 fi
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' \\
+  || { echo "setup.sh: $PYTHON is older than Python 3.10: choose a newer base image" >&2; exit 1; }
+# --system-site-packages: a torch that the image ships (a GPU image) is seen, and kept below.
+if ! "$PYTHON" -m venv --system-site-packages "$VENV"; then
+  echo "setup.sh: $PYTHON -m venv failed: installing python3-venv (Ubuntu leaves it out)"
+  apt-get update && apt-get install -y python3-venv
+  rm -rf "$VENV"
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install --upgrade pip
 # PyTorch first: the pinned versions of requirements.txt (filled in when the zip is built).
 TORCH_REQS=(@TORCH_REQS@)
-if "$PYTHON" - "${TORCH_REQS[@]}" >/dev/null 2>&1 <<'PY'
+if "$PY" - "${TORCH_REQS[@]}" >/dev/null 2>&1 <<'PY'
 import sys
 from importlib.metadata import version
 for req in sys.argv[1:]:  # "torch==2.14.1": the installed version, without "+cpu", must match
@@ -83,13 +120,13 @@ then
   echo "setup.sh: ${TORCH_REQS[*]} already installed: kept"
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   echo "setup.sh: GPU found: installing the default (CUDA) build of ${TORCH_REQS[*]}"
-  "$PYTHON" -m pip install "${TORCH_REQS[@]}"
+  "$PY" -m pip install "${TORCH_REQS[@]}"
 else
   INDEX="${TORCH_INDEX_URL:-@CPU_TORCH_INDEX@}"
   echo "setup.sh: no GPU: installing the CPU build of ${TORCH_REQS[*]} from $INDEX"
-  "$PYTHON" -m pip install "${TORCH_REQS[@]}" --index-url "$INDEX"
+  "$PY" -m pip install "${TORCH_REQS[@]}" --index-url "$INDEX"
 fi
-"$PYTHON" -m pip install -r "$ROOT/source/requirements.txt"
+"$PY" -m pip install -r "$ROOT/source/requirements.txt"
 cd "$ROOT/source"
 # The held-out data are drawn from the grader's data secret (data/secret.py): root-only, read by
 # data prepare here and by the judge at grading time, never by student code.
@@ -100,7 +137,8 @@ if [ ! -s "$SECRET" ]; then
 fi
 chmod 600 "$SECRET"
 export @ENV_SECRET_FILE@="$SECRET"
-OMP_NUM_THREADS=1 "$PYTHON" -m data prepare grader
+# Only this assignment's datasets (@LAB_IDS@; grader/registry.py says which each lab uses).
+@DATA_PREPARE@
 if [ -d "$ROOT/source/data/cache" ]; then chmod -R go-rwx "$ROOT/source/data/cache"; fi  # held-out data: the judge's only
 # Student code runs as this unprivileged user (run_autograder); the grader and results stay root's.
 if [ "$(id -u)" = 0 ] && ! id -u grader-worker >/dev/null 2>&1; then
@@ -124,7 +162,7 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 set -u
 umask 077
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-${GRADER_VENV:-@VENV@}/bin/python}"  # setup.sh's virtual environment
 SRC="$ROOT/source"
 SUB="$ROOT/submission"
 RES="$ROOT/results"
@@ -138,6 +176,11 @@ PY
   echo "$1" >&2
   exit 1
 }
+if ! "$PYTHON" -c "" >/dev/null 2>&1; then
+  MISSING="$PYTHON"
+  PYTHON=python3
+  fail "The autograder is misconfigured ($MISSING does not run: setup.sh makes it); please contact the course staff."
+fi
 if [ "$(id -u)" = 0 ]; then
   id -u "$USER_W" >/dev/null 2>&1 || fail "The autograder is misconfigured (no user $USER_W: setup.sh creates it); please contact the course staff."
   chmod 700 "$RES"
@@ -215,11 +258,44 @@ def torch_requirements(requirements: Path) -> list[str]:
     return [found["torch"], found["torchvision"]]
 
 
-def setup_sh(requirements: Path) -> str:
-    """Gradescope's setup.sh, with the torch pins of ``requirements``."""
+def grader_datasets(lab_ids: list[str]) -> list[str]:
+    """The datasets of ``python -m data prepare grader`` that the labs ``lab_ids`` need, in course
+    order (``["dti"]`` for lab 4; none for labs 1 and 2), from each lab's data modules in
+    :data:`grader.registry.SPECS` (``data.dti`` -> ``dti``).
+
+    Raises:
+        ValueError: a lab's data module is not a dataset ``prepare grader`` knows.
+    """
+    from data.__main__ import GRADER_DATASETS
+
+    names: list[str] = []
+    for spec in registry.SPECS:
+        if spec.lab_id not in lab_ids:
+            continue
+        for module in spec.data_modules:
+            name = module.rpartition(".")[2]
+            if name not in GRADER_DATASETS:
+                raise ValueError(f"{spec.lab_id} uses {module}, which `python -m data prepare grader` does not prepare "
+                                 f"(it knows {', '.join(GRADER_DATASETS)}: data/__main__.py)")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def setup_sh(requirements: Path, lab_ids: list[str] | None = None) -> str:
+    """Gradescope's setup.sh, with the torch pins of ``requirements``, preparing the datasets of the
+    labs ``lab_ids`` only (None: every lab)."""
+    lab_ids = list(LABS) if lab_ids is None else lab_ids
     reqs = " ".join(shlex.quote(r) for r in torch_requirements(requirements))
+    datasets = grader_datasets(lab_ids)
+    if datasets:
+        prepare = f'OMP_NUM_THREADS=1 "$PY" -m data prepare grader --datasets {" ".join(datasets)}'
+    else:
+        prepare = 'echo "setup.sh: no dataset to prepare (the labs of this assignment use none)"'
     return (SETUP_SH.replace("@TORCH_REQS@", reqs).replace("@CPU_TORCH_INDEX@", CPU_TORCH_INDEX)
-            .replace("@SECRET_FILE@", SECRET_FILE_NAME).replace("@ENV_SECRET_FILE@", ENV_SECRET_FILE))
+            .replace("@SECRET_FILE@", SECRET_FILE_NAME).replace("@ENV_SECRET_FILE@", ENV_SECRET_FILE)
+            .replace("@BASE_IMAGE@", BASE_IMAGE).replace("@VENV@", VENV)
+            .replace("@LAB_IDS@", ", ".join(lab_ids)).replace("@DATA_PREPARE@", prepare))
 
 
 def run_autograder_sh(lab_ids: list[str], gpu_points: bool = False) -> str:
@@ -228,7 +304,8 @@ def run_autograder_sh(lab_ids: list[str], gpu_points: bool = False) -> str:
     if gpu_points:
         options.append("--gpu-points")
     modules = " ".join(LABS[lab_id] for lab_id in lab_ids)
-    return RUN_AUTOGRADER.replace("@LAB_MODULES@", modules).replace("@GRADER_OPTIONS@", " ".join(options))
+    return (RUN_AUTOGRADER.replace("@LAB_MODULES@", modules).replace("@GRADER_OPTIONS@", " ".join(options))
+            .replace("@VENV@", VENV))
 
 
 def _drop_other_labs(root: Path, lab_ids: list[str]) -> None:
@@ -283,7 +360,7 @@ def build(dest_zip: Path, labs: list[int] | None = None, gpu_points: bool = Fals
     if not secret or any(c.isspace() for c in secret):
         raise ValueError("the data secret must be one non-empty line without spaces")
     lab_ids = selected_labs(labs)
-    setup = setup_sh(REPO_ROOT / "requirements.txt")
+    setup = setup_sh(REPO_ROOT / "requirements.txt", lab_ids)
     with tempfile.TemporaryDirectory() as tmp:
         root = write_release(Path(tmp) / "source")
         hidden = REPO_ROOT / "grader" / "hidden"

@@ -104,6 +104,14 @@ def _import_error_message(lab_id: str, info: dict) -> str:
     )
 
 
+def folder_notes(lab_ids: list[str]) -> list[str]:
+    """Lines for the top of the results about the graded folder's files of ``lab_ids``: a lab file
+    not found, a renamed copy, what an autograder took (:func:`grader.judge.ingest.graded_folder_notes`)."""
+    from grader.judge import ingest
+
+    return ingest.graded_folder_notes(_impl_dir, lab_ids, _display(_impl_dir))[0]
+
+
 def _is_impl_file(filename: str) -> bool:
     try:
         Path(filename).resolve().relative_to(_impl_dir)
@@ -157,8 +165,10 @@ def load_lab(lab_id: str) -> "remote.RemoteLab":
         into the grading process.
 
     Raises:
-        LabImportError: the file is missing or raises while importing (SyntaxError,
-            ImportError, ``sys.exit()`` at import time, ...); the message names file and line.
+        LabImportError: the file is missing ("file missing: ...", worded by
+            :func:`grader.judge.ingest.graded_folder_notes`: not in the submission, or a renamed copy
+            in the folder) or raises while importing (SyntaxError, ImportError, ``sys.exit()`` at
+            import time, ...); the message names file and line.
     """
     from grader.judge import remote
 
@@ -169,9 +179,10 @@ def load_lab(lab_id: str) -> "remote.RemoteLab":
         return cached
     path = lab_path(lab_id)
     if not path.is_file():
-        err = LabImportError(
-            f"{_display(path)} is missing: restore it from the release (the file name must stay {path.name})"
-        )
+        from grader.judge import ingest
+
+        _, missing = ingest.graded_folder_notes(_impl_dir, [lab_id], _display(_impl_dir))
+        err = LabImportError(missing.get(lab_id) or ingest.missing_message(LABS[lab_id], f"{_display(_impl_dir)}/"))
         _cache[lab_id] = err
         raise err
     config, request = worker_config(lab_id)

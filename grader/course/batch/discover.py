@@ -129,7 +129,9 @@ def discover(submissions: Path) -> list[Entry]:
                 wanted = ", ".join(f"{m}.py" for m in LABS.values())
                 raise Unreadable(f"no lab file found in {path.name} (looked for {wanted} up to {MAX_DEPTH} folders deep)")
             for lab_id in sorted(found):
-                entry.files[lab_id], note = _choose(lab_id, found[lab_id])
+                rel, note = _choose(lab_id, found[lab_id])
+                if rel:  # "": several renamed files could be it, none with the exact name (the note says so)
+                    entry.files[lab_id] = rel
                 if note:
                     entry.notes.append(note)
         except Unreadable as exc:
