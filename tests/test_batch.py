@@ -20,7 +20,7 @@ import pytest
 
 from grader.course.batch import command, discover, reports
 from grader.judge import sandbox
-from tests.fake_class import CLASS, make_class
+from tests.fake_class import CLASS, STRAY, make_class
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--lab", "1", "--timeout", "10"]
@@ -51,7 +51,8 @@ def test_every_entry_is_in_the_gradebook_with_its_status(graded):
         assert rows[entry]["status"] == status, f"{entry} ({what}): {rows[entry]}"
         if status == "unreadable":
             assert rows[entry]["notes"], f"{entry}: no reason given"
-    assert "14 submissions" in proc.stderr and "3 unreadable" in proc.stderr
+    assert "13 submissions" in proc.stderr and "2 unreadable" in proc.stderr
+    assert "not a submission" in proc.stderr and all(repr(name) in proc.stderr for name in STRAY)
     # points: full, a planted bug, stubs, what is left after a crash
     assert rows["ivan"]["lab01"] == rows["ivan"]["max"] == rows["classroom-alice"]["total"]
     assert rows["peggy"]["total"] == rows["ivan"]["total"], "labs/ nested three folders deep not found"
@@ -98,7 +99,8 @@ def test_feedback_per_student_marks_hidden_checks(graded):
 def test_summary_names_the_slips_the_class_made(graded):
     _, out, _, _ = graded
     summary = (out / "summary.md").read_text()
-    assert "14 submissions: 8 ok, 2 crashed, 1 timed out, 3 unreadable" in summary
+    assert "13 submissions: 8 ok, 2 crashed, 1 timed out, 2 unreadable" in summary
+    assert "## Not a submission" in summary and "`notes.txt`" in summary and "- notes.txt" not in summary
     line = next(l for l in summary.splitlines() if l.startswith("| `lab01: test_graph_backward_matches_autograd`"))
     assert "only one path counted" in line and "1 |" in line.split("%")[1], line  # one not implemented (carol)
     assert "heidi" in summary and "not a readable zip" in summary

@@ -15,11 +15,13 @@ import threading
 from pathlib import Path
 
 from grader import scoring
-from grader.course.batch.discover import Entry, Unreadable, discover, extract
+from grader.course.batch.discover import Entry, Unreadable, discover, extract, stray_files
 from grader.course.batch.reports import (
+    STRAY_FILE,
     clean_log,
     feedback_markdown,
     load_results,
+    load_stray,
     write_atomic,
     write_gradebook,
     write_similarity,
@@ -60,11 +62,16 @@ def run_batch(opts: argparse.Namespace) -> int:
     seed = opts.grader_seed if opts.grader_seed is not None else DEFAULT_SEED
     version = grader_version()
     entries = discover(Path(opts.submissions))
+    stray = stray_files(Path(opts.submissions))
     if opts.shard:
         k, n = opts.shard
         entries = [e for i, e in enumerate(entries) if i % n == k - 1]
     for sub in ("results", "feedback", "logs", "work"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    write_atomic(out / STRAY_FILE, json.dumps(stray, indent=1))
+    if stray:
+        print(f"not a submission (neither a folder nor an archive), not graded: {', '.join(map(repr, stray))}",
+              file=sys.stderr)
     jobs = []
     for entry in entries:
         result_path = out / "results" / f"{entry.student}.json"
@@ -220,6 +227,8 @@ def merge(opts: argparse.Namespace) -> int:
                          "regrade them with the same grader and --grader-seed")
     for sub in ("results", "feedback", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    stray = sorted({name for src in map(Path, opts.merge) for name in load_stray(src)})
+    write_atomic(out / STRAY_FILE, json.dumps(stray, indent=1))
     for student, (_, src) in seen.items():
         for sub, suffix in (("results", ".json"), ("feedback", ".md"), ("logs", ".log")):
             f = src / sub / f"{student}{suffix}"

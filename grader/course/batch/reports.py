@@ -166,6 +166,18 @@ def check_stats(all_results: list[dict]) -> list[dict]:
                                                  -s["failed"] / max(s["graded"], 1), s["name"]))
 
 
+STRAY_FILE = "stray.json"
+
+
+def load_stray(out: Path) -> list[str]:
+    """The names of the files at the top of SUBMISSIONS that are no student's entry (``OUT/stray.json``)."""
+    try:
+        names = json.loads((out / STRAY_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
     """``summary.md`` and ``summary.png``: what the class got right and wrong."""
     import matplotlib
@@ -219,6 +231,12 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
         lines += [f"- {textsafe.markdown(r['extra_data']['batch']['student'])} "
                   f"({textsafe.markdown_code(r['extra_data']['batch']['entry'])}): {textsafe.markdown(r['output'])}"
                   for r in unreadable]
+    stray = load_stray(out)
+    if stray:
+        lines += ["", "## Not a submission", "",
+                  "Files at the top of the submissions folder that are neither a folder nor an archive: no "
+                  "student's entry, so not in the gradebook. Move a student's file into a folder of its own to grade it.",
+                  ""] + [f"- {textsafe.markdown_code(name)}" for name in stray]
     write_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, len(labs) + 1, figsize=(3.2 * (len(labs) + 1) + 3, 3.6),
