@@ -61,6 +61,10 @@ def test_every_entry_is_in_the_gradebook_with_its_status(graded):
     assert rows["Dave Smith_1234_assignsubmission_file_"]["student"] == "Dave_Smith_1234"
     assert "no file submitted" in rows["oscar"]["notes"]
     assert "SyntaxError" in rows["grace"]["notes"] and "os._exit" in rows["frank.zip"]["notes"]
+    assert rows["grace"]["notes"].startswith("lab01: does not import: SyntaxError at labs/lab01_autograd.py, line")
+    assert not any(str(out) in row["notes"] for row in rows.values()), "the instructor's paths in the notes"
+    for entry in ("heidi.zip", "mallory"):  # not graded: 0 of what the others could earn
+        assert rows[entry]["total"] == "0" and rows[entry]["max"] == rows["ivan"]["max"] != "0"
     assert "time budget" in rows["erin"]["notes"]
     for row in rows.values():
         assert row["grader_seed"] == "20181" and len(row["grader_version"]) == 12
@@ -93,6 +97,9 @@ def test_feedback_per_student_marks_hidden_checks(graded):
     hidden_failed = [t for t in results["tests"] if t["visibility"] != "visible" and t["score"] < t["max_score"]]
     assert hidden_failed and all(f"`{t['name']}` ({t['score']:g}/{t['max_score']:g}) *(hidden check" in dave for t in hidden_failed)
     assert "could not be graded" in (out / "feedback" / "heidi.md").read_text()
+    grace = (out / "feedback" / "grace.md").read_text()  # a syntax error: one line for the lab, not one per check
+    assert grace.count("could not import") == 1 and str(out) not in grace
+    assert "- lab01 (0/" in grace and "could not import labs/lab01_autograd.py: SyntaxError at labs/lab01_autograd.py" in grace
     assert results["extra_data"]["batch"]["status"] == "ok" and results["extra_data"]["batch"]["entry"].startswith("Dave")
 
 
@@ -100,12 +107,26 @@ def test_summary_names_the_slips_the_class_made(graded):
     _, out, _, _ = graded
     summary = (out / "summary.md").read_text()
     assert "13 submissions: 8 ok, 2 crashed, 1 timed out, 2 unreadable" in summary
+    did_not_run = next(l for l in summary.split("## Labs that did not run")[1].splitlines() if l.startswith("| lab01 | "))
+    assert did_not_run.startswith("| lab01 | 1 | 1 | SyntaxError at lab01_autograd.py"), did_not_run  # oscar, grace
     assert "## Not a submission" in summary and "`notes.txt`" in summary and "- notes.txt" not in summary
     line = next(l for l in summary.splitlines() if l.startswith("| `lab01: test_graph_backward_matches_autograd`"))
     assert "only one path counted" in line and "1 |" in line.split("%")[1], line  # one not implemented (carol)
     assert "heidi" in summary and "not a readable zip" in summary
+    assert "could not import" not in summary.split("## Checks the class failed most")[1], "import errors counted as failures"
     png = (out / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_checks_csv_has_a_column_per_check(graded):
+    _, out, rows, _ = graded
+    table = list(csv.reader((out / "checks.csv").open()))
+    header, possible, by_student = table[0], table[1], {r[0]: r for r in table[2:]}
+    results = json.loads((out / "results" / "ivan.json").read_text())
+    assert header[2:] == [t["name"] for t in results["tests"] if t["max_score"] > 0]
+    assert by_student["ivan"][2:] == possible[2:] and sum(map(float, possible[2:])) == float(rows["ivan"]["max"])
+    assert set(by_student["grace"][2:]) == {""}, "a lab that did not import measured nothing"
+    assert set(by_student) == {r["student"] for r in rows.values()}
 
 
 def test_similarity_lists_the_near_copies_not_the_stubs(graded):

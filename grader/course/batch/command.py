@@ -16,6 +16,7 @@ from pathlib import Path
 
 from grader import scoring
 from grader.course.batch.discover import Entry, Unreadable, discover, extract, stray_files
+from grader.course.batch.items import checks_csv
 from grader.course.batch.reports import (
     STRAY_FILE,
     clean_log,
@@ -190,7 +191,9 @@ def write_reports(out: Path, labs: list[str], opts: argparse.Namespace) -> int:
     all_results = load_results(out)
     write_gradebook(out, all_results, labs)
     write_summary(out, all_results, labs)
-    print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}", file=sys.stderr)
+    write_atomic(out / "checks.csv", checks_csv(all_results))
+    print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}; "
+          f"points per check: {out / 'checks.csv'}", file=sys.stderr)
     if opts.similarity:
         pairs = write_similarity(out, opts.similarity_threshold)
         print(f"similarity: {len(pairs)} pair(s) above {opts.similarity_threshold:.0%}: {out / 'similarity.md'}", file=sys.stderr)
