@@ -132,9 +132,15 @@ def test_checks_csv_has_a_column_per_check(graded):
 def test_similarity_lists_the_near_copies_not_the_stubs(graded):
     _, out, _, _ = graded
     md = (out / "similarity.md").read_text()
-    assert "[ivan](work/ivan/labs/lab01_autograd.py) | [judy](work/judy/labs/lab01_autograd.py)" in md
+    assert "[ivan](work/ivan/labs/lab01_autograd.py), [judy](work/judy/labs/lab01_autograd.py) |" in md
     assert "carol" not in md, "a stub-only submission was reported as similar: the stub text is boilerplate"
-    assert "judy" in (out / "similarity.html").read_text()
+    # tests/alt copied by seven students (five with one function appended): one group, not 21 pairs
+    alt = next(l for l in md.splitlines() if "classroom-alice" in l)
+    assert all(f"[{s}](" in alt for s in ("classroom-alice", "classroom-bob", "Dave_Smith_1234", "erin", "peggy"))
+    assert "## lab02" not in md, "only the graded labs are compared (--lab 1)"
+    page = (out / "similarity.html").read_text()
+    assert "judy" in page and "cdn" not in page and "<script" not in page
+    assert (out / "similarity.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_grades_only_what_changed(graded):

@@ -1,9 +1,10 @@
 """What ``python -m grader batch`` reports, checked on synthetic results (no grading here).
 
-Feedback, gradebook, summary and ``checks.csv`` from hand-made ``results.json``
+Feedback, gradebook, summary, ``checks.csv`` and similarity from hand-made ``results.json``
 dicts: a lab file that does not import is one line per lab with the path inside the submission,
 import errors are counted apart from check failures, an unreadable row carries the class's
-maximum, notes are cut between words, and stray files are no students. The batch run of ``tests/test_batch.py`` checks the same on a graded class.
+maximum, notes are cut between words, stray files are no students, and similarity comes in
+groups with names. The batch run of ``tests/test_batch.py`` checks the same on a graded class.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from grader.course.batch import discover, items, lab_failures, reports
+from grader.course.batch import discover, items, lab_failures, reports, similarity
 from grader.judge.session import REPO_ROOT
 
 OUT = Path("/grading/out")  # where the grader's copies lie: only a string in these results
@@ -179,3 +181,90 @@ def test_a_stray_file_is_no_student(tmp_path):
     entries = {e.source.name: e for e in discover.discover(subs)}
     assert set(entries) == {"alice", "bob.tar.gz", "carol_lab01_autograd.py"}
     assert entries["bob.tar.gz"].problem and entries["carol_lab01_autograd.py"].problem
+
+
+# --------------------------------------------------------------------------- similarity
+
+BASE = '''
+def graph_forward(a, b):
+    total = 0.0
+    for k in range(10):
+        total = total + a * k - b / (k + 1)
+    values = [total * j for j in range(5)]
+    return sum(values), max(values), min(values)
+
+
+def squared_error(y_pred, y):
+    diff = [(p - t) ** 2 for p, t in zip(y_pred, y)]
+    return sum(diff) / len(diff)
+'''
+OTHER = '''
+def graph_forward(a, b):
+    c = a + b
+    d = b + 1
+    e = c * d
+    return c, d, e
+
+
+def squared_error(prediction, target):
+    import numpy as np
+
+    return float(np.mean((np.asarray(prediction) - np.asarray(target)) ** 2))
+'''
+
+
+def test_five_copies_are_one_group_of_five():
+    students = ["a1", "a2", "a3", "a4", "a5", "b", "c"]
+    code = [f"# copy {k}\n" + BASE for k in range(5)] + [OTHER, "x = 1\n"]
+    sim = similarity.compare_lab("lab01", students, code, 0.6)
+    assert [[students[i] for i in g] for g in sim.groups] == [["a1", "a2", "a3", "a4", "a5"]]
+    high, low = sim.group_range(sim.groups[0])
+    assert high == low == pytest.approx(1.0)
+    assert len(sim.closest_pairs(sim.groups[0])) == 4  # shown as four pairs, not ten
+    assert sim.pair_similarity(0, 5) < 0.6
+
+
+def write_work(out: Path, files: dict[str, dict[str, str]]) -> list[dict]:
+    everyone = []
+    for student, labs in files.items():
+        folder = out / "work" / student / "labs"
+        folder.mkdir(parents=True)
+        for module, text in labs.items():
+            (folder / f"{module}.py").write_text(text)
+        everyone.append(results(student, []))
+    return everyone
+
+
+def test_similarity_compares_only_graded_labs_offline_with_names(tmp_path):
+    stub2 = (REPO_ROOT / "labs" / "lab02_backprop.py").read_text()
+    name = "x<script>y"
+    everyone = write_work(tmp_path, {
+        "ann": {"lab01_autograd": BASE, "lab02_backprop": stub2},
+        "ben": {"lab01_autograd": "# mine\n" + BASE, "lab02_backprop": stub2},
+        name: {"lab01_autograd": "# again\n" + BASE, "lab02_backprop": stub2 + "\n# done\n"},
+        "dan": {"lab01_autograd": OTHER, "lab02_backprop": stub2},
+    })
+    groups = similarity.write_similarity(tmp_path, 0.6, ["lab01"], everyone)
+    assert [(g.lab, sorted(g.students)) for g in groups] == [("lab01", ["ann", "ben", name])]
+    md = (tmp_path / "similarity.md").read_text()
+    assert "## lab01" in md and "lab02" not in md, "a lab not graded in this batch was compared"
+    assert "[ann](work/ann/labs/lab01_autograd.py), [ben](work/ben/labs/lab01_autograd.py)" in md
+    assert "<script>" not in md
+    page = (tmp_path / "similarity.html").read_text()
+    assert not re.search(r"<link|<script|https?://|//cdn", page), "the report must work offline"
+    assert "x&lt;script&gt;y" in page and "data:image/png;base64," in page and "<mark>" in page
+    assert (tmp_path / "similarity.png").read_bytes()[:4] == b"\x89PNG"
+    # stubs of other labs never show up, even as the only files of a lab
+    assert similarity.write_similarity(tmp_path, 0.6, ["lab02"], everyone) == []
+
+
+def test_heat_map_has_the_students_names_on_its_axes():
+    import matplotlib.pyplot as plt
+
+    students = ["ann", "ben", "$x$"]
+    sim = similarity.compare_lab("lab01", students, [BASE, "# b\n" + BASE, OTHER], 0.6)
+    fig = similarity.heat_map_figure([sim], 0.6)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ann", "ben", "x"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["ann", "ben", "x"]
+    plt.close(fig)

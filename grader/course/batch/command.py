@@ -25,9 +25,9 @@ from grader.course.batch.reports import (
     load_stray,
     write_atomic,
     write_gradebook,
-    write_similarity,
     write_summary,
 )
+from grader.course.batch.similarity import write_similarity
 from grader.course.batch.slots import DEFAULT_SUBMISSION_TIMEOUT, Slot, default_workers, grader_version, worker_users
 from grader.judge.sandbox import bwrap_usable
 from grader.judge.session import LABS
@@ -195,8 +195,9 @@ def write_reports(out: Path, labs: list[str], opts: argparse.Namespace) -> int:
     print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}; "
           f"points per check: {out / 'checks.csv'}", file=sys.stderr)
     if opts.similarity:
-        pairs = write_similarity(out, opts.similarity_threshold)
-        print(f"similarity: {len(pairs)} pair(s) above {opts.similarity_threshold:.0%}: {out / 'similarity.md'}", file=sys.stderr)
+        groups = write_similarity(out, opts.similarity_threshold, labs, all_results)
+        print(f"similarity: {len(groups)} group(s) of students above {opts.similarity_threshold:.0%}: "
+              f"{out / 'similarity.md'}", file=sys.stderr)
     return 0
 
 

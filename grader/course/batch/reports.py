@@ -1,6 +1,6 @@
-"""What a batch writes for the instructor: feedback, gradebook, summary, similarity; each file atomically.
+"""What a batch writes for the instructor: feedback, gradebook, summary; each file atomically.
 
-The per-check table is :mod:`grader.course.batch.items`.
+The per-check table is :mod:`grader.course.batch.items`, similarity :mod:`grader.course.batch.similarity`.
 """
 
 
@@ -18,8 +18,7 @@ from pathlib import Path
 from grader import scoring, textsafe
 from grader.course.batch.items import possible_points
 from grader.course.batch.lab_failures import clip, gradebook_notes, lab_failures, submission_paths
-from grader.judge.ingest import lab_of as _lab_of
-from grader.judge.session import LABS, REPO_ROOT
+from grader.judge.session import LABS
 
 # --------------------------------------------------------------------------- outputs
 
@@ -322,52 +321,3 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     write_atomic(out / "summary.png", buf.getvalue())
-
-
-def write_similarity(out: Path, threshold: float) -> list[tuple]:
-    """Pairwise similarity of the students' lab files with copydetect (stub text as boilerplate).
-
-    Writes ``similarity.html`` and ``similarity.md``; returns (lab, student A, student B,
-    similarity A, similarity B) of the pairs above ``threshold``. Not a verdict: a list to read.
-    """
-    from copydetect import CopyDetector
-
-    work = out / "work"
-    detector = CopyDetector(extensions=["py"], display_t=threshold, same_name_only=True, ignore_leaf=True,
-                            autoopen=False, silent=True, out_file=str(out / "similarity.html"))
-    for path in sorted(work.glob("*/labs/*.py")):
-        detector.add_file(str(path))
-    for module in LABS.values():
-        stub = REPO_ROOT / "labs" / f"{module}.py"
-        if stub.is_file():
-            detector.add_file(str(stub), type="boilerplate")
-    pairs = []
-    if len(detector.test_files) >= 2:
-        detector.run()
-        for item in detector.get_copied_code_list():
-            sim_a, sim_b, file_a, file_b = item[0], item[1], Path(item[2]), Path(item[3])
-            lab = _lab_of(file_a.name) or file_a.stem
-            pairs.append((lab, file_a.parent.parent.name, file_b.parent.parent.name, float(sim_a), float(sim_b),
-                          file_a.relative_to(out).as_posix(), file_b.relative_to(out).as_posix()))
-        detector.generate_html_report()
-        # copydetect escapes the HTML of the code it shows, but keeps the control characters in it.
-        html_report = out / "similarity.html"
-        write_atomic(html_report, textsafe.terminal(html_report.read_text(encoding="utf-8", errors="replace")))
-    pairs.sort(key=lambda p: (p[0], -max(p[3], p[4])))
-    lines = ["# Code similarity", "",
-             f"Pairs of students whose lab files share more than {threshold:.0%} of their code after the stub text is "
-             "removed (copydetect, MOSS-style winnowing). Not a verdict: short labs have few ways to be written, "
-             "so read the files side by side in similarity.html before concluding anything.", ""]
-    if not pairs:
-        lines.append("No pair above the threshold.")
-    for lab in sorted({p[0] for p in pairs}):
-        lines += [f"## {lab}", "", "| student A | student B | A in B | B in A |", "|---|---|---:|---:|"]
-        for p in pairs:
-            if p[0] == lab:
-                # Folder names are safe_name()s (letters, digits, ._-@+): escaped all the same.
-                a, b = (f"[{textsafe.markdown_cell(name)}]({textsafe.markdown_cell(path)})"
-                        for name, path in ((p[1], p[5]), (p[2], p[6])))
-                lines.append(f"| {a} | {b} | {p[3]:.0%} | {p[4]:.0%} |")
-        lines.append("")
-    write_atomic(out / "similarity.md", "\n".join(lines) + "\n")
-    return pairs
