@@ -85,10 +85,13 @@ CLASS = {
     "ivan": ("solutions (correct)", "ok"),
     "judy": ("near-copy of ivan", "ok"),
     "mallory": ("no lab file (a README only)", "unreadable"),
-    "notes.txt": ("a stray file", "unreadable"),
     "oscar": ("only lab 2 submitted (alt)", "ok"),
     "peggy": ("alt, labs/ nested three folders deep", "ok"),
 }
+
+
+#: Files at the top of the class folder that are no student's entry: listed apart, never graded.
+STRAY = {"notes.txt": "a file the LMS put there"}
 
 
 def make_class(dest: Path, size: int | None = None) -> dict[str, tuple[str, str]]:
@@ -132,7 +135,7 @@ def _make_one(dest: Path) -> dict[str, tuple[str, str]]:
     _write_tree(dest / "judy", near_copy(ivan))
     (dest / "mallory").mkdir(exist_ok=True)
     (dest / "mallory" / "README.md").write_text("I could not finish\n")
-    (dest / "notes.txt").write_text("a file the LMS put here\n")
+    (dest / "notes.txt").write_text("a file the LMS put here\n")  # STRAY: not in CLASS
     _write_tree(dest / "oscar", {f"{LABS['lab02']}.py": lab_files("alt")[f"{LABS['lab02']}.py"]})
     _write_tree(dest / "peggy" / "a" / "b", lab_files("alt"), extra=False)
     return CLASS

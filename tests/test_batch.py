@@ -20,7 +20,7 @@ import pytest
 
 from grader.course.batch import command, discover, reports
 from grader.judge.sandbox import live_processes
-from tests.fake_class import CLASS, make_class
+from tests.fake_class import CLASS, STRAY, make_class
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["--lab", "1", "--timeout", "10"]
@@ -51,7 +51,8 @@ def test_every_entry_is_in_the_gradebook_with_its_status(graded):
         assert rows[entry]["status"] == status, f"{entry} ({what}): {rows[entry]}"
         if status == "unreadable":
             assert rows[entry]["notes"], f"{entry}: no reason given"
-    assert "14 submissions" in proc.stderr and "3 unreadable" in proc.stderr
+    assert "13 submissions" in proc.stderr and "2 unreadable" in proc.stderr
+    assert "not a submission" in proc.stderr and all(repr(name) in proc.stderr for name in STRAY)
     # points: full, a planted bug, stubs, what is left after a crash
     assert rows["ivan"]["lab01"] == rows["ivan"]["max"] == rows["classroom-alice"]["total"]
     assert rows["peggy"]["total"] == rows["ivan"]["total"], "labs/ nested three folders deep not found"
@@ -60,6 +61,10 @@ def test_every_entry_is_in_the_gradebook_with_its_status(graded):
     assert rows["Dave Smith_1234_assignsubmission_file_"]["student"] == "Dave_Smith_1234"
     assert "no file submitted" in rows["oscar"]["notes"]
     assert "SyntaxError" in rows["grace"]["notes"] and "os._exit" in rows["frank.zip"]["notes"]
+    assert rows["grace"]["notes"].startswith("lab01: does not import: SyntaxError at labs/lab01_autograd.py, line")
+    assert not any(str(out) in row["notes"] for row in rows.values()), "the instructor's paths in the notes"
+    for entry in ("heidi.zip", "mallory"):  # not graded: 0 of what the others could earn
+        assert rows[entry]["total"] == "0" and rows[entry]["max"] == rows["ivan"]["max"] != "0"
     assert "time budget" in rows["erin"]["notes"]
     for row in rows.values():
         assert row["grader_seed"] == "20181" and len(row["grader_version"]) == 12
@@ -92,26 +97,50 @@ def test_feedback_per_student_marks_hidden_checks(graded):
     hidden_failed = [t for t in results["tests"] if t["visibility"] != "visible" and t["score"] < t["max_score"]]
     assert hidden_failed and all(f"`{t['name']}` ({t['score']:g}/{t['max_score']:g}) *(hidden check" in dave for t in hidden_failed)
     assert "could not be graded" in (out / "feedback" / "heidi.md").read_text()
+    grace = (out / "feedback" / "grace.md").read_text()  # a syntax error: one line for the lab, not one per check
+    assert grace.count("could not import") == 1 and str(out) not in grace
+    assert "- lab01 (0/" in grace and "could not import labs/lab01_autograd.py: SyntaxError at labs/lab01_autograd.py" in grace
     assert results["extra_data"]["batch"]["status"] == "ok" and results["extra_data"]["batch"]["entry"].startswith("Dave")
 
 
 def test_summary_names_the_slips_the_class_made(graded):
     _, out, _, _ = graded
     summary = (out / "summary.md").read_text()
-    assert "14 submissions: 8 ok, 2 crashed, 1 timed out, 3 unreadable" in summary
+    assert "13 submissions: 8 ok, 2 crashed, 1 timed out, 2 unreadable" in summary
+    did_not_run = next(l for l in summary.split("## Labs that did not run")[1].splitlines() if l.startswith("| lab01 | "))
+    assert did_not_run.startswith("| lab01 | 1 | 1 | SyntaxError at lab01_autograd.py"), did_not_run  # oscar, grace
+    assert "## Not a submission" in summary and "`notes.txt`" in summary and "- notes.txt" not in summary
     line = next(l for l in summary.splitlines() if l.startswith("| `lab01: test_graph_backward_matches_autograd`"))
     assert "only one path counted" in line and "1 |" in line.split("%")[1], line  # one not implemented (carol)
     assert "heidi" in summary and "not a readable zip" in summary
+    assert "could not import" not in summary.split("## Checks the class failed most")[1], "import errors counted as failures"
     png = (out / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_checks_csv_has_a_column_per_check(graded):
+    _, out, rows, _ = graded
+    table = list(csv.reader((out / "checks.csv").open()))
+    header, possible, by_student = table[0], table[1], {r[0]: r for r in table[2:]}
+    results = json.loads((out / "results" / "ivan.json").read_text())
+    assert header[2:] == [t["name"] for t in results["tests"] if t["max_score"] > 0]
+    assert by_student["ivan"][2:] == possible[2:] and sum(map(float, possible[2:])) == float(rows["ivan"]["max"])
+    assert set(by_student["grace"][2:]) == {""}, "a lab that did not import measured nothing"
+    assert set(by_student) == {r["student"] for r in rows.values()}
 
 
 def test_similarity_lists_the_near_copies_not_the_stubs(graded):
     _, out, _, _ = graded
     md = (out / "similarity.md").read_text()
-    assert "[ivan](work/ivan/labs/lab01_autograd.py) | [judy](work/judy/labs/lab01_autograd.py)" in md
+    assert "[ivan](work/ivan/labs/lab01_autograd.py), [judy](work/judy/labs/lab01_autograd.py) |" in md
     assert "carol" not in md, "a stub-only submission was reported as similar: the stub text is boilerplate"
-    assert "judy" in (out / "similarity.html").read_text()
+    # tests/alt copied by seven students (five with one function appended): one group, not 21 pairs
+    alt = next(l for l in md.splitlines() if "classroom-alice" in l)
+    assert all(f"[{s}](" in alt for s in ("classroom-alice", "classroom-bob", "Dave_Smith_1234", "erin", "peggy"))
+    assert "## lab02" not in md, "only the graded labs are compared (--lab 1)"
+    page = (out / "similarity.html").read_text()
+    assert "judy" in page and "cdn" not in page and "<script" not in page
+    assert (out / "similarity.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_grades_only_what_changed(graded):

@@ -5,7 +5,10 @@ clone, an LMS download, a Gradescope export). In each entry the lab files (``lab
 found at its top level, in ``labs/``, or nested up to three folders deeper (a repository clone in
 a zip, an LMS folder around it). The student is named after the entry (for a Gradescope export,
 after ``submission_metadata.yml``). An entry with no lab file, or a zip that cannot be read, is
-listed in the gradebook as ``unreadable`` with the reason; nothing is silently dropped.
+listed in the gradebook as ``unreadable`` with the reason (and the maximum the others could
+earn); nothing is silently dropped. A plain file at the top of SUBMISSIONS that is neither a
+folder nor an archive or code file (``notes.txt``) is no student: it is listed apart, on stderr
+and in ``summary.md`` (``stray.json``).
 
 Every submission is graded exactly as ``python -m grader --labs-dir DIR`` grades it: the same
 function (:func:`grader.runner.grade_isolated`), checks, grader seed, time budgets and crash
@@ -20,12 +23,19 @@ OUTDIR receives, each file written atomically:
   / ``timed out`` / ``unreadable`` / ``grader error``, seconds, grader seed, grader version, notes);
 * ``results/<student>.json``: the Gradescope results (what ``python -m grader`` writes), plus
   ``extra_data.batch`` (grader version, seed, submission hash, status);
-* ``feedback/<student>.md``: the report the student sees, hidden checks marked as hidden;
+* ``feedback/<student>.md``: the report the student sees, hidden checks marked as hidden; a lab
+  file that is missing or does not import is one line for its lab, with the path inside the
+  submission;
 * ``logs/<student>.log``: the judge's pytest output, for the instructor;
-* ``summary.md`` and ``summary.png``: score distribution per lab, and per check the share of the
-  class that failed it with the most common failure message;
-* with ``--similarity``: ``similarity.html`` (copydetect's side-by-side report) and
-  ``similarity.md`` (pairs above the threshold per lab, linked to the files).
+* ``summary.md`` and ``summary.png``: score distribution per lab, the labs that did not run
+  (file missing, import errors) counted apart, and per check the share of the class that failed
+  it with the most common failure message;
+* ``checks.csv``: student x check points, for item analysis (a first row of possible points;
+  blank where the check measured nothing);
+* with ``--similarity`` (:mod:`grader.course.batch.similarity`): ``similarity.md`` (groups of
+  students above the threshold per lab, linked to the files), ``similarity.png`` (per-lab heat
+  maps with the students' names) and ``similarity.html`` (the same and the code side by side,
+  offline).
 
 An interrupted batch is resumed by running the same command: a student whose results were
 written by the same grader version and seed from the same files is not graded again (unless

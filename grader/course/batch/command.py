@@ -15,16 +15,19 @@ import threading
 from pathlib import Path
 
 from grader import scoring
-from grader.course.batch.discover import Entry, Unreadable, discover, extract
+from grader.course.batch.discover import Entry, Unreadable, discover, extract, stray_files
+from grader.course.batch.items import checks_csv
 from grader.course.batch.reports import (
+    STRAY_FILE,
     clean_log,
     feedback_markdown,
     load_results,
+    load_stray,
     write_atomic,
     write_gradebook,
-    write_similarity,
     write_summary,
 )
+from grader.course.batch.similarity import write_similarity
 from grader.course.batch.slots import DEFAULT_SUBMISSION_TIMEOUT, Slot, default_workers, grader_version, worker_users
 from grader.judge.sandbox import bwrap_usable
 from grader.judge.session import LABS
@@ -60,11 +63,16 @@ def run_batch(opts: argparse.Namespace) -> int:
     seed = opts.grader_seed if opts.grader_seed is not None else DEFAULT_SEED
     version = grader_version()
     entries = discover(Path(opts.submissions))
+    stray = stray_files(Path(opts.submissions))
     if opts.shard:
         k, n = opts.shard
         entries = [e for i, e in enumerate(entries) if i % n == k - 1]
     for sub in ("results", "feedback", "logs", "work"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    write_atomic(out / STRAY_FILE, json.dumps(stray, indent=1))
+    if stray:
+        print(f"not a submission (neither a folder nor an archive), not graded: {', '.join(map(repr, stray))}",
+              file=sys.stderr)
     jobs = []
     for entry in entries:
         result_path = out / "results" / f"{entry.student}.json"
@@ -183,10 +191,13 @@ def write_reports(out: Path, labs: list[str], opts: argparse.Namespace) -> int:
     all_results = load_results(out)
     write_gradebook(out, all_results, labs)
     write_summary(out, all_results, labs)
-    print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}", file=sys.stderr)
+    write_atomic(out / "checks.csv", checks_csv(all_results))
+    print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}; "
+          f"points per check: {out / 'checks.csv'}", file=sys.stderr)
     if opts.similarity:
-        pairs = write_similarity(out, opts.similarity_threshold)
-        print(f"similarity: {len(pairs)} pair(s) above {opts.similarity_threshold:.0%}: {out / 'similarity.md'}", file=sys.stderr)
+        groups = write_similarity(out, opts.similarity_threshold, labs, all_results)
+        print(f"similarity: {len(groups)} group(s) of students above {opts.similarity_threshold:.0%}: "
+              f"{out / 'similarity.md'}", file=sys.stderr)
     return 0
 
 
@@ -220,6 +231,8 @@ def merge(opts: argparse.Namespace) -> int:
                          "regrade them with the same grader and --grader-seed")
     for sub in ("results", "feedback", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    stray = sorted({name for src in map(Path, opts.merge) for name in load_stray(src)})
+    write_atomic(out / STRAY_FILE, json.dumps(stray, indent=1))
     for student, (_, src) in seen.items():
         for sub, suffix in (("results", ".json"), ("feedback", ".md"), ("logs", ".log")):
             f = src / sub / f"{student}{suffix}"

@@ -80,8 +80,32 @@ def _scan_zip(zf: zipfile.ZipFile) -> dict[str, list[str]]:
     return found
 
 
+#: A file at the top of SUBMISSIONS with one of these endings is a student's entry (an archive, or
+#: code an LMS put there without a folder): graded, or listed as unreadable with the reason.
+ENTRY_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".gz", ".bz2", ".xz", ".rar", ".7z",
+                  ".py", ".ipynb")
+_SKIPPED = ("__MACOSX", "submission_metadata.yml")
+
+
+def is_stray(path: Path) -> bool:
+    """True for a plain file at the top of SUBMISSIONS that is no student's entry (``notes.txt``,
+    a grade sheet, an LMS index): not a folder, not a link, not an archive or code file."""
+    return (path.is_file() and not path.is_symlink() and not path.name.lower().endswith(ENTRY_SUFFIXES)
+            and not path.name.startswith(".") and path.name not in _SKIPPED)
+
+
+def stray_files(submissions: Path) -> list[str]:
+    """The names of the files at the top of SUBMISSIONS that :func:`discover` leaves out (:func:`is_stray`)."""
+    if not submissions.is_dir():
+        return []
+    return sorted(p.name for p in submissions.iterdir() if is_stray(p))
+
+
 def discover(submissions: Path) -> list[Entry]:
     """Every entry of SUBMISSIONS, with the lab files found in it (or why none can be graded).
+
+    A plain file that is no entry (``notes.txt``: :func:`is_stray`) is left out, not made a
+    student; :func:`stray_files` lists those.
 
     Raises:
         SystemExit: SUBMISSIONS is not a folder.
@@ -95,8 +119,8 @@ def discover(submissions: Path) -> list[Entry]:
     entries: list[Entry] = []
     used: set[str] = set()
     for path in sorted(submissions.iterdir()):
-        if path.name.startswith(".") or path.name in ("__MACOSX", "submission_metadata.yml"):
-            continue
+        if path.name.startswith(".") or path.name in _SKIPPED or is_stray(path):
+            continue  # stray files are listed apart (stray_files)
         display, email = names.get(path.name, (path.name, ""))
         student = safe_name(display)
         base, k = student, 2

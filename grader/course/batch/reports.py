@@ -1,4 +1,7 @@
-"""What a batch writes for the instructor: feedback, gradebook, summary, similarity; each file atomically."""
+"""What a batch writes for the instructor: feedback, gradebook, summary; each file atomically.
+
+The per-check table is :mod:`grader.course.batch.items`, similarity :mod:`grader.course.batch.similarity`.
+"""
 
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from grader import scoring, textsafe
-from grader.judge.ingest import lab_of as _lab_of
-from grader.judge.session import LABS, REPO_ROOT
+from grader.course.batch.items import possible_points
+from grader.course.batch.lab_failures import clip, gradebook_notes, lab_failures, submission_paths
+from grader.judge.session import LABS
 
 # --------------------------------------------------------------------------- outputs
 
@@ -75,17 +79,24 @@ def feedback_markdown(student: str, results: dict) -> str:
               "| lab | points | possible |", "|---|---:|---:|"]
     for lab, (got, possible) in lab_points(results).items():
         lines.append(f"| {lab} | {got:g} | {possible:g} |")
-    failed = [t for t in results.get("tests", []) if t["max_score"] > 0 and t["score"] < t["max_score"]]
-    if failed:
+    whole_labs = lab_failures(results)  # a lab file missing or not importing: one line, not one per check
+    failed = [t for t in results.get("tests", []) if t["max_score"] > 0 and t["score"] < t["max_score"]
+              and scoring.lab_of(t) not in whole_labs]
+    if failed or whole_labs:
         lines += ["", "## What to look at", ""]
+        for f in whole_labs.values():
+            hidden = f", {f.hidden} of them hidden" if f.hidden else ""
+            lines.append(f"- {f.lab} (0/{f.points:g}, all {f.checks} checks{hidden}): {md(f.message)}")
         for t in failed:
             hidden = " *(hidden check: shown after the grades are published)*" if t.get("visibility") != "visible" else ""
-            lines.append(f"- `{t['name']}` ({t['score']:g}/{t['max_score']:g}){hidden}: {md(t['output'])}")
+            lines.append(f"- `{t['name']}` ({t['score']:g}/{t['max_score']:g}){hidden}: "
+                         f"{md(submission_paths(t['output'], results))}")
     else:
         lines += ["", "Every graded check passed."]
     info = [t for t in results.get("tests", []) if t["max_score"] == 0 and t.get("output")]
     if info:
-        lines += ["", "## Information only (0 points)", ""] + [f"- `{t['name']}`: {md(t['output'])}" for t in info]
+        lines += ["", "## Information only (0 points)", ""] + [f"- `{t['name']}`: {md(submission_paths(t['output'], results))}"
+                                                                   for t in info]
     lines += ["", f"Graded with grader seed {results.get('extra_data', {}).get('grader_seed')}"
               f" (grader version {batch.get('grader_version', '?')}).", ""]
     return "\n".join(lines)
@@ -121,14 +132,17 @@ def write_gradebook(out: Path, all_results: list[dict], labs: list[str]) -> None
     writer = csv.DictWriter(buf, fieldnames=[f for f in GRADEBOOK_FIELDS if f not in LABS or f in labs],
                             lineterminator="\n")
     writer.writeheader()
+    possible = possible_points(all_results)
     for r in all_results:
         b = r["extra_data"]["batch"]
         points = lab_points(r)
+        # Not graded (unreadable, stopped, damaged): 0 of what the others could earn, not 0 of 0.
+        most = r["max_score"] if r.get("tests") else sum(possible.get(lab, 0.0) for lab in labs)
         row = {
             "student": b["student"], "email": b.get("email", ""), "entry": b["entry"],
-            "total": f"{r['score']:g}", "max": f"{r['max_score']:g}", "status": b["status"],
+            "total": f"{r['score']:g}", "max": f"{most:g}", "status": b["status"],
             "seconds": f"{b.get('seconds', 0):.1f}", "grader_seed": r["extra_data"].get("grader_seed", ""),
-            "grader_version": b["grader_version"], "notes": "; ".join(b.get("notes", [])),
+            "grader_version": b["grader_version"], "notes": "; ".join(gradebook_notes(r)),
         }
         for lab in labs:
             row[lab] = f"{points[lab][0]:g}" if lab in points else "0"
@@ -143,13 +157,18 @@ def _pattern(message: str) -> str:
 
 
 def check_stats(all_results: list[dict]) -> list[dict]:
-    """Per check: how many graded students failed it, and the most common failure message."""
+    """Per check: how many graded students failed it, and the most common failure message.
+
+    A lab whose file is missing or does not import ran none of its checks: it is counted apart
+    (:func:`lab_failures`), in neither the graded nor the failed students of its checks.
+    """
     stats: dict[str, dict] = {}
     for r in all_results:
         if r["extra_data"]["batch"]["status"] in ("unreadable", "grader error"):
             continue
+        did_not_run = lab_failures(r)
         for t in r.get("tests", []):
-            if t["max_score"] <= 0:
+            if t["max_score"] <= 0 or scoring.lab_of(t) in did_not_run:
                 continue
             s = stats.setdefault(t["name"], {"name": t["name"], "graded": 0, "failed": 0, "messages": Counter(),
                                              "examples": {}, "reasons": Counter(), "hidden": t.get("visibility") != "visible",
@@ -157,13 +176,62 @@ def check_stats(all_results: list[dict]) -> list[dict]:
             s["graded"] += 1
             if t["score"] < t["max_score"]:
                 s["failed"] += 1
-                key = _pattern(t.get("output", ""))
+                output = submission_paths(t.get("output", ""), r, bare=True)  # the same words for every student
+                key = _pattern(output)
                 s["messages"][key] += 1
-                s["examples"].setdefault(key, t.get("output", "").strip().splitlines()[0] if t.get("output", "").strip() else "")
+                s["examples"].setdefault(key, output.strip().splitlines()[0] if output.strip() else "")
                 s["reasons"][t.get("extra_data", {}).get("reason") or "wrong"] += 1
     # Slips first: a check failed because the function was not written yet teaches less.
     return sorted(stats.values(), key=lambda s: (-(s["failed"] - s["reasons"]["not implemented"]) / max(s["graded"], 1),
                                                  -s["failed"] / max(s["graded"], 1), s["name"]))
+
+
+def did_not_run_lines(graded: list[dict], labs: list[str]) -> list[str]:
+    """The summary's section on labs whose file is missing or does not import, counted apart from
+    check failures: per lab how many, the most common error, and who (for import errors)."""
+    counts: dict[str, Counter] = {lab: Counter() for lab in labs}
+    errors: dict[str, Counter] = {lab: Counter() for lab in labs}
+    examples: dict[str, str] = {}
+    who = []
+    for r in graded:
+        student = r["extra_data"]["batch"]["student"]
+        for lab, f in lab_failures(r).items():
+            if lab not in counts:
+                continue
+            counts[lab][f.kind] += 1
+            if f.kind == "import error":
+                bare = lab_failures(r, bare=True)[lab].error  # the same words for every student
+                errors[lab][_pattern(bare)] += 1
+                examples.setdefault(_pattern(bare), bare)
+                who.append((lab, student, f.error))
+    if not any(counts.values()):
+        return []
+    lines = ["", "## Labs that did not run", "",
+             "A lab file that is missing or does not import scores 0 in every check of its lab; such labs are "
+             "counted here, apart from the checks that failed.", "",
+             "| lab | file missing | does not import | most common import error |", "|---|---:|---:|---|"]
+    for lab in labs:
+        if counts[lab]:
+            common = errors[lab].most_common(1)
+            text = f"{textsafe.markdown_cell(clip(examples[common[0][0]], 160))} ({common[0][1]})" if common else "-"
+            lines.append(f"| {lab} | {counts[lab]['missing']} | {counts[lab]['import error']} | {text} |")
+    if who:
+        lines += ["", "Lab files that do not import (the error is also in the gradebook's notes and the student's feedback):", ""]
+        lines += [f"- {lab}, {textsafe.markdown(student)}: {textsafe.markdown(clip(error, 240))}"
+                  for lab, student, error in sorted(who)]
+    return lines
+
+
+STRAY_FILE = "stray.json"
+
+
+def load_stray(out: Path) -> list[str]:
+    """The names of the files at the top of SUBMISSIONS that are no student's entry (``OUT/stray.json``)."""
+    try:
+        names = json.loads((out / STRAY_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
@@ -191,11 +259,13 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
         full = sum(1 for x in per_lab[lab] if x >= possible.get(lab, 0) > 0)
         lines.append(f"| {lab} | {v.mean():.1f} | {np.median(v):g} | {v.min():g} | {v.max():g} | "
                      f"{possible.get(lab, 0):g} | {full}/{len(per_lab[lab])} |")
+    lines += did_not_run_lines(graded, labs)
     stats = check_stats(all_results)
     lines += ["", "## Checks the class failed most", "",
               "Per check: the share of graded submissions that failed it, how many of those had not implemented "
               "the function yet, and the most common message among the others (numbers blanked to group them) "
-              "with the share of the failures it covers.", "",
+              "with the share of the failures it covers. A lab whose file is missing or does not import ran none "
+              "of its checks: it is counted above, apart, not here.", "",
               "| check | failed | not implemented | most common other message | share |", "|---|---:|---:|---|---:|"]
     for s in stats:
         if not s["failed"]:
@@ -204,7 +274,7 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
         others = [(m, c) for m, c in s["messages"].most_common() if not s["examples"][m].startswith("not implemented")]
         if others:
             msg, count = others[0]
-            text, share = textsafe.markdown_cell(s["examples"][msg][:240]), f"{100 * count / s['failed']:.0f} %"
+            text, share = textsafe.markdown_cell(clip(s["examples"][msg], 240)), f"{100 * count / s['failed']:.0f} %"
         else:
             text, share = "-", "-"
         hidden = " (hidden)" if s["hidden"] else ""
@@ -219,22 +289,31 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
         lines += [f"- {textsafe.markdown(r['extra_data']['batch']['student'])} "
                   f"({textsafe.markdown_code(r['extra_data']['batch']['entry'])}): {textsafe.markdown(r['output'])}"
                   for r in unreadable]
+    stray = load_stray(out)
+    if stray:
+        lines += ["", "## Not a submission", "",
+                  "Files at the top of the submissions folder that are neither a folder nor an archive: no "
+                  "student's entry, so not in the gradebook. Move a student's file into a folder of its own to grade it.",
+                  ""] + [f"- {textsafe.markdown_code(name)}" for name in stray]
     write_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, len(labs) + 1, figsize=(3.2 * (len(labs) + 1) + 3, 3.6),
                              gridspec_kw={"width_ratios": [1] * len(labs) + [2.2]})
+    not_run = Counter((lab, f.kind) for r in graded for lab, f in lab_failures(r).items())
     for ax, lab in zip(axes, labs):
         mx = possible.get(lab, 1) or 1
         ax.hist(per_lab[lab], bins=np.linspace(0, mx, min(int(mx), 20) + 1), color="tab:blue", edgecolor="white")
-        ax.set_title(f"{lab}: points (of {mx:g})")
+        apart = ", ".join(f"{not_run[lab, kind]} {words}" for kind, words in
+                          (("import error", "did not import"), ("missing", "missing")) if not_run[lab, kind])
+        ax.set_title(f"{lab}: points (of {mx:g})" + (f"\n{apart}" if apart else ""), fontsize=10)
         ax.set_xlabel("points")
         ax.set_ylabel("students")
     worst = [s for s in stats if s["failed"]][:12][::-1]
     ax = axes[-1]
-    ax.barh([s["name"][:48] for s in worst], [100 * s["failed"] / s["graded"] for s in worst], color="tab:red")
+    ax.barh([clip(s["name"], 56) for s in worst], [100 * s["failed"] / s["graded"] for s in worst], color="tab:red")
     ax.set_xlabel("students who failed it (%)")
     ax.set_xlim(0, 100)
-    ax.set_title("checks failed most")
+    ax.set_title("checks failed most\n(of the students whose lab file imported)", fontsize=10)
     ax.tick_params(axis="y", labelsize=7)
     fig.suptitle(f"{len(graded)} graded submissions")
     fig.tight_layout()
@@ -242,52 +321,3 @@ def write_summary(out: Path, all_results: list[dict], labs: list[str]) -> None:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     write_atomic(out / "summary.png", buf.getvalue())
-
-
-def write_similarity(out: Path, threshold: float) -> list[tuple]:
-    """Pairwise similarity of the students' lab files with copydetect (stub text as boilerplate).
-
-    Writes ``similarity.html`` and ``similarity.md``; returns (lab, student A, student B,
-    similarity A, similarity B) of the pairs above ``threshold``. Not a verdict: a list to read.
-    """
-    from copydetect import CopyDetector
-
-    work = out / "work"
-    detector = CopyDetector(extensions=["py"], display_t=threshold, same_name_only=True, ignore_leaf=True,
-                            autoopen=False, silent=True, out_file=str(out / "similarity.html"))
-    for path in sorted(work.glob("*/labs/*.py")):
-        detector.add_file(str(path))
-    for module in LABS.values():
-        stub = REPO_ROOT / "labs" / f"{module}.py"
-        if stub.is_file():
-            detector.add_file(str(stub), type="boilerplate")
-    pairs = []
-    if len(detector.test_files) >= 2:
-        detector.run()
-        for item in detector.get_copied_code_list():
-            sim_a, sim_b, file_a, file_b = item[0], item[1], Path(item[2]), Path(item[3])
-            lab = _lab_of(file_a.name) or file_a.stem
-            pairs.append((lab, file_a.parent.parent.name, file_b.parent.parent.name, float(sim_a), float(sim_b),
-                          file_a.relative_to(out).as_posix(), file_b.relative_to(out).as_posix()))
-        detector.generate_html_report()
-        # copydetect escapes the HTML of the code it shows, but keeps the control characters in it.
-        html_report = out / "similarity.html"
-        write_atomic(html_report, textsafe.terminal(html_report.read_text(encoding="utf-8", errors="replace")))
-    pairs.sort(key=lambda p: (p[0], -max(p[3], p[4])))
-    lines = ["# Code similarity", "",
-             f"Pairs of students whose lab files share more than {threshold:.0%} of their code after the stub text is "
-             "removed (copydetect, MOSS-style winnowing). Not a verdict: short labs have few ways to be written, "
-             "so read the files side by side in similarity.html before concluding anything.", ""]
-    if not pairs:
-        lines.append("No pair above the threshold.")
-    for lab in sorted({p[0] for p in pairs}):
-        lines += [f"## {lab}", "", "| student A | student B | A in B | B in A |", "|---|---|---:|---:|"]
-        for p in pairs:
-            if p[0] == lab:
-                # Folder names are safe_name()s (letters, digits, ._-@+): escaped all the same.
-                a, b = (f"[{textsafe.markdown_cell(name)}]({textsafe.markdown_cell(path)})"
-                        for name, path in ((p[1], p[5]), (p[2], p[6])))
-                lines.append(f"| {a} | {b} | {p[3]:.0%} | {p[4]:.0%} |")
-        lines.append("")
-    write_atomic(out / "similarity.md", "\n".join(lines) + "\n")
-    return pairs
