@@ -139,7 +139,8 @@ def subjects() -> dict:
         return row
 
     sheet = run(data.x_trainval, data.y_trainval, data.x_test, data.y_test, ids)
-    print(f"{data.source}; the lab sheet's run: " + ", ".join(f"{k} {v:.3f}" for k, v in sheet.items()), flush=True)
+    print(f"{data.source}; the lab sheet's run: " + ", ".join(f"{k} {v:.3f}" for k, v in sheet.items()),
+          flush=True)
     held_out = {}
     for out in sets:
         x = torch.cat([sets[s][0] for s in sets if s != out])
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="gradings to time (default 3)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N", help="calibrate over N grader seeds instead")
     parser.add_argument("--normalizer", choices=("z", "max"), default="z", help="normaliser for --calibrate")
-    parser.add_argument("--subjects", action="store_true", help="the lab sheet's run and each subject held out in turn")
+    parser.add_argument("--subjects", action="store_true",
+                        help="the lab sheet's run and each subject held out in turn")
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     args = parser.parse_args(argv)
     if args.subjects:
