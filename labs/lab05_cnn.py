@@ -35,10 +35,10 @@ training accuracy near 1 at chance validation accuracy, its validation loss expl
 ``fc`` memorises random labels and ``gap4`` cannot): 260 simulated pairs at 96x96 (made once,
 under a minute, then cached), 120 epochs of each of five runs: about 5 minutes on one CPU thread
 (4 with the set cached; bench/results/lab05_calibration.md, "Session 4").
-``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs; needs ``python -m data
-prepare recon`` once; one epoch of all three variants takes about a minute on one CPU
-core, so about half an hour on a CPU and a minute or two on a GPU); ``--quick`` tries the code out
-in seconds.
+``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs, the three models on their
+true labels): about 17 min on one CPU thread (about 33 s per epoch of the three models), less on a
+GPU; it needs the set made once by ``python -m data prepare recon`` (about 17 min with 2 processes).
+``--quick`` tries the code out in seconds.
 """
 
 from __future__ import annotations
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true",
                       help="the lecture's run: the 520-image set at 320x320, 30 epochs (needs `python -m data "
-                           "prepare recon` once; about half an hour on a CPU)")
+                           "prepare recon` once; about 17 min on one CPU thread)")
     mode.add_argument("--quick", action="store_true",
                       help=f"tries the code out: {QUICK_PAIRS} pairs at {QUICK_SIZE} px, {QUICK_EPOCHS} epochs "
                            "(seconds; the lessons need the default run)")
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         if status["source"] == "offline" and not status["sim_ready"]:
             print(
                 "The lecture's image set is not prepared yet: run `python -m data prepare recon` once "
-                "(10-17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
+                "(about 17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
                 file=sys.stderr,
             )
             return 1
