@@ -16,8 +16,8 @@ normalised; labels int64 (N,). The grader always uses the offline subset.
 
 Run the whole lab with ``python -m labs.lab03_mnist`` (figures go to ``figures/lab03/``; a table
 of train and test accuracy and seconds per epoch is printed), then answer the lab 3 questions
-in ``labs/QUESTIONS.md``. On the full set the 12 runs take a few minutes on a laptop CPU (about
-1 s per epoch per run); ``--quick`` (2 epochs on 1000 images) only tries the pipeline out.
+in ``labs/QUESTIONS.md``. On the full set the 12 runs take about 2 minutes on one CPU thread (0.4-1 s
+per epoch per run); ``--quick`` (2 epochs on 1000 images) only tries the pipeline out.
 """
 
 from __future__ import annotations

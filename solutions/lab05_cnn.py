@@ -35,10 +35,10 @@ training accuracy near 1 at chance validation accuracy, its validation loss expl
 ``fc`` memorises random labels and ``gap4`` cannot): 260 simulated pairs at 96x96 (made once,
 under a minute, then cached), 120 epochs of each of five runs: about 5 minutes on one CPU thread
 (4 with the set cached; bench/results/lab05_calibration.md, "Session 4").
-``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs; needs ``python -m data
-prepare recon`` once; one epoch of all three variants takes about a minute on one CPU
-core, so about half an hour on a CPU and a minute or two on a GPU); ``--quick`` tries the code out
-in seconds.
+``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs, the three models on their
+true labels): about 17 min on one CPU thread (about 33 s per epoch of the three models), less on a
+GPU; it needs the set made once by ``python -m data prepare recon`` (about 17 min with 2 processes).
+``--quick`` tries the code out in seconds.
 """
 
 from __future__ import annotations
@@ -480,7 +480,10 @@ def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, pa
     wrong = [i for i in range(len(y)) if int(proba[i] > 0.5) != int(y[i])][:n_max]
     cols = min(max(len(wrong), 1), 4)
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, 2.8 * rows + 0.4), squeeze=False)
+    # constrained layout keeps each row's two-line titles clear of the row above (tight_layout let them
+    # overlap); at least 5.5 in wide, so that the suptitle fits above one or two images
+    fig, axes = plt.subplots(rows, cols, figsize=(max(2.5 * cols, 5.5), 2.8 * rows + 0.4), squeeze=False,
+                             layout="constrained")
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(np.asarray(x[i, 0]), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"true: {names[int(y[i])]}\np(PI-CS) = {float(proba[i]):.2f}", fontsize=8)
@@ -489,7 +492,6 @@ def plot_misclassified(x: torch.Tensor, y: torch.Tensor, proba: torch.Tensor, pa
     if not wrong:
         axes[0, 0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
     fig.suptitle(f"{title} ({sum(int(proba[i] > 0.5) != int(y[i]) for i in range(len(y)))} of {len(y)})", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (2.8 * rows + 0.4)))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -511,19 +513,27 @@ def step_costs(variant: str, x: torch.Tensor, y: torch.Tensor, device: str, batc
     on a throw-away model: the weights of the progress bar (its ETA holds when they are right)."""
     import time
 
+    def sync() -> None:  # CUDA works asynchronously: wait for it before reading the clock
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
     state = torch.random.get_rng_state()
     model = build_cnn(variant, image_size=int(x.shape[-1])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     xb, yb = x[:batch_size].to(device), y[:batch_size].float().to(device)
     times = []
     for _ in range(5):
+        sync()
         start = time.perf_counter()
         optimizer.zero_grad()
         nn.functional.binary_cross_entropy(model(xb).reshape(-1), yb).backward()
         optimizer.step()
+        sync()
         times.append(time.perf_counter() - start)
+    sync()
     start = time.perf_counter()
     predict_proba(model, x[:50])
+    sync()
     per_image = (time.perf_counter() - start) / len(x[:50])
     torch.random.set_rng_state(state)
     return float(np.median(times[2:])), per_image
@@ -580,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true",
                       help="the lecture's run: the 520-image set at 320x320, 30 epochs (needs `python -m data "
-                           "prepare recon` once; about half an hour on a CPU)")
+                           "prepare recon` once; about 17 min on one CPU thread)")
     mode.add_argument("--quick", action="store_true",
                       help=f"tries the code out: {QUICK_PAIRS} pairs at {QUICK_SIZE} px, {QUICK_EPOCHS} epochs "
                            "(seconds; the lessons need the default run)")
@@ -603,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         if status["source"] == "offline" and not status["sim_ready"]:
             print(
                 "The lecture's image set is not prepared yet: run `python -m data prepare recon` once "
-                "(10-17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
+                "(about 17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
                 file=sys.stderr,
             )
             return 1
