@@ -49,6 +49,7 @@ class Course:
     """What :func:`course_reports` found, for the summary."""
 
     table: tuple[list[str], list[dict]]
+    questions: dict = field(default_factory=dict)  # the template's questions, lab -> number -> Question
     answered: dict[str, dict[str, dict[int, bool]]] = field(default_factory=dict)
     manual_points: manual.ManualPoints | None = None
     matching: roster.Matching | None = None
@@ -91,7 +92,7 @@ def course_reports(out: Path, all_results: list[dict], labs: list[str], opts: ar
     tmpl = questions.template()
     students = [r["extra_data"]["batch"]["student"] for r in all_results]
     fields, rows = gradebook_table(all_results, labs)
-    course = Course(table=(fields, rows))
+    course = Course(table=(fields, rows), questions=tmpl)
     course.answered = answers.write_answer_files(out, students, labs, tmpl)
     points = _manual_points(out, opts, students, labs, tmpl)
     course.manual_points = points
@@ -190,7 +191,7 @@ def summary_section(course: Course, labs: list[str]) -> list[str]:
                      f"one file per question in answers/{lab}_qK.md")
     if course.manual_points is not None:
         todo = sum(1 for s in students for lab in labs for (_, pts, _, _) in
-                   course.manual_points.of(s, lab, questions.template())[3] if pts is None)
+                   course.manual_points.of(s, lab, course.questions)[3] if pts is None)
         lines += ["", f"Manual points merged from {course.manual_points.source.name} for "
                   f"{', '.join(sorted(course.manual_points.labs)) or 'no lab'}; {todo} answer(s) not graded yet."]
     else:
