@@ -129,9 +129,24 @@ def find_git_dir(root: Path) -> tuple[tuple[str, ...], str] | None:
     return None
 
 
-def copy_git(src: Path, dest: Path) -> list[str]:
-    """Copy the history of the ``.git`` folder ``src`` into ``dest`` (see the module docstring);
-    returns what was skipped (links, other non-regular files).
+def _open_git_dir(root: Path, inner: tuple[str, ...]) -> int:
+    """A descriptor of ``root/<inner>/.git``, each folder below ``root`` opened with ``O_NOFOLLOW``
+    relative to its parent (no link followed, even one swapped in after :func:`find_git_dir`)."""
+    fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for name in (*inner, ".git"):
+            nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except OSError as exc:
+        os.close(fd)
+        raise GitProblem(f".git cannot be opened without following a link ({exc.strerror})") from None
+    return fd
+
+
+def copy_git(root: Path, inner: tuple[str, ...], dest: Path) -> list[str]:
+    """Copy the history of the ``.git`` folder of ``root/<inner>`` into ``dest`` (see the module
+    docstring); returns what was skipped (links, other non-regular files).
 
     Raises:
         GitProblem: over :data:`MAX_GIT_BYTES` or :data:`MAX_GIT_FILES`, or unreadable.
@@ -141,10 +156,7 @@ def copy_git(src: Path, dest: Path) -> list[str]:
     dest.mkdir(parents=True)
     skipped: list[str] = []
     total = files = 0
-    try:
-        top = os.open(src, _DIR_FLAGS)
-    except OSError as exc:
-        raise GitProblem(f".git cannot be opened without following a link ({exc.strerror})") from None
+    top = _open_git_dir(root, inner)
     stack: list[tuple[int, tuple[str, ...]]] = [(top, ())]
     try:
         while stack:
@@ -328,7 +340,17 @@ def _child_main(argv: list[str]) -> int:  # pragma: no cover -- runs in the chil
 
 def apply_deadline(entries: list[Entry], deadline: datetime | None, out: Path) -> None:
     """With a deadline, point every Git clone among ``entries`` at the files of its last commit before
-    it (see the module docstring); without one, forget what an earlier run with a deadline recorded."""
+    it (see the module docstring); without one, forget what an earlier run with a deadline recorded.
+
+    Raises:
+        SystemExit: a deadline is given and dulwich is not installed.
+    """
+    if deadline is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("dulwich") is None:
+            raise SystemExit("python -m grader batch --deadline: the dulwich package reads the clones' history: "
+                             "install it with pip install -r requirements.txt")
     for entry in entries:
         info_path = out / "work" / entry.student / INFO_FILE
         info_path.unlink(missing_ok=True)
@@ -354,7 +376,7 @@ def apply_deadline(entries: list[Entry], deadline: datetime | None, out: Path) -
 def snapshot(entry: Entry, inner: tuple[str, ...], deadline: datetime, out: Path) -> None:
     """Copy, read and materialise one clone at the deadline; re-point ``entry`` at the result."""
     base = out / "git" / entry.student
-    skipped = copy_git(entry.source.joinpath(*inner, ".git"), base / "repo.git")
+    skipped = copy_git(entry.source, inner, base / "repo.git")
     got = read_in_child(base / "repo.git", deadline)
     info = {"deadline": deadline.isoformat(), "commit": got.get("commit", ""), "date": got.get("date", ""),
             "after": len(got.get("after", [])), "last_after": (got.get("after") or [{}])[0].get("date", ""),
