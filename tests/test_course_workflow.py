@@ -343,6 +343,8 @@ def test_reports_carry_answers_manual_points_roster_and_lms_files(tmp_path):
     command.write_reports(out, ["lab01", "lab02"], opts)
     assert {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}["lab1-ann"]["manual"] == "10"
     assert not (out / "lms").exists(), "LMS files without a roster would be stale"
+    command.write_reports(out, ["lab02"], opts)  # the kept points name lab01: reported, not merged, no stop
+    assert "manual" not in next(csv.DictReader((out / "gradebook.csv").open()))
 
 
 # --------------------------------------------------------------------------- Gradescope

@@ -174,8 +174,8 @@ def read_points(path: Path, students: list[str], labs: list[str], tmpl: dict,
         result.labs.add(lab)
     if errors:
         more = f"\n  ... and {len(errors) - 15} more" if len(errors) > 15 else ""
-        raise SystemExit(f"--manual {path}: {len(errors)} row(s) to fix, nothing merged:\n  " +
-                         "\n  ".join(errors[:15]) + more)
+        raise SystemExit(f"--manual {path}: {len(errors)} row(s) to fix, nothing merged (fix them and run the same "
+                         "command again: graded submissions are not graded again):\n  " + "\n  ".join(errors[:15]) + more)
     return result
 
 

@@ -78,8 +78,14 @@ def _manual_points(out: Path, opts: argparse.Namespace, students: list[str], lab
             write_atomic(kept, Path(given).read_bytes())
         return points
     if kept.is_file():
+        try:
+            points = manual.read_points(kept, students, labs, tmpl, default_max)
+        except SystemExit as exc:  # merged for another set of students or labs: say so, do not stop the reports
+            print(f"manual points: {kept} (merged by an earlier run) does not fit this batch, not merged:\n{exc}",
+                  file=sys.stderr)
+            return None
         print(f"manual points: merging {kept} again (merged by an earlier run; delete it to drop them)", file=sys.stderr)
-        return manual.read_points(kept, students, labs, tmpl, default_max)
+        return points
     return None
 
 
