@@ -27,13 +27,7 @@ from grader.course.batch.reports import (
     write_similarity,
     write_summary,
 )
-from grader.course.batch.slots import (
-    DEFAULT_SUBMISSION_TIMEOUT,
-    Slot,
-    default_workers,
-    grader_version,
-    worker_users,
-)
+from grader.course.batch.slots import DEFAULT_SUBMISSION_TIMEOUT, Slot, default_workers, grader_version, worker_users
 from grader.course.batch.workflow import append_summary, course_reports
 from grader.judge.sandbox import bwrap_usable
 from grader.judge.session import LABS
