@@ -44,7 +44,11 @@ secret and Gradescope's two scripts:
   that ``setup.sh`` creates, and fails closed otherwise (score 0, the reason, no student code
   run): student code runs as that user in a grading area root owns, inside bubblewrap where it
   starts, with an allow-listed environment, and cannot read the grader, the hidden tests, the
-  data caches, the data secret or the results (see README, "Trust boundary").
+  data caches, the data secret or the results (see README, "Trust boundary"). Last, it adds one
+  visible 0-point test per lab, "labNN: written answers (QUESTIONS.md, graded by hand)", with
+  each question and the submission's answer (:mod:`grader.questions`: read as bytes through the
+  trusted reader, escaped, Markdown output), so that a TA who grades the answers by hand (a
+  manually graded question of the same assignment) reads them beside the code.
 
 Environment variables, for running the scripts by hand (Gradescope sets none of them):
 ``AUTOGRADER_ROOT`` (default ``/autograder``) and ``PYTHON`` (setup.sh: the Python that makes the
@@ -215,6 +219,10 @@ fi
 if [ -n "${GRADER_WORKER_USER:-}" ]; then
   "$PYTHON" -m grader.judge.sandbox cleanup "$GRADER_WORKER_USER" || true  # anything student code left
 fi
+# Written answers: one visible 0-point test per lab showing the submission's QUESTIONS.md (read as bytes,
+# no link followed, escaped), so that a TA grading them by hand sees them beside the code. Run from the
+# pristine source, after student code is gone.
+(cd "$SRC" && "$PYTHON" -m grader.questions "$SUB" "$RES/results.json" @LAB_MODULES@) || true
 cd /
 rm -rf "$WORK"
 """

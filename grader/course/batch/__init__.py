@@ -36,6 +36,13 @@ OUTDIR receives, each file written atomically:
   students above the threshold per lab, linked to the files), ``similarity.png`` (per-lab heat
   maps with the students' names) and ``similarity.html`` (the same and the code side by side,
   offline).
+* ``answers/labNN_qK.md``: every student's answer to one question of ``labs/QUESTIONS.md``, and
+  ``manual-template.csv`` to record points for them (:mod:`~grader.course.batch.answers`,
+  :mod:`~grader.course.batch.manual`); ``--manual POINTS.csv`` merges the points;
+* with ``--roster``: student IDs and names in the gradebook, missing students, and
+  ``lms/canvas.csv``, ``lms/moodle.csv`` (:mod:`~grader.course.batch.roster`);
+* with ``--deadline``: each Git clone graded at its last commit before the deadline
+  (:mod:`~grader.course.batch.gitsnap`; ``git/<student>/`` holds the copy read).
 
 An interrupted batch is resumed by running the same command: a student whose results were
 written by the same grader version and seed from the same files is not graded again (unless

@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 
 from grader import scoring
+from grader.course.batch.answers import collect as collect_answers
 from grader.course.batch.discover import Entry, Unreadable, discover, extract, stray_files
+from grader.course.batch.gitsnap import apply_deadline, parse_deadline
 from grader.course.batch.items import checks_csv
 from grader.course.batch.reports import (
     STRAY_FILE,
@@ -29,6 +31,7 @@ from grader.course.batch.reports import (
 )
 from grader.course.batch.similarity import write_similarity
 from grader.course.batch.slots import DEFAULT_SUBMISSION_TIMEOUT, Slot, default_workers, grader_version, worker_users
+from grader.course.batch.workflow import append_summary, course_reports
 from grader.judge.sandbox import bwrap_usable
 from grader.judge.session import LABS
 
@@ -73,9 +76,11 @@ def run_batch(opts: argparse.Namespace) -> int:
     if stray:
         print(f"not a submission (neither a folder nor an archive), not graded: {', '.join(map(repr, stray))}",
               file=sys.stderr)
+    apply_deadline(entries, opts.deadline, out)  # Git clones: the files of their last commit before it
     jobs = []
     for entry in entries:
         result_path = out / "results" / f"{entry.student}.json"
+        collect_answers(entry, out / "work" / entry.student)  # QUESTIONS.md, read by hand (answers/)
         if not entry.problem:
             try:
                 sha = extract(entry, out / "work" / entry.student / "labs")
@@ -189,9 +194,11 @@ def _whoami() -> str:
 def write_reports(out: Path, labs: list[str], opts: argparse.Namespace) -> int:
     """Gradebook, summary and (if asked) similarity from every result in ``out/results``."""
     all_results = load_results(out)
-    write_gradebook(out, all_results, labs)
+    course = course_reports(out, all_results, labs, opts)  # answers, manual points, roster, LMS files
+    write_gradebook(out, all_results, labs, course.table)
     write_summary(out, all_results, labs)
     write_atomic(out / "checks.csv", checks_csv(all_results))
+    append_summary(out, course, labs)
     print(f"gradebook: {out / 'gradebook.csv'} ({len(all_results)} students); summary: {out / 'summary.md'}; "
           f"points per check: {out / 'checks.csv'}", file=sys.stderr)
     if opts.similarity:
@@ -251,6 +258,13 @@ def _shard(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _deadline(text: str):
+    try:
+        return parse_deadline(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader batch",
@@ -278,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list pairs sharing more than this fraction of code (default %(default)g)")
     parser.add_argument("--shard", type=_shard, default=None, metavar="K/N", help="grade only every N-th student, from the K-th")
     parser.add_argument("--merge", nargs="+", metavar="OUTDIR", help="join the OUTDIRs of shards into --out (no grading)")
+    parser.add_argument("--manual", metavar="POINTS.csv", default=None,
+                        help="merge manual points for the written answers (a filled-in copy of OUTDIR/manual-template.csv)")
+    parser.add_argument("--manual-max", type=float, default=None, metavar="P",
+                        help="points of a written question whose row gives no max (default 2)")
+    parser.add_argument("--roster", metavar="ROSTER.csv", default=None,
+                        help="the course's students (id, name, email, and folder/username/github): IDs in the gradebook, "
+                        "who is missing, OUTDIR/lms/canvas.csv and moodle.csv")
+    parser.add_argument("--deadline", type=_deadline, default=None, metavar="WHEN",
+                        help="grade each Git clone at its last commit before WHEN (ISO 8601 with offset, "
+                        "e.g. 2026-12-01T23:59+01:00; committer dates)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -122,16 +122,10 @@ def load_results(out: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["extra_data"]["batch"]["student"].lower())
 
 
-def write_gradebook(out: Path, all_results: list[dict], labs: list[str]) -> None:
-    """``gradebook.csv``: one row per student, in a form spreadsheets and LMS imports read.
-
-    Every cell goes through :func:`grader.textsafe.csv_cell`: a name, e-mail, folder name or note
-    that starts like a formula (``=``, ``+``, ``-``, ``@``) is shown as text, never run.
-    """
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[f for f in GRADEBOOK_FIELDS if f not in LABS or f in labs],
-                            lineterminator="\n")
-    writer.writeheader()
+def gradebook_table(all_results: list[dict], labs: list[str]) -> tuple[list[str], list[dict]]:
+    """The columns of ``gradebook.csv`` and one row per result (same order), values not yet escaped."""
+    fields = [f for f in GRADEBOOK_FIELDS if f not in LABS or f in labs]
+    rows = []
     possible = possible_points(all_results)
     for r in all_results:
         b = r["extra_data"]["batch"]
@@ -146,6 +140,23 @@ def write_gradebook(out: Path, all_results: list[dict], labs: list[str]) -> None
         }
         for lab in labs:
             row[lab] = f"{points[lab][0]:g}" if lab in points else "0"
+        rows.append(row)
+    return fields, rows
+
+
+def write_gradebook(out: Path, all_results: list[dict], labs: list[str],
+                    table: tuple[list[str], list[dict]] | None = None) -> None:
+    """``gradebook.csv``: one row per student, in a form spreadsheets and LMS imports read
+    (``table``: the columns and rows to write, default :func:`gradebook_table`).
+
+    Every cell goes through :func:`grader.textsafe.csv_cell`: a name, e-mail, folder name or note
+    that starts like a formula (``=``, ``+``, ``-``, ``@``) is shown as text, never run.
+    """
+    fields, rows = table or gradebook_table(all_results, labs)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", restval="")
+    writer.writeheader()
+    for row in rows:
         writer.writerow({k: textsafe.csv_cell(v) for k, v in row.items()})
     write_atomic(out / "gradebook.csv", buf.getvalue())
 
