@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from grader import textsafe
+from grader import scoring, textsafe
 from grader.judge.ingest import MAX_DEPTH, SKIP_DIRS, IngestError, read_beneath
 
 #: The file's name (matched case-insensitively: ``questions.md`` is found too).
@@ -310,7 +310,7 @@ def add_to_results(submission: Path, results_json: Path, modules: list[str]) -> 
         tests = results.setdefault("tests", [])
     except (OSError, ValueError, AttributeError):
         return 0
-    labs = [int(lab_id[3:]) for lab_id, m in LABS.items() if not modules or m in modules]
+    labs = [scoring.lab_number(lab_id) for lab_id, m in LABS.items() if not modules or m in modules]
     tmpl = template()
     answers, problem = None, ""
     try:

@@ -160,7 +160,7 @@ def test_a_local_folder_names_a_renamed_file(tmp_path):
 
 
 def test_batch_inherits_the_matching(tmp_path):
-    from grader.course.batch import discover
+    from grader.course.batch.discover import discover
 
     subs = tmp_path / "subs"
     for student, files in {"ann": {"lab01_autograd (1).py": "a\n"},

@@ -24,7 +24,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from grader import questions, textsafe
+from grader import questions, scoring, textsafe
 from grader.course.batch.discover import Entry
 from grader.course.batch.reports import write_atomic
 from grader.judge.ingest import IngestError
@@ -84,7 +84,7 @@ def load(workdir: Path, tmpl: dict) -> tuple[dict[int, dict[int, str | None]] | 
 
 
 def lab_numbers(labs: list[str]) -> list[int]:
-    return [int(lab[3:]) for lab in labs]
+    return [scoring.lab_number(lab) for lab in labs]
 
 
 def write_answer_files(out: Path, students: list[str], labs: list[str], tmpl: dict) -> dict[str, dict[str, dict[int, bool]]]:

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import textsafe
+from grader import scoring, textsafe
 from grader.course.batch.reports import write_atomic
 
 DEFAULT_MAX = 2.0
@@ -62,14 +62,14 @@ class ManualPoints:
         return self.maxima.get((lab, q), self.default_max)
 
     def lab_max(self, lab: str, tmpl: dict) -> float:
-        return sum(self.question_max(lab, q) for q in tmpl.get(int(lab[3:]), {})) if lab in self.labs else 0.0
+        return sum(self.question_max(lab, q) for q in tmpl.get(scoring.lab_number(lab), {})) if lab in self.labs else 0.0
 
     def of(self, student: str, lab: str, tmpl: dict) -> tuple[float, float, int, list[tuple[int, float | None, float, str]]]:
         """(points, possible, questions not graded yet, per question (q, points, max, comment)) of one lab."""
         if lab not in self.labs:
             return 0.0, 0.0, 0, []
         rows, got, todo = [], 0.0, 0
-        for q in tmpl.get(int(lab[3:]), {}):
+        for q in tmpl.get(scoring.lab_number(lab), {}):
             pts, comment = self.points.get((student, lab, q), (None, ""))
             rows.append((q, pts, self.question_max(lab, q), comment))
             if pts is None:
@@ -137,9 +137,9 @@ def read_points(path: Path, students: list[str], labs: list[str], tmpl: dict,
             q = int(get("question"))
         except ValueError:
             q = -1
-        if q not in tmpl.get(int(lab[3:]), {}):
+        if q not in tmpl.get(scoring.lab_number(lab), {}):
             errors.append(f"row {line}: {lab} has no question {get('question')!r} (questions 1 to "
-                          f"{len(tmpl.get(int(lab[3:]), {}))} of labs/QUESTIONS.md)")
+                          f"{len(tmpl.get(scoring.lab_number(lab), {}))} of labs/QUESTIONS.md)")
             continue
         qmax = default_max
         if get("max"):
@@ -188,7 +188,7 @@ def write_template(out: Path, students: list[str], labs: list[str], tmpl: dict,
     w.writerow(TEMPLATE_COLUMNS)
     for student in students:
         for lab in labs:
-            for q in tmpl.get(int(lab[3:]), {}):
+            for q in tmpl.get(scoring.lab_number(lab), {}):
                 did = answered.get(student, {}).get(lab, {}).get(q, False)
                 qmax = merged.question_max(lab, q) if merged else default_max
                 if merged and (student, lab, q) in merged.points:
