@@ -28,13 +28,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from grader import scoring, textsafe
-from grader.judge.ingest import MAX_DEPTH, SKIP_DIRS, IngestError, read_beneath
+from grader.judge.ingest import MAX_DEPTH, SKIP_DIRS, IngestError, read_beneath, scan_folder
 
 #: The file's name (matched case-insensitively: ``questions.md`` is found too).
 FILE_NAME = "QUESTIONS.md"
@@ -206,42 +205,10 @@ def zip_candidates(names: list[str]) -> list[str]:
     return found
 
 
-def folder_candidates(root: Path, max_folders: int = 2000) -> list[str]:
-    """Relative paths of the regular QUESTIONS.md files under ``root`` (no link followed: every
-    folder is opened with ``O_NOFOLLOW`` relative to its parent; skipped folders as for lab files)."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    found: list[str] = []
-    stack = [(os.open(root, flags & ~os.O_NOFOLLOW), ())]
-    visited = 0
-    try:
-        while stack:
-            fd, prefix = stack.pop()
-            visited += 1
-            try:
-                with os.scandir(fd) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-                for e in entries:
-                    if e.is_symlink():
-                        continue
-                    if e.is_dir(follow_symlinks=False):
-                        if (len(prefix) < MAX_DEPTH and e.name not in SKIP_DIRS and not e.name.startswith(".")
-                                and visited + len(stack) < max_folders):
-                            try:
-                                stack.append((os.open(e.name, flags, dir_fd=fd), prefix + (e.name,)))
-                            except OSError:
-                                pass  # swapped for a link meanwhile, or unreadable
-                    elif is_answers_name(e.name):
-                        try:
-                            if stat.S_ISREG(e.stat(follow_symlinks=False).st_mode):
-                                found.append("/".join(prefix + (e.name,)))
-                        except OSError:
-                            pass
-            finally:
-                os.close(fd)
-    finally:
-        for fd, _ in stack:
-            os.close(fd)
-    return found
+def folder_candidates(root: Path) -> list[str]:
+    """Relative paths of the regular QUESTIONS.md files under ``root``, found by the walk that finds
+    lab files (:func:`grader.judge.ingest.scan_folder`: no link followed, the same skipped folders)."""
+    return scan_folder(root, match=lambda name: "answers" if is_answers_name(name) else None).get("answers", [])
 
 
 def read_from_folder(root: Path) -> tuple[str, bytes] | None:

@@ -32,7 +32,7 @@ from torch import nn
 from grader.judge import remote
 from grader.kit import (
     PASS_THROUGH, as_float, assert_no_hard_coded_device, cuda_reported_unavailable, epoch_orders, expect_value_error,
-    max_abs_diff,
+    max_abs_diff, samples_seen,
 )
 from grader.judge.session import lab_fixture
 from grader.oracle.lab05 import (  # the answer key: the grader's models, the calls of the student's, slips in words
@@ -42,7 +42,7 @@ from grader.oracle.lab05 import (  # the answer key: the grader's models, the ca
 )
 from grader.oracle.lab05_runs import (  # the grader's own trainings and replays, the accuracy check's subset run
     MIN_VAL_ACCURACY, SUBSET_EPOCHS, SUBSET_LR, accuracy_slip, adam_slip, check_history, check_predict_proba_run,
-    images_seen, labelled_images, loss_slip, mode_net, mode_slip, order_slip, reference_params, replayed,
+    labelled_images, loss_slip, mode_net, mode_slip, order_slip, reference_params, replayed,
     saturated_problem, train_on_subset,
 )
 
@@ -317,7 +317,7 @@ def test_train_minibatches_in_new_order_each_epoch(lab, grader_seed):
     for m in (model, twin):
         lab.train(m, x.clone(), y.clone(), xv.clone(), yv.clone(), epochs=epochs, lr=1e-2, batch_size=batch_size,
                   device="cpu", seed=grader_seed)
-    batches = [ids for _, _, ids in images_seen(recorder.calls.fetch(), n, grad=True)]
+    batches = [ids for _, _, ids in samples_seen(recorder.calls.fetch(), n, grad=True)]
     orders = epoch_orders(batches, n, batch_size, epochs, "images")
     assert orders[0] != list(range(n)), "train(): the first epoch visits the images in their stored order; shuffle them"
     assert all(a != b for a, b in zip(orders, orders[1:])), (

@@ -338,7 +338,7 @@ def test_the_code_parses_as_python_3_10():
 def _classroom(tmp_path, results):
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
-    proc = subprocess.run([sys.executable, "-m", "grader.course.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "grader.classroom", str(path)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

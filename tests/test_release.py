@@ -123,6 +123,10 @@ def test_release_check_passes(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "release check passed" in proc.stdout
+    # The check grades copies: the release is left as written (no .mplconfig font cache, no bytecode).
+    rel = tmp_path / "rel"
+    left = sorted(str(p.relative_to(rel)) for p in rel.rglob("*") if p.name in (".mplconfig", "__pycache__", ".pytest_cache"))
+    assert not left, f"the release check left files in the release: {left}"
 
 
 def test_every_labs_data_folders_stay_out_of_the_release():

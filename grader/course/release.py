@@ -55,7 +55,7 @@ EXCLUDE_SUFFIXES = {".pyc", ".npz", ".png", ".csv", ".json", ".tmp"}
 #: Never in a release: instructor code, tests, docs, and what is generated.
 FORBIDDEN = ["solutions", "tests", "bench", "docs", "student", ".ci", ".venv", *sorted(EXCLUDE_PATHS)]
 #: Lines the release's .gitignore must have (a student must not commit a 6 GB .venv or the data cache).
-GITIGNORE_LINES = [".venv/", "__pycache__/", ".pytest_cache/", "data/cache/", "figures/", "grader-results.json"]
+GITIGNORE_LINES = [".venv/", "__pycache__/", ".pytest_cache/", ".mplconfig/", "data/cache/", "figures/", "grader-results.json"]
 #: Targets of the student Makefile, and instructor targets it must not have.
 MAKE_TARGETS = ["grade", "lab", "data", "clean"]
 INSTRUCTOR_TARGETS = ["solutions", "stubs", "test", "bench"]
@@ -260,7 +260,10 @@ def check_release(dest: Path) -> list[str]:
     """Run the release check on ``dest``; returns the problems found (empty list: all good)."""
     dest = Path(dest).resolve()
     problems = leaks(dest) + layout_problems(dest)
-    stub_report = _grade(dest)
+    with tempfile.TemporaryDirectory() as tmp:  # graded in a copy: the release stays as written
+        copy = Path(tmp) / "release"
+        shutil.copytree(dest, copy)
+        stub_report = _grade(copy)
     if stub_report["score"] != 0:
         problems.append(f"the release's stubs score {stub_report['score']} instead of 0")
     for t in stub_report["tests"]:

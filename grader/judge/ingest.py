@@ -194,15 +194,19 @@ def shown(name: str, limit: int = 80) -> str:
 
 
 def scan_folder(root: Path, max_depth: int = MAX_DEPTH, links: list[str] | None = None,
-                files: list[str] | None = None) -> dict[str, list[str]]:
+                files: list[str] | None = None, match=None) -> dict[str, list[str]]:
     """lab id -> relative paths of the regular lab files under ``root``, exact names and renamed
     ones (:func:`lab_of`; :func:`choose` picks one). Links are not followed; lab files that are
     links go to ``links`` if given, and the relative paths of all files seen (at most
     :data:`MAX_LISTED`) to ``files``. Skipped folders: :data:`SKIP_DIRS` and hidden ones.
 
+    ``match`` (default :func:`lab_of`) maps a file name to the key it is found under, or None:
+    another kind of file (``QUESTIONS.md``) is found by the same walk.
+
     Raises:
         IngestError: ``root`` itself cannot be opened as a folder.
     """
+    match = match or lab_of
     found: dict[str, list[str]] = {}
     top = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
     stack: list[tuple[int, tuple[str, ...]]] = [(top, ())]
@@ -218,7 +222,7 @@ def scan_folder(root: Path, max_depth: int = MAX_DEPTH, links: list[str] | None 
                     if files is not None and len(files) < MAX_LISTED and not e.is_dir(follow_symlinks=False):
                         files.append("/".join(prefix + (e.name,)))
                     if e.is_symlink():
-                        if links is not None and lab_of(e.name):
+                        if links is not None and match(e.name):
                             links.append("/".join(prefix + (e.name,)))
                         continue
                     if e.is_dir(follow_symlinks=False):
@@ -229,9 +233,9 @@ def scan_folder(root: Path, max_depth: int = MAX_DEPTH, links: list[str] | None 
                             except IngestError:
                                 pass  # swapped for a link meanwhile, or unreadable: not a lab folder
                     elif e.is_file(follow_symlinks=False):
-                        lab_id = lab_of(e.name)
-                        if lab_id:
-                            found.setdefault(lab_id, []).append("/".join(prefix + (e.name,)))
+                        key = match(e.name)
+                        if key:
+                            found.setdefault(key, []).append("/".join(prefix + (e.name,)))
             finally:
                 os.close(fd)
     finally:

@@ -26,7 +26,7 @@ from torch import nn
 
 from data.recon import GRADER_SUBSET
 from grader.judge import remote
-from grader.kit import as_float, max_abs_diff
+from grader.kit import as_float, max_abs_diff, samples_seen
 from grader.oracle.lab05 import build, forward, forward_matches, he_model, own_proba, rebuild, tiny_net, toy_images
 
 
@@ -141,18 +141,6 @@ def labelled_images(g: torch.Generator, n: int, size: int = 16) -> tuple[torch.T
     return x, y
 
 
-def images_seen(calls, n: int, grad: bool | None = None) -> list[tuple[bool, bool, list[int]]]:
-    """(training, grad enabled, image indices) of every recorded call on images of the set of ``n``."""
-    out = []
-    for training, grad_on, first in calls:
-        if first is None or (grad is not None and grad_on != grad):
-            continue
-        ids = torch.round(torch.as_tensor(first).double() * n).long()
-        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) < n:
-            out.append((training, grad_on, ids.tolist()))
-    return out
-
-
 # --------------------------------------------------------------------------- the training checks in words
 # The slips of the checks whose trained parameters are not the grader's replay, how predict_proba ran,
 # the history's format.
@@ -240,7 +228,7 @@ def check_predict_proba_run(record, n: int, batch_size: int) -> None:
     """How predict_proba(batch_size=...) ran the model on the ``n`` :func:`labelled_images`, from the
     record of the worker's ``lab05.watch_batches`` probe (evidence): every image once, at most
     ``batch_size`` per forward pass, in evaluation mode, without gradients."""
-    calls = images_seen(record, n)
+    calls = samples_seen(record, n)
     seen = sorted(i for _, _, ids in calls for i in ids)
     assert seen == list(range(n)), f"predict_proba: the model saw {len(seen)} images in total, expected each of the {n} once"
     biggest = max(len(ids) for _, _, ids in calls)
