@@ -55,7 +55,7 @@ from pathlib import Path
 from grader import questions
 from grader.course.batch.discover import Entry, discover
 from grader.course.batch.reports import write_atomic
-from grader.judge.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, lab_of
+from grader.judge.ingest import MAX_DEPTH, MAX_LAB_BYTES, SKIP_DIRS, IngestError, lab_of, read_fd_regular
 
 #: A lab repository's history is a few MB; a ``.git`` folder beyond this is refused.
 MAX_GIT_BYTES = 50_000_000
@@ -201,24 +201,18 @@ def copy_git(root: Path, inner: tuple[str, ...], dest: Path) -> list[str]:
 
 
 def _read_regular(dir_fd: int, name: str, shown: str, limit: int) -> bytes:
+    """The bytes of the regular file ``name`` in ``dir_fd``, at most ``limit``, read as ingest reads
+    lab files (:func:`grader.judge.ingest.read_fd_regular`: no link, regular files only)."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
         raise GitProblem(f"{shown} cannot be read ({exc.strerror})") from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise GitProblem(f"{shown} is not a regular file")
-        chunks, got = [], 0
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            got += len(chunk)
-            if got > limit:
-                raise GitProblem(f"its .git folder holds more than {MAX_GIT_BYTES // 1_000_000} MB: check it by hand")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        if os.fstat(fd).st_size > limit:
+            raise GitProblem(f"its .git folder holds more than {MAX_GIT_BYTES // 1_000_000} MB: check it by hand")
+        return read_fd_regular(fd, shown, limit)
+    except IngestError as exc:  # not a regular file, or grown past the limit while read
+        raise GitProblem(str(exc)) from None
     finally:
         os.close(fd)
 
