@@ -123,6 +123,18 @@ def test_feedback_gives_an_import_error_once_with_the_submission_path():
     assert "restore it from the release" not in oscar_text
 
 
+def test_feedback_says_which_file_was_graded_when_it_was_renamed():
+    """What discovery noted about the student's files (a renamed file taken, two candidates, a link),
+    escaped; nothing when there was no choice."""
+    r = oscar()
+    r["extra_data"]["batch"]["file_notes"] = [
+        "lab01_autograd.py not found; 2 files could be it: `lab01_autograd (1).py`, `<img src=x>.py`: none was graded"]
+    text = reports.feedback_markdown("oscar", r)
+    assert "## Your files\n\n- lab01_autograd.py not found; 2 files could be it: `lab01_autograd (1).py`" in text
+    assert "<img" not in text and "&lt;img src=x>.py" in text
+    assert "## Your files" not in reports.feedback_markdown("ivan", ivan())
+
+
 def test_gradebook_notes_maxima_and_statuses(tmp_path):
     long_exit = "your code called os._exit(3) while being graded: return a value instead " * 5
     crashed = results("frank", [check("lab01: test_a", 0, 15, long_exit, "exit"), *LAB02], "crashed",

@@ -1,8 +1,8 @@
 """The course around the checks (issue 21, items 2, 4, 5, 6): written answers, manual points, roster,
 LMS files, deadlines for Git submissions, the written answers on Gradescope.
 
-Units on small generated folders, and the report stage on made-up results (no grading); one short
-end-to-end batch (labs 1-2, three students) runs every option together.
+Units on small generated folders, and the report stage on made-up results (no grading). The
+end-to-end run of every option together is the class of ``tests/test_batch.py`` (``tests/fake_class.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -20,25 +19,10 @@ import pytest
 from grader import questions
 from grader.course import gradescope
 from grader.course.batch import answers, command, discover, gitsnap, manual, roster
+from tests.fake_class import TEMPLATE, filled, make_clone, run_git
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = (REPO_ROOT / "labs" / "QUESTIONS.md").read_text()
 TMPL = questions.template()
-
-
-def filled(answers_by_lab: dict[int, dict[int, str]], text: str = TEMPLATE) -> str:
-    """The template with the given answers written after the k-th ``Answer:`` of each lab section."""
-    out, lab, k = [], 0, 0
-    for line in text.split("\n"):
-        if line.startswith("## Lab "):
-            lab, k = int(line.split()[2].rstrip(":")), 0
-        if line.strip() == "Answer:":
-            k += 1
-            given = answers_by_lab.get(lab, {}).get(k)
-            if given is not None:
-                line = line + " " + given
-        out.append(line)
-    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- parsing QUESTIONS.md
@@ -198,27 +182,6 @@ def test_lms_files_have_the_formats_canvas_and_moodle_import(tmp_path):
 # --------------------------------------------------------------------------- deadlines for Git clones
 
 
-def _git(repo: Path, *args: str, date: str | None = None) -> None:
-    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null")
-    if date:
-        env.update(GIT_COMMITTER_DATE=date, GIT_AUTHOR_DATE=date)
-    subprocess.run(["git", "-c", "user.name=s", "-c", "user.email=s@u.edu", "-c", "init.defaultBranch=main", *args],
-                   cwd=repo, env=env, check=True, capture_output=True)
-
-
-def make_clone(path: Path, versions: list[tuple[str, dict[str, str]]]) -> Path:
-    """A Git repository at ``path`` with one commit per (committer date, {relative path: text})."""
-    path.mkdir(parents=True)
-    _git(path, "init", "-q")
-    for date, files in versions:
-        for rel, text in files.items():
-            (path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (path / rel).write_text(text)
-        _git(path, "add", "-A")
-        _git(path, "commit", "-qm", f"work of {date}", date=date)
-    return path
-
-
 needs_git = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
                                reason="git makes the test repositories")
 
@@ -242,7 +205,7 @@ def test_a_clone_is_graded_at_its_last_commit_before_the_deadline_without_runnin
     hook = clone / ".git" / "hooks" / "fsmonitor"
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
     hook.chmod(0o755)
-    _git(clone, "config", "core.fsmonitor", str(hook))  # what `git status` as root would run
+    run_git(clone, "config", "core.fsmonitor", str(hook))  # what `git status` as root would run
     os.symlink("/etc/hostname", clone / ".git" / "refs" / "heads" / "stolen")  # never followed
     (clone / ".git" / "objects" / "info" / "alternates").write_text(f"{tmp_path}/elsewhere/objects\n")
     (subs / "bob").mkdir()
@@ -369,62 +332,3 @@ def test_gradescope_shows_the_written_answers_as_visible_zero_point_tests(tmp_pa
     assert "No QUESTIONS.md was found in your submission" in json.loads(results.read_text())["tests"][0]["output"]
     script = gradescope.run_autograder_sh(["lab04"])
     assert 'cd "$SRC" && "$PYTHON" -m grader.questions "$SUB" "$RES/results.json" lab04_dti' in script
-
-
-# --------------------------------------------------------------------------- end to end
-
-
-@needs_git
-@pytest.mark.timeout(900)
-def test_a_class_end_to_end_with_answers_roster_deadline_and_manual_points(tmp_path):
-    """Labs 1-2, three entries: a clone with a late commit, a zip, a folder; a roster with one
-    missing student and one unmatched entry; manual points merged by a second run (nothing regraded)."""
-    from tests.fake_class import lab_files
-
-    subs, out = tmp_path / "subs", tmp_path / "out"
-    alt, stubs = lab_files("alt"), lab_files("stubs")
-    two = {k: v for k, v in alt.items() if k.startswith(("lab01", "lab02"))}
-    make_clone(subs / "lab1-ann", [
-        ("2026-11-30T10:00:00+01:00", {**{f"labs/{k}": v for k, v in two.items()},
-                                       "labs/QUESTIONS.md": filled({1: {1: "ann on time"}})}),
-        ("2026-12-02T10:00:00+01:00", {f"labs/{k}": stubs[k] for k in two})])  # late: broken again
-    with zipfile.ZipFile(subs / "bea.zip", "w") as zf:
-        zf.writestr("repo/labs/lab01_autograd.py", alt["lab01_autograd.py"])
-        zf.writestr("repo/labs/QUESTIONS.md", filled({1: {2: "bea <script>"}, 2: {1: "bea lab 2"}}))
-    (subs / "zed").mkdir()
-    (subs / "zed" / "lab02_backprop.py").write_text(alt["lab02_backprop.py"])
-    roster_csv = _roster(tmp_path, "id,name,email,github,folder\nS1,Ann Lee,ann@u.edu,ann,\nS2,Bea Ray,bea@u.edu,,bea.zip\n"
-                                   "S3,Cid Poe,cid@u.edu,cid,\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    args = [sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out), "--lab", "1", "--lab", "2",
-            "--timeout", "20", "--workers", "2", "-q", "--roster", str(roster_csv), "--deadline", "2026-12-01T23:59+01:00"]
-    proc = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r["student"] or r["student_id"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
-    assert set(rows) == {"lab1-ann", "bea", "zed", "S3"}
-    ann, bea = rows["lab1-ann"], rows["bea"]
-    assert ann["status"] == "ok" and ann["total"] == ann["max"] != "0", "the on-time commit (alt) is graded"
-    assert ann["commit_date"] == "2026-11-30T10:00:00+01:00" and ann["commits_after_deadline"] == "1"
-    assert "1 commit(s) after the deadline" in ann["notes"] and ann["student_id"] == "S1"
-    assert "not a Git clone" in bea["notes"] and bea["student_id"] == "S2" and float(bea["lab01"]) > 0
-    assert rows["S3"]["status"] == "missing" and "not on the roster" in rows["zed"]["notes"]
-    q2 = (out / "answers" / "lab01_q2.md").read_text()
-    assert "> bea &lt;script>" in q2 and "## lab1-ann\n\n*(no answer)*" in q2
-    assert "> ann on time" in (out / "answers" / "lab01_q1.md").read_text()
-    assert sorted(p.name for p in (out / "answers").iterdir()) == sorted(
-        [f"lab01_q{k}.md" for k in range(1, 6)] + [f"lab02_q{k}.md" for k in range(1, 7)])
-    canvas = list(csv.reader((out / "lms" / "canvas.csv").open()))
-    assert [r[2] for r in canvas[2:]] == ["S1", "S2"]
-    # the TA's points, merged by a second run: nothing is graded again
-    lines = (out / "manual-template.csv").read_text().splitlines()
-    points = tmp_path / "points.csv"
-    points.write_text("\n".join([lines[0]] + [line.replace(",2,,", ",2,1.5,ok") for line in lines[1:]]) + "\n")
-    proc = subprocess.run([*args, "--manual", str(points)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0 and "0 to grade" in proc.stderr, proc.stderr[-3000:]
-    again = {r["student"] or r["student_id"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
-    assert again["lab1-ann"]["lab01_manual"] == "1.5" and again["bea"]["lab02_manual"] == "1.5"
-    assert float(again["bea"]["total_with_manual"]) == float(bea["total"]) + 1.5 + 1.5
-    assert "Written answers (QUESTIONS.md, graded by hand)" in (out / "feedback" / "bea.md").read_text()
-    assert list(csv.reader((out / "lms" / "moodle.csv").open()))[1][0] == "S1"
-

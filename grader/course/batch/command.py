@@ -140,7 +140,7 @@ def run_batch(opts: argparse.Namespace) -> int:
         results.setdefault("extra_data", {})["batch"] = {
             "student": entry.student, "email": entry.email, "entry": entry.source.name, "status": status,
             "notes": entry.notes + notes, "grader_version": version, "seconds": reply["seconds"], "key": key,
-            "files": entry.files,
+            "files": entry.files, "file_notes": entry.file_notes,
         }
         write_atomic(out / "results" / f"{entry.student}.json", json.dumps(results, indent=1))
         write_atomic(out / "feedback" / f"{entry.student}.md", feedback_markdown(entry.student, results))

@@ -36,6 +36,7 @@ class Entry:
     files: dict[str, str] = field(default_factory=dict)  # lab id -> path inside the entry
     notes: list[str] = field(default_factory=list)
     problem: str = ""  # why it is unreadable; "" when it can be graded
+    file_notes: list[str] = field(default_factory=list)  # of notes, those the student reads: which file was graded
 
 
 def safe_name(name: str) -> str:
@@ -138,6 +139,7 @@ def discover(submissions: Path) -> list[Entry]:
                 for rel in links:
                     if _lab_of(rel.rsplit("/", 1)[-1]) not in found:
                         entry.notes.append(f"{rel} is a symbolic link: not followed, not graded")
+                        entry.file_notes.append(entry.notes[-1])
             elif path.suffix.lower() == ".zip" and path.is_file():
                 try:
                     with zipfile.ZipFile(path) as zf:
@@ -158,6 +160,7 @@ def discover(submissions: Path) -> list[Entry]:
                     entry.files[lab_id] = rel
                 if note:
                     entry.notes.append(note)
+                    entry.file_notes.append(note)
         except Unreadable as exc:
             entry.problem = str(exc)
     return entries

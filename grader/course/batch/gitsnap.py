@@ -392,6 +392,7 @@ def snapshot(entry: Entry, inner: tuple[str, ...], deadline: datetime, out: Path
     entry.files = found.files
     short = info["commit"][:12]
     entry.notes = list(found.notes)  # the working tree's notes do not apply to the commit
+    entry.file_notes = list(found.file_notes)
     entry.problem = f"{found.problem} at commit {short}, the last before the deadline" if found.problem else ""
     if skipped:
         entry.notes.append(f"{len(skipped)} link(s) or special file(s) in .git not read ({', '.join(skipped[:3])})")

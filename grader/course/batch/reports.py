@@ -79,6 +79,8 @@ def feedback_markdown(student: str, results: dict) -> str:
               "| lab | points | possible |", "|---|---:|---:|"]
     for lab, (got, possible) in lab_points(results).items():
         lines.append(f"| {lab} | {got:g} | {possible:g} |")
+    if batch.get("file_notes"):  # a renamed file taken, two candidates and none graded, a link
+        lines += ["", "## Your files", ""] + [f"- {md(note)}" for note in batch["file_notes"]]
     whole_labs = lab_failures(results)  # a lab file missing or not importing: one line, not one per check
     failed = [t for t in results.get("tests", []) if t["max_score"] > 0 and t["score"] < t["max_score"]
               and scoring.lab_of(t) not in whole_labs]
