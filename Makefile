@@ -27,7 +27,7 @@ help:
 	@echo "make test       the project's test suite: grader against solutions + tests/"
 	@echo "make stubs      regenerate labs/ from solutions/ (instructors)"
 	@echo "make lab N      run lab N's sheet from labs/ (python -m labs.labNN_...; ARGS=--quick for lab 5)"
-	@echo "make data       prepare the offline datasets (MNIST subset, DTI, MR images; about 17 min)"
+	@echo "make data       prepare the offline datasets (MNIST subset, DTI, MR images; about 8 min)"
 	@echo "make bench      timing benchmarks (bench/)"
 
 $(STAMP): requirements.txt

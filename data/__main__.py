@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     pp = sub.add_parser("prepare", help="build the offline caches")
     pp.add_argument("target", nargs="?", default="all", choices=["mnist", "dti", "recon", "grader", "all"],
                     help="grader = mnist + dti + lab 5's small recon subset (seconds); "
-                         "all includes the full recon set (about 17 min)")
+                         "all includes the full recon set (about 8 min)")
     pp.add_argument("--pairs", type=int, default=260, help="recon: number of image pairs (default 260)")
     pp.add_argument("--size", type=int, default=320, help="recon: image size in pixels (default 320)")
     pp.add_argument("--workers", type=int, default=2, help="recon: worker processes (default 2)")

@@ -13,7 +13,7 @@ Sources:
 * ``"real"``: PNGs in the ISMRM 2018 layout ``data/recon_classification/{train,test}/{ref,tgv}/
   *.png`` (train -> training set, test -> validation set; label from the folder name).
 * ``"offline"``: the same layout simulated from the MNI152 template (`prepare`, a one-time
-  job of about 17 min on 2 processes: ``python -m data prepare recon``), stored as uint8 PNGs
+  job of about 8 min on 2 processes: ``python -m data prepare recon``), stored as uint8 PNGs
   (~35 MB) in the cache folder (`data.cache.cache_dir`).
 * `load_recon_subset`: a small simulated set made in memory in seconds (64-96 px), cached as
   npz; what tests use. The grader uses `load_grader_subset` (`GRADER_SUBSET`): seed 0, or,
@@ -456,8 +456,8 @@ def prepare(n_pairs: int = LECTURE_N_PAIRS, image_size: int = LECTURE_IMAGE_SIZE
     takes the label from the name before the first dot). Each PNG is written atomically; finished pairs
     are kept, so an interrupted run resumes where it stopped. A manifest (parameters + sha256
     of all files) marks the folder complete; a complete folder is returned at once. The
-    lecture set (260 pairs, 320 px) takes about 17 min with 2 workers (16 min 35 s measured,
-    bench/results/lab05_fullset.txt), about 20 min on one quiet core (4.5 s per pair), ~35 MB.
+    lecture set (260 pairs, 320 px) takes about 8 min with 2 workers (7 min 18 s measured on a quiet
+    machine, 2026-12-06; 16 min 35 s on a busy day, bench/results/lab05_fullset.txt), ~35 MB.
     The manifest's parameters include `SIM_VERSION` and `SIM_KNOBS`, so a cache made with other
     simulator settings is never taken for this one.
 
@@ -527,7 +527,7 @@ def load_recon(source: str = "auto", image_size: int = LECTURE_IMAGE_SIZE,
     Args:
         source: "real" reads the PNG folder (`root`, default ``data/recon_classification``);
             "offline" reads the simulated 260-pair, 320 px PNG set in the cache, building it
-            first if missing (one-time, about 17 min on 2 processes; ``python -m data prepare recon``
+            first if missing (one-time, about 8 min on 2 processes; ``python -m data prepare recon``
             does it ahead); "auto" = "real" if `root` is given or the real folder has the
             layout, else "offline".
         image_size: output H = W; images of another size are resized (bilinear, antialiased).
@@ -550,7 +550,7 @@ def load_recon(source: str = "auto", image_size: int = LECTURE_IMAGE_SIZE,
     params = _prepare_params(LECTURE_N_PAIRS, LECTURE_IMAGE_SIZE, 0)
     if not manifest_ok(folder, params):
         print(f"The simulated recon dataset is not in the cache ({folder}); building it now "
-              f"(one-time, about 17 min on 2 processes). `python -m data prepare recon` does this "
+              f"(one-time, about 8 min on 2 processes). `python -m data prepare recon` does this "
               f"ahead of time.", file=sys.stderr, flush=True)
         prepare(root=folder)
     return load_recon_folder(folder, image_size, source=f"offline simulation ({folder})")
