@@ -36,8 +36,8 @@ training accuracy near 1 at chance validation accuracy, its validation loss expl
 under a minute, then cached), 120 epochs of each of five runs: about 5 minutes on one CPU thread
 (4 with the set cached; bench/results/lab05_calibration.md, "Session 4").
 ``--full`` is the lecture's run (the 520-image set at 320x320, 30 epochs, the three models on their
-true labels): about 17 min on one CPU thread (about 33 s per epoch of the three models), less on a
-GPU; it needs the set made once by ``python -m data prepare recon`` (about 17 min with 2 processes).
+true labels): about 13 min on one CPU thread (about 25 s per epoch of the three models), less on a
+GPU; it needs the set made once by ``python -m data prepare recon`` (about 8 min with 2 processes).
 ``--quick`` tries the code out in seconds.
 """
 
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_true",
                       help="the lecture's run: the 520-image set at 320x320, 30 epochs (needs `python -m data "
-                           "prepare recon` once; about 17 min on one CPU thread)")
+                           "prepare recon` once; about 13 min on one CPU thread)")
     mode.add_argument("--quick", action="store_true",
                       help=f"tries the code out: {QUICK_PAIRS} pairs at {QUICK_SIZE} px, {QUICK_EPOCHS} epochs "
                            "(seconds; the lessons need the default run)")
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         if status["source"] == "offline" and not status["sim_ready"]:
             print(
                 "The lecture's image set is not prepared yet: run `python -m data prepare recon` once "
-                "(about 17 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
+                "(about 8 min with 2 processes), or run the default `python -m labs.lab05_cnn` (96x96).",
                 file=sys.stderr,
             )
             return 1
