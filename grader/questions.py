@@ -257,12 +257,16 @@ def gradescope_tests(answers: dict[int, dict[int, str | None]] | None, tmpl: dic
                 lines.append(quote_markdown(given[k]) if given.get(k) is not None else "*(no answer)*")
                 lines.append("")
             output = "\n".join(lines).strip()
-        tests.append({"name": f"lab{lab:02d}: written answers ({FILE_NAME}, graded by hand)", "score": 0.0,
-                      "max_score": 0.0, "status": "passed", "visibility": "visible", "output_format": "md",
-                      "output": output,
-                      # as the plugin's information checks: never graded here (points come by hand)
-                      "extra_data": {"nodeid": f"labs/{FILE_NAME}::lab{lab:02d}", "points_if_graded": 0.0,
-                                     "state": "passed", "graded": False, "duration": 0.0, "reason": "",
+        # An information check for scoring's rules: never graded here (the points come by hand).
+        check = scoring.Check(nodeid=f"labs/{FILE_NAME}::lab{lab:02d}", lab=f"lab{lab:02d}",
+                              name=f"written answers ({FILE_NAME}, graded by hand)", max_score=0.0, graded=False)
+        scoring.passed(check)
+        earned, worth = scoring.points(check)
+        tests.append({"name": f"{check.lab}: {check.name}", "score": earned, "max_score": worth,
+                      "status": scoring.gradescope_status(check.status, check.graded), "visibility": "visible",
+                      "output_format": "md", "output": output,
+                      "extra_data": {"nodeid": check.nodeid, "points_if_graded": check.max_score,
+                                     "state": check.status, "graded": check.graded, "duration": 0.0, "reason": "",
                                      "written_answers": True}})
     return tests
 
