@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -182,10 +181,6 @@ def test_lms_files_have_the_formats_canvas_and_moodle_import(tmp_path):
 # --------------------------------------------------------------------------- deadlines for Git clones
 
 
-needs_git = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
-                               reason="git makes the test repositories")
-
-
 def test_a_deadline_is_an_instant_with_its_offset():
     assert gitsnap.parse_deadline("2026-12-01T23:59+01:00").isoformat() == "2026-12-01T23:59:00+01:00"
     with pytest.raises(ValueError, match="has no time zone: add the offset"):
@@ -194,7 +189,6 @@ def test_a_deadline_is_an_instant_with_its_offset():
         command.build_parser().parse_args(["x", "--out", "o", "--deadline", "tomorrow"])
 
 
-@needs_git
 def test_a_clone_is_graded_at_its_last_commit_before_the_deadline_without_running_git(tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "out"
     clone = make_clone(subs / "lab1-ann", [
@@ -231,7 +225,6 @@ def test_a_clone_is_graded_at_its_last_commit_before_the_deadline_without_runnin
     assert "every commit of its branch is after the deadline (the first one: 2026-11-30T10:00:00+01:00)" in entries[1].problem
 
 
-@needs_git
 def test_a_git_folder_over_the_limit_is_refused(tmp_path, monkeypatch):
     make_clone(tmp_path / "subs" / "big", [("2026-11-30T10:00:00Z", {"lab01_autograd.py": os.urandom(4000).hex()})])
     monkeypatch.setattr(gitsnap, "MAX_GIT_BYTES", 2000)
@@ -332,3 +325,18 @@ def test_gradescope_shows_the_written_answers_as_visible_zero_point_tests(tmp_pa
     assert "No QUESTIONS.md was found in your submission" in json.loads(results.read_text())["tests"][0]["output"]
     script = gradescope.run_autograder_sh(["lab04"])
     assert 'cd "$SRC" && "$PYTHON" -m grader.questions "$SUB" "$RES/results.json" lab04_dti' in script
+
+
+def test_instructor_csv_files_are_read_with_a_bom_and_refused_with_the_fix(tmp_path):
+    """reports.read_csv_table, shared by --roster and --manual: a spreadsheet's UTF-8 BOM is dropped, header names
+    are matched stripped and lower-cased, and a file that is not UTF-8 stops with the option, the file and the fix."""
+    from grader.course.batch.reports import read_csv_table
+
+    path = tmp_path / "roster.csv"
+    path.write_bytes("\ufeffID, Name \nS1,Ann\n".encode("utf-8"))
+    reader, header = read_csv_table(path, "--roster", "save it as UTF-8")
+    assert header == {"id": "ID", "name": " Name "}
+    assert [row["ID"] for row in reader] == ["S1"]
+    path.write_bytes(b"id,name\nS1,\xff\xfe\n")
+    with pytest.raises(SystemExit, match=r"--roster .*roster.csv: cannot read it .*: save it as UTF-8"):
+        read_csv_table(path, "--roster", "save it as UTF-8")

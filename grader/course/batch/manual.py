@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import scoring, textsafe
-from grader.course.batch.reports import write_atomic
+from grader.course.batch.reports import read_csv_table, write_atomic
 
 DEFAULT_MAX = 2.0
 TEMPLATE_FILE = "manual-template.csv"
@@ -100,12 +100,7 @@ def read_points(path: Path, students: list[str], labs: list[str], tmpl: dict,
         SystemExit: a needed column is missing, or rows are wrong (each named with its row
             number and the fix; nothing is merged then).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"--manual {path}: cannot read it ({exc}): give the CSV file made from {TEMPLATE_FILE}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+    reader, header = read_csv_table(path, "--manual", f"give the CSV file made from {TEMPLATE_FILE}")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise SystemExit(f"--manual {path}: no {', '.join(missing)} column (columns found: "

@@ -25,6 +25,21 @@ from grader.judge.session import LABS
 STATUSES = ("ok", "crashed", "timed out", "unreadable", "grader error")
 
 
+def read_csv_table(path: str | Path, option: str, fix: str) -> tuple[csv.DictReader, dict[str, str]]:
+    """An instructor's CSV file (``--roster``, ``--manual``): its row reader and its header, lower-cased
+    and stripped -> the column as written (a BOM from a spreadsheet's export is dropped).
+
+    Raises:
+        SystemExit: the file cannot be read as UTF-8 (the message names ``option``, the file and ``fix``).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"{option} {path}: cannot read it ({exc}): {fix}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    return reader, {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+
+
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Write ``path`` through a temporary file and a rename, so it is whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)

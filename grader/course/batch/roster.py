@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import textsafe
-from grader.course.batch.reports import write_atomic
+from grader.course.batch.reports import read_csv_table, write_atomic
 from grader.judge.session import LABS
 
 REQUIRED = ("id", "name")
@@ -85,12 +85,7 @@ def read_roster(path: Path) -> list[RosterStudent]:
         SystemExit: the file cannot be read, lacks a needed column, or has a row without an id
             or with an id seen before (the message names the row and the fix).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"--roster {path}: cannot read it ({exc}): save the roster as a UTF-8 CSV file") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = {(h or "").strip().lower(): h for h in reader.fieldnames or []}
+    reader, header = read_csv_table(path, "--roster", "save the roster as a UTF-8 CSV file")
     missing = [c for c in REQUIRED if c not in header]
     if missing or not any(c in header for c in MATCH_COLUMNS):
         found = ", ".join(h for h in header if h) or "none"
